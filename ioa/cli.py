@@ -1,0 +1,137 @@
+"""The `ioa` command line. Run `ioa --help`, or `ioa COMMAND --help` for one command.
+
+Commands:
+  identify  attempts (a JSONL file, or probes of a built-in domain) -> DIR/diagnosis.json
+  plan      diagnosis.json -> DIR/curriculum.json
+  run       the whole staged distillation into a run directory
+  resume    continue a stopped run
+  report    report.md / report.html for a run directory
+
+Every error the user can fix is one line on stderr naming the file, line or field, and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from ioa.config import ConfigError, RunConfig, load_config
+from ioa.io import InputError, atomic_write_json, atomic_write_jsonl, read_json
+
+USER_ERRORS = (ConfigError, InputError, ValueError)
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="YAML configuration file")
+    p.add_argument("--preset", help="named preset: default, smoke")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted override, e.g. --set identifier.tau_gap=0.25 (repeatable)")
+
+
+def config_from(args: argparse.Namespace) -> RunConfig:
+    return load_config(args.config, args.preset, args.overrides)
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from ioa.identify import CycleWarning, diagnose
+
+    cfg = config_from(args)
+    if args.outcomes:
+        from ioa.attempts import read_attempts
+
+        frame, attempts_rows = read_attempts(args.outcomes), None
+    else:
+        attempts = probe_builtin(cfg, args.domain, args.seed)
+        frame, attempts_rows = attempts, [a.to_dict() for a in attempts]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CycleWarning)
+        diagnosis = diagnose(frame, cfg.identifier)
+    for w in caught:
+        print(f"ioa: warning: {w.message}", file=sys.stderr)
+    if attempts_rows is not None:
+        atomic_write_jsonl(args.out / "attempts.jsonl", attempts_rows)
+    atomic_write_json(args.out / "diagnosis.json", diagnosis.to_dict())
+    print_diagnosis(diagnosis)
+    print(f"wrote {args.out / 'diagnosis.json'}")
+    return 0
+
+
+def probe_builtin(cfg: RunConfig, domain_name: str, seed: int):
+    """Probe the procedural teacher and a simulated student (random mastery) on a built-in domain."""
+    from ioa.domains import load_domain
+    from ioa.probe import expand_groups, probe, probe_problems
+    from ioa.students.simulated import SimulatedLearner, random_mastery
+    from ioa.teachers import load_teacher
+
+    domain = load_domain(domain_name)
+    modules = cfg.modules or [m.id for m in domain.modules()]
+    items = expand_groups(probe_problems(domain, modules, cfg.probe.items_per_module,
+                                         cfg.probe.difficulty, cfg.probe.difficulty_spread, seed))
+    teacher = load_teacher(cfg.teacher.kind, domain)
+    student = SimulatedLearner(random_mastery([m.id for m in domain.modules()], seed, low=0.4),
+                               domain.declared_prerequisites(), seed=seed)
+    t_attempts, _ = probe(domain, teacher, items, "teacher")
+    s_attempts, _ = probe(domain, student, items, "student")
+    return t_attempts + s_attempts
+
+
+def print_diagnosis(diagnosis) -> None:
+    print(f"{'module':28} {'P_T':>6} {'P_S':>6} {'gap':>6} {'sev':>6}  deficient")
+    for m in sorted(diagnosis.modules, key=lambda m: -m.severity):
+        gap = "  n/a" if m.gap is None else f"{m.gap:6.2f}"
+        print(f"{m.id:28} {m.p_teacher:6.2f} {m.p_student:6.2f} {gap} {m.severity:6.2f}  {'yes' if m.deficient else ''}")
+    print(f"{len(diagnosis.edges)} prerequisite edges: " + ", ".join(f"{e.source}->{e.target}" for e in diagnosis.edges[:20])
+          + (" ..." if len(diagnosis.edges) > 20 else ""))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from ioa.identify import parse_diagnosis
+    from ioa.organize import organize
+
+    cfg = config_from(args)
+    diagnosis = parse_diagnosis(read_json(args.diagnosis), str(args.diagnosis))
+    curriculum = organize(diagnosis, cfg.organizer, cfg.identifier.coverage)
+    atomic_write_json(args.out / "curriculum.json", curriculum.to_dict())
+    for s in curriculum.stages:
+        tag = " (bridge)" if s.bridge else ""
+        print(f"stage {s.index}: difficulty {s.difficulty:.2f}{tag}: {', '.join(s.modules)}")
+    print(f"wrote {args.out / 'curriculum.json'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ioa", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("identify", help="diagnose gaps and prerequisites from attempts")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--outcomes", type=Path, help="JSONL of attempts {learner, module, group, role, correct}")
+    src.add_argument("--domain", help="probe a built-in domain (teacher: procedural, student: simulated)")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--seed", type=int, default=0)
+    add_config_args(p)
+    p.set_defaults(func=cmd_identify)
+
+    p = sub.add_parser("plan", help="turn a diagnosis into a staged curriculum")
+    p.add_argument("--diagnosis", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    add_config_args(p)
+    p.set_defaults(func=cmd_plan)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as e:
+        print(f"ioa: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ioa: interrupted; the run directory is resumable with `ioa resume DIR`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

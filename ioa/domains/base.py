@@ -1,0 +1,37 @@
+"""The Domain protocol: a tree of knowledge modules with problem generators and answer checkers.
+
+A domain knows its modules, can make a problem for a module at a difficulty d in [0, 1] from a seed,
+and can check a free-text response against a problem. It may also declare the prerequisite graph its
+author intended; that is used only by tests and reports to judge what the Identifier discovers, never
+by the Identifier itself.
+"""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from ioa.types import Module, Problem
+
+
+@runtime_checkable
+class Domain(Protocol):
+    name: str
+
+    def modules(self) -> list[Module]:
+        """All modules, foundations first."""
+        ...
+
+    def generate(self, module_id: str, difficulty: float, seed: int) -> Problem:
+        """A problem for `module_id` at `difficulty`; the same seed gives the same problem."""
+        ...
+
+    def check(self, problem: Problem, response: str) -> bool:
+        """Whether a free-text response (worked solution ending in an answer) is correct."""
+        ...
+
+    def check_step(self, step_answer: str, response: str) -> bool:
+        """Whether a response answers a sub-question whose exact answer is `step_answer`."""
+        ...
+
+    def declared_prerequisites(self) -> list[tuple[str, str]]:
+        """(prerequisite, dependent) pairs the domain's author intended."""
+        ...

@@ -1,0 +1,112 @@
+"""The Organizer: Diagnosis -> Curriculum (which modules, in which stages, at which difficulty).
+
+Pure functions. The rules:
+
+1. Targets: the teachable deficient modules, most severe first, the top `coverage` share of them
+   (at least one when any is deficient). Paper: 20-30% per round.
+2. Needed prerequisites: every transitive prerequisite of a target that is teachable and not yet
+   mastered (P_S / P_T < tau_mastery) joins the curriculum; mastered ones are not re-taught.
+3. Stages: repeatedly take the modules whose prerequisites (transitively, through the whole discovered
+   graph) already sit in earlier stages, most severe first, at most `max_modules_per_stage` at a time.
+   So a prerequisite is always in a strictly earlier stage than anything that depends on it.
+4. Difficulty: a stage's difficulty is the mean Difficulty(k) of its modules (normalized depth in the
+   prerequisite graph, from the Identifier). Where two adjacent stages differ by more than tau_zpd,
+   bridging stages are inserted with evenly spaced difficulties; a bridge holds the modules of the
+   stage it leads into, taught at the intermediate difficulty (a warm-up in the zone of proximal
+   development), so every adjacent pair differs by at most tau_zpd.
+5. Every stage carries its mastery threshold tau_mastery: it is passed when
+   min_k P_S(k) / P_T(k) >= tau_mastery over its modules.
+"""
+from __future__ import annotations
+
+import math
+
+from ioa.config import OrganizerConfig
+from ioa.identify import descendants
+from ioa.types import Curriculum, Diagnosis, ModuleDiagnosis, Stage
+
+
+def mastery_ratio(p_student: float, p_teacher: float) -> float:
+    """P_S / P_T, the quantity the mastery gate compares with tau_mastery (0 when P_T = 0)."""
+    return p_student / p_teacher if p_teacher > 0 else 0.0
+
+
+def select_targets(diagnosis: Diagnosis, coverage: float) -> list[str]:
+    """Teachable deficient modules, most severe first, cut to the coverage share."""
+    deficient = [m for m in diagnosis.modules if m.deficient and m.teachable]
+    deficient.sort(key=lambda m: (-m.severity, m.id))
+    if not deficient:
+        return []
+    keep = max(1, math.ceil(coverage * len(deficient) - 1e-9))
+    return [m.id for m in deficient[:keep]]
+
+
+def ancestors(diagnosis: Diagnosis) -> dict[str, set[str]]:
+    """Every module's transitive prerequisites."""
+    below = descendants([m.id for m in diagnosis.modules], list(diagnosis.edges))
+    above: dict[str, set[str]] = {m.id: set() for m in diagnosis.modules}
+    for node, deps in below.items():
+        for d in deps:
+            above[d].add(node)
+    return above
+
+
+def with_needed_prerequisites(diagnosis: Diagnosis, targets: list[str], tau_mastery: float) -> list[str]:
+    above = ancestors(diagnosis)
+    by_id = {m.id: m for m in diagnosis.modules}
+    chosen = set(targets)
+    for t in targets:
+        for a in above[t]:
+            m = by_id[a]
+            if m.teachable and mastery_ratio(m.p_student, m.p_teacher) < tau_mastery:
+                chosen.add(a)
+    return sorted(chosen)
+
+
+def layer_stages(
+    selected: list[str], above: dict[str, set[str]], by_id: dict[str, ModuleDiagnosis], per_stage: int
+) -> list[list[str]]:
+    """Greedy prerequisite-respecting stages, most severe available modules first."""
+    remaining = set(selected)
+    placed: set[str] = set()
+    stages: list[list[str]] = []
+    while remaining:
+        available = [k for k in remaining if not ((above[k] & set(selected)) - placed)]
+        if not available:
+            raise ValueError(f"prerequisite cycle among {sorted(remaining)}; the diagnosis must be acyclic")
+        available.sort(key=lambda k: (-by_id[k].severity, k))
+        stage = available[:per_stage]
+        stages.append(stage)
+        placed |= set(stage)
+        remaining -= set(stage)
+    return stages
+
+
+def bridge(stages: list[Stage], tau_zpd: float) -> list[Stage]:
+    """Insert bridging stages so adjacent difficulties differ by at most tau_zpd; re-index."""
+    out: list[Stage] = []
+    for stage in stages:
+        if out:
+            prev = out[-1].difficulty
+            jump = stage.difficulty - prev
+            count = math.ceil(abs(jump) / tau_zpd - 1e-9) - 1
+            for i in range(1, count + 1):
+                level = round(prev + jump * i / (count + 1), 6)
+                out.append(Stage(index=0, modules=stage.modules, difficulty=level,
+                                 mastery_threshold=stage.mastery_threshold, bridge=True))
+        out.append(stage)
+    return [Stage(index=i, modules=s.modules, difficulty=s.difficulty,
+                  mastery_threshold=s.mastery_threshold, bridge=s.bridge) for i, s in enumerate(out)]
+
+
+def organize(diagnosis: Diagnosis, cfg: OrganizerConfig, coverage: float = 1.0) -> Curriculum:
+    targets = select_targets(diagnosis, coverage)
+    selected = with_needed_prerequisites(diagnosis, targets, cfg.tau_mastery)
+    by_id = {m.id: m for m in diagnosis.modules}
+    groups = layer_stages(selected, ancestors(diagnosis), by_id, cfg.max_modules_per_stage)
+    stages = [
+        Stage(index=i, modules=tuple(g), difficulty=round(sum(by_id[k].difficulty for k in g) / len(g), 6),
+              mastery_threshold=cfg.tau_mastery)
+        for i, g in enumerate(groups)
+    ]
+    return Curriculum(stages=tuple(bridge(stages, cfg.tau_zpd)))

@@ -1,0 +1,31 @@
+"""The Learner and Student protocols.
+
+A Learner answers problems with free text (teacher and student are both learners when probed).
+A Student is a learner that can also be fine-tuned on examples and saved.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+from ioa.types import Example, Problem
+
+
+@runtime_checkable
+class Learner(Protocol):
+    name: str
+
+    def respond(self, problems: Sequence[Problem]) -> list[str]:
+        """A free-text response per problem (a worked solution ending in an `Answer:` line)."""
+        ...
+
+
+@runtime_checkable
+class Student(Learner, Protocol):
+    def train(self, examples: Sequence[Example], out_dir: Path) -> dict[str, Any]:
+        """Fine-tune on examples; write checkpoints/metrics under out_dir; return metrics."""
+        ...
+
+    def save(self, path: Path) -> None:
+        """Write a merged model loadable by `AutoModelForCausalLM.from_pretrained(path)`."""
+        ...
