@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -100,6 +101,102 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def open_run(cfg: RunConfig, run_dir: Path, progress: bool):
+    """Everything that can fail on bad input fails here, before the run directory is touched."""
+    from ioa.domains import load_domain
+    from ioa.loop import Context, run_modules
+    from ioa.rundir import RunDir
+    from ioa.students import load_student
+    from ioa.teachers import load_teacher
+
+    domain = load_domain(cfg.domain)
+    run_modules(cfg, domain)
+    teacher = load_teacher(cfg.teacher.kind, domain)
+    rd = RunDir(run_dir)
+    check_run_dir(rd, cfg)
+    student = load_student("hf", cfg.student, rd.cache)
+    if hasattr(student, "progress"):
+        student.progress = progress
+    rd.root.mkdir(parents=True, exist_ok=True)
+    if not rd.config.exists():
+        from ioa.config import config_to_yaml
+        from ioa.io import atomic_write_text
+
+        atomic_write_text(rd.config, config_to_yaml(cfg))
+    return Context(cfg=cfg, rd=rd, domain=domain, teacher=teacher, student=student, progress=progress)
+
+
+def check_run_dir(rd, cfg: RunConfig) -> None:
+    """A run directory holds one configuration; continuing it with another is an error."""
+    if not rd.config.exists():
+        if rd.root.exists() and any(rd.root.iterdir()):
+            raise InputError(f"{rd.root}: exists, is not empty and holds no config.yaml; choose another --run-dir")
+        return
+    stored = load_config(rd.config)
+    if stored != cfg:
+        a, b = stored.model_dump(), cfg.model_dump()
+        diff = sorted(_diff_keys(a, b))
+        raise InputError(f"{rd.root} belongs to a different configuration (differs in: {', '.join(diff)}); "
+                         f"use `ioa resume {rd.root}` or a new --run-dir")
+
+
+def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            out += _diff_keys(a[k], b[k], f"{prefix}{k}.")
+        elif a.get(k) != b.get(k):
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def execute(ctx) -> int:
+    from ioa.loop import run
+
+    summary = run(ctx)
+    write_report_for(ctx.rd.root)
+    d = summary["deficient"]
+    print(f"finished: {ctx.rd.root}")
+    if d["count"]:
+        print(f"deficient modules ({d['count']}): mean accuracy {d['mean_before']:.3f} -> {d['mean_after']:.3f} "
+              f"({d['gain_points']:+.1f} points)")
+    return 0
+
+
+def write_report_for(root: Path) -> None:
+    from ioa.report import write_report
+
+    paths = write_report(root)
+    print("report: " + ", ".join(str(p) for p in paths))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    preset = args.preset or (None if args.config else "default")
+    cfg = load_config(args.config, preset, args.overrides)
+    if args.run_dir is None:
+        args.run_dir = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    return execute(open_run(cfg, args.run_dir, not args.no_progress))
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from ioa.rundir import RunDir
+
+    rd = RunDir(args.run_dir)
+    if not rd.config.exists():
+        raise InputError(f"{rd.root}: not a run directory (no config.yaml)")
+    cfg = load_config(rd.config)
+    if args.config or args.preset or args.overrides:
+        check_run_dir(rd, load_config(args.config, args.preset, args.overrides))
+    return execute(open_run(cfg, rd.root, not args.no_progress))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if not (args.run_dir / "diagnosis.json").exists():
+        raise InputError(f"{args.run_dir}: not a run directory with a diagnosis (diagnosis.json missing)")
+    write_report_for(args.run_dir)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ioa", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +215,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     add_config_args(p)
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("run", help="the whole staged distillation (default: built-in arithmetic, SmolLM2-135M)")
+    p.add_argument("--run-dir", type=Path, help="run directory (default: runs/<timestamp>)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_config_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("resume", help="continue a stopped run without redoing finished work")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--no-progress", action="store_true")
+    add_config_args(p)
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("report", help="write report.md and report.html for a run directory")
+    p.add_argument("run_dir", type=Path)
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -26,6 +26,12 @@ class IdentifierConfig(Section):
     tau_low: float = Field(0.3, ge=0.0, le=1.0, description="A -> B needs P(B ok | A fail) <= tau_low")
     tau_dep: float = Field(0.2, ge=0.0, le=1.0, description="A -> B needs P(B ok | A ok) - P(B ok | A fail) >= tau_dep")
     min_support: int = Field(10, ge=1, le=1_000_000, description="paired observations an edge needs")
+    min_source_failures: int = Field(3, ge=1, le=1_000_000, description="pairs where the prerequisite failed, so P(B ok | A fail) is not a guess from one or two cases")
+    dependency_learners: list[Literal["teacher", "student"]] = Field(
+        ["student"], min_length=1,
+        description="whose pairs the prerequisite analysis counts; pooling a near-perfect teacher with the "
+        "student adds (ok, ok) pairs to every module pair and manufactures dependencies (Simpson's paradox)",
+    )
     alpha: float = Field(0.6, ge=0.0, le=1.0, description="severity = alpha * gap + (1 - alpha) * connectivity")
     coverage: float = Field(0.25, gt=0.0, le=1.0, description="share of deficient modules taught per round (paper: 0.2-0.3)")
 

@@ -10,9 +10,12 @@ Rules, exactly as implemented:
 * Gap(k) = (P_T - P_S) / P_T (thresholds are compared with a 1e-9 tolerance for float noise). P_T = 0 means the teacher cannot do k: the module is reported as not
   teachable, its gap is None and it is never deficient. Deficient: teachable and gap > tau_gap.
 * Prerequisite edges by conditional performance. Inside one group (a composite problem), each step
-  attempt on module A is paired with each problem attempt on module B != A by the same learner; over
-  all such pairs, with a = step correct and b = problem correct:
-      A -> B  iff  n >= min_support, and A failed and B succeeded at least once each, and
+  attempt on module A is paired with each problem attempt on module B != A by the same learner; only
+  the learners in `dependency_learners` (default: the student) are counted, because pooling a
+  near-perfect teacher with the student adds (ok, ok) pairs everywhere and manufactures correlation
+  between unrelated skills. Over all such pairs, with a = step correct and b = problem correct:
+      A -> B  iff  n >= min_support, A failed in at least min_source_failures pairs, B succeeded
+                   and A succeeded at least once each, and
                    P(a | b)        >= tau_high   (success on B implies success on A)
                    P(b | not a)    <= tau_low    (failure on A implies failure on B)
                    P(b | a) - P(b | not a) >= tau_dep   (A's success lifts B's success)
@@ -71,8 +74,9 @@ def module_accuracy(df: pl.DataFrame) -> pl.DataFrame:
     return wide.select("module", **cols).sort("module")
 
 
-def pair_counts(df: pl.DataFrame) -> pl.DataFrame:
+def pair_counts(df: pl.DataFrame, learners: Iterable[str] = ("student",)) -> pl.DataFrame:
     """Per ordered (source=A, target=B): n, n_a, n_b, n_ab over same-group, same-learner pairs."""
+    df = df.filter(pl.col("learner").is_in(list(learners)))
     steps = df.filter(pl.col("role") == "step").select(
         "learner", "group", pl.col("module").alias("source"), pl.col("correct").alias("a")
     )
@@ -100,7 +104,7 @@ def candidate_edges(counts: pl.DataFrame, cfg: IdentifierConfig) -> list[Edge]:
     eps = EPS
     kept = scored.filter(
         (pl.col("n") >= cfg.min_support)
-        & (pl.col("n_b") > 0) & (pl.col("n_a") > 0) & (n_fail_a > 0)
+        & (pl.col("n_b") > 0) & (pl.col("n_a") > 0) & (n_fail_a >= cfg.min_source_failures)
         & (pl.col("p_a_given_b") >= cfg.tau_high - eps)
         & (pl.col("p_b_given_not_a") <= cfg.tau_low + eps)
         & (pl.col("lift") >= cfg.tau_dep - eps)
@@ -222,7 +226,7 @@ def diagnose(attempts: pl.DataFrame | Iterable[Attempt], cfg: IdentifierConfig) 
     df = attempts if isinstance(attempts, pl.DataFrame) else attempts_frame(attempts)
     acc = module_accuracy(df)
     modules = acc["module"].to_list()
-    edges, dropped = break_cycles(candidate_edges(pair_counts(df), cfg))
+    edges, dropped = break_cycles(candidate_edges(pair_counts(df, cfg.dependency_learners), cfg))
     known = set(modules)
     edges = [e for e in edges if e.source in known and e.target in known]
     below = descendants(modules, edges)

@@ -184,3 +184,4 @@ class Example(Record):
     kind: str = "synth"  # synth | remedial | replay | bridge
     problem_id: str = ""
     raw: str = ""  # the teacher's raw text before adaptation
+    remediates: str = ""  # for remedial examples: the id of the failed probe item it answers

@@ -41,9 +41,9 @@ def test_identify_then_plan(tmp_path):
         assert {"id", "p_teacher", "p_student", "gap", "deficient", "severity"} <= set(m)
     assert mods["add"]["p_student"] == pytest.approx(8 / 30, abs=1e-6)
     assert [(e["source"], e["target"]) for e in diag["edges"]] == [("add", "mul")]
-    assert diag["edges"][0]["support"] == 60  # 30 student + 30 teacher pairs
+    assert diag["edges"][0]["support"] == 30  # the student's pairs (teacher pairs are not pooled)
 
-    ioa("plan", "--diagnosis", tmp_path / "d" / "diagnosis.json", "--out", tmp_path / "p")
+    ioa("plan", "--diagnosis", tmp_path / "d" / "diagnosis.json", "--out", tmp_path / "p", "--set", "identifier.coverage=1")
     cur = json.loads((tmp_path / "p" / "curriculum.json").read_text())
     stages = cur["stages"]
     assert all({"index", "modules", "difficulty"} <= set(s) for s in stages)

@@ -76,17 +76,34 @@ def test_each_threshold_can_reject_the_edge(change):
     assert d.edges == ()
 
 
+def test_teacher_pairs_are_not_pooled_unless_asked():
+    # A perfect teacher's (ok, ok) pairs next to a student whose a and b are independent.
+    student = pairs("student", "a", "b", [(True, True), (True, False), (False, True), (False, False)] * 10, "s")
+    teacher = pairs("teacher", "a", "b", [(True, True)] * 60, "t")
+    cfg = dict(min_support=10, tau_high=0.5, tau_low=0.5, tau_dep=0.2)
+    assert diagnose(student + teacher, IdentifierConfig(**cfg)).edges == ()
+    pooled = diagnose(student + teacher, IdentifierConfig(**cfg, dependency_learners=["student", "teacher"]))
+    assert len(pooled.edges) == 1  # the spurious edge pooling would create
+
+
 def test_pairs_never_cross_learners_or_groups():
     # step and problem in different groups, or by different learners: no pair, so no edge.
     atts = [Attempt("student", "a", f"g{i}", "step", i % 2 == 0) for i in range(40)]
     atts += [Attempt("student", "b", f"h{i}", "problem", i % 2 == 0) for i in range(40)]
     atts += [Attempt("teacher", "b", f"g{i}", "problem", i % 2 == 0) for i in range(40)]
-    assert diagnose(atts, IdentifierConfig(min_support=1)).edges == ()
+    cfg = IdentifierConfig(min_support=1, dependency_learners=["student", "teacher"])
+    assert diagnose(atts, cfg).edges == ()
 
 
 def test_no_edge_without_any_failure_of_the_source():
     atts = pairs("student", "a", "b", [(True, True)] * 30, "g")
     assert diagnose(atts, IdentifierConfig(min_support=1, tau_dep=0.0)).edges == ()
+
+
+def test_too_few_source_failures_is_no_evidence():
+    outcomes = [(True, True)] * 20 + [(False, False)] * 2
+    assert diagnose(pairs("student", "a", "b", outcomes, "g"), IdentifierConfig(min_source_failures=3)).edges == ()
+    assert len(diagnose(pairs("student", "a", "b", outcomes, "g"), IdentifierConfig(min_source_failures=2)).edges) == 1
 
 
 def test_connectivity_severity_and_difficulty_by_hand():

@@ -1,0 +1,117 @@
+"""The Adapter: a teacher's worked solution rewritten into a form a small student can learn from.
+
+Pure functions, one per transform, each switchable in `AdapterConfig`:
+
+  decompose   the solution laid out as extract -> relate -> formulate -> solve -> verify
+  template    one standard layout for every example, ending in a single `Answer:` line
+  simplify    plainer words and shorter sentences
+  load_ramp   small numbers first: a stage's examples run from the easy end of the difficulty band
+              to the hard end (bridge stages stay in the easier half)
+  analogies   a concrete picture for abstract modules (fractions as pizza slices, ...)
+
+`adapt_solution` composes the enabled transforms; with all of them off the teacher's raw text is
+used as is (the `ioa-no-adapter` ablation).
+"""
+from __future__ import annotations
+
+import re
+
+from ioa.config import AdapterConfig
+from ioa.types import Module, Problem
+
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
+
+ANALOGIES: dict[str, str] = {
+    "fractions": "Think of a pizza cut into equal slices: the bottom number is how many slices the pizza has, the top number is how many you take.",
+    "percentages": "Think of 100 coins: a percent is how many coins out of every 100.",
+    "linear_equations": "Think of a balance scale: do the same thing to both sides and it stays balanced.",
+    "linear_systems": "Think of two shopping receipts with the same two items: compare the receipts to find each price.",
+}
+GENERIC_ANALOGY = "Think of it with real objects you can count."
+
+SIMPLER_WORDS: dict[str, str] = {
+    "compute": "work out", "calculate": "work out", "determine": "find", "obtain": "get",
+    "therefore": "so", "thus": "so", "hence": "so", "subsequently": "then", "utilize": "use",
+    "equivalently": "in other words", "consequently": "so", "additionally": "also",
+    "evaluate": "work out", "simplify": "make simpler", "multiply": "multiply",
+}
+FILLER = re.compile(r"\b(?:note that|it follows that|we can see that|observe that|clearly,?|obviously,?)\s*", re.I)
+
+
+def analogy(module: Module) -> str | None:
+    """A concrete picture for an abstract module, or None for a concrete one."""
+    if not module.abstract:
+        return None
+    return ANALOGIES.get(module.id, GENERIC_ANALOGY)
+
+
+def decompose(problem: Problem, solution: str) -> list[tuple[str, str]]:
+    """(phase, text) for extract, relate, formulate, solve (one entry per line), verify."""
+    numbers = list(dict.fromkeys(NUMBER.findall(problem.question)))
+    phases = [("extract", f"The numbers given are {', '.join(numbers)}." if numbers else "Read what is given.")]
+    if problem.steps:
+        phases.append(("relate", "This needs: " + "; then ".join(s.question.rstrip("?") for s in problem.steps) + "."))
+    question = problem.question.strip().splitlines()[-1]
+    phases.append(("formulate", problem.meta.get("equation") or f"Find: {question}"))
+    phases += [("solve", line.strip()) for line in solution.splitlines() if line.strip()]
+    verify = problem.meta.get("verify") or f"Check each step again; the result is {problem.answer}."
+    phases.append(("verify", verify))
+    return phases
+
+
+PHASE_LABEL = {"extract": "Given", "relate": "Plan", "formulate": "Goal", "verify": "Check"}
+
+
+def template(phases: list[tuple[str, str]], note: str | None = None) -> str:
+    """The standard layout: labelled phases and numbered solving steps (the answer line comes last)."""
+    lines = [f"Idea: {note}"] if note else []
+    step = 0
+    for phase, text in phases:
+        if phase == "solve":
+            step += 1
+            lines.append(f"Step {step}: {text}")
+        else:
+            lines.append(f"{PHASE_LABEL[phase]}: {text}")
+    return "\n".join(lines)
+
+
+def simplify(text: str) -> str:
+    """Plainer words, no filler phrases, one idea per sentence."""
+    text = FILLER.sub("", text)
+
+    def swap(match: re.Match[str]) -> str:
+        word = match.group(0)
+        simple = SIMPLER_WORDS.get(word.lower(), word)
+        return simple.capitalize() if word[0].isupper() else simple
+
+    text = re.sub(r"[A-Za-z]+", swap, text)
+    return re.sub(r";\s+", ". ", text)
+
+
+def load_ramp(n: int, low: float, high: float, bridge: bool = False) -> list[float]:
+    """n difficulties rising from `low` to `high` (to the middle of the band for a bridge stage)."""
+    if n <= 0:
+        return []
+    top = (low + high) / 2 if bridge else high
+    if n == 1:
+        return [round(low, 4)]
+    return [round(low + (top - low) * i / (n - 1), 4) for i in range(n)]
+
+
+def adapt_solution(problem: Problem, solution: str, raw: str, module: Module, cfg: AdapterConfig) -> str:
+    """The completion the student is trained on, built from the enabled transforms."""
+    if not (cfg.decompose or cfg.template or cfg.simplify or cfg.analogies):
+        return raw
+    note = analogy(module) if cfg.analogies else None
+    if cfg.decompose:
+        phases = decompose(problem, solution)
+    else:
+        phases = [("solve", line.strip()) for line in solution.splitlines() if line.strip()]
+    if cfg.template:
+        body = template(phases, note)
+    else:
+        body = "\n".join(([note] if note else []) + [text for _, text in phases])
+    if cfg.simplify:
+        body = simplify(body)
+    # The answer line is added last and never rewritten, so simplification cannot change an answer.
+    return f"{body}\nAnswer: {problem.answer}" if body else f"Answer: {problem.answer}"

@@ -1,0 +1,255 @@
+"""The staged distillation loop: probe -> identify -> organize -> per stage (synthesize -> train ->
+evaluate -> mastery gate -> remediate or advance) -> final evaluation -> merged model -> summary.
+
+Each step writes its output file atomically into the run directory (see `ioa.rundir`) and, when that
+file already exists, reads it instead of redoing the work; that is all `ioa resume` needs. Training
+inside a round resumes from the trainer's own checkpoints. Synthesis is seeded, so a round killed
+before its data was written regenerates exactly the same examples.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from ioa.answers import student_prompt
+from ioa.config import RunConfig
+from ioa.domains.base import Domain
+from ioa.evaluate import evaluate, gate
+from ioa.identify import diagnose
+from ioa.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from ioa.organize import organize
+from ioa.probe import expand_groups, grade, probe_problems
+from ioa.rundir import RunDir
+from ioa.students.base import Student
+from ioa.summary import summarize
+from ioa.synthesize import remedial_targets, replay, stage_difficulties, synthesize
+from ioa.teachers.base import Teacher
+from ioa.types import Attempt, Curriculum, Diagnosis, Example, Problem, Stage
+
+
+class Timings:
+    """Wall seconds per phase, accumulated across resumes in timings.json."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data: dict[str, float] = read_json(path) if path.exists() else {}
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.data[phase] = round(self.data.get(phase, 0.0) + seconds, 3)
+        atomic_write_json(self.path, self.data)
+
+
+@dataclass
+class Context:
+    cfg: RunConfig
+    rd: RunDir
+    domain: Domain
+    teacher: Teacher
+    student: Student
+    progress: bool = True
+    probes: dict[str, list[Problem]] = field(default_factory=dict)
+    p_teacher: dict[str, float] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)  # prompts already used: probes and synthesized examples
+    latest_state: Path | None = None  # student state the run has reached
+    loaded_state: Path | None = None  # student state currently in memory
+    timings: Timings | None = None
+
+    def sync_student(self) -> None:
+        if self.latest_state != self.loaded_state and self.latest_state is not None:
+            self.student.load_state(self.latest_state)
+        self.loaded_state = self.latest_state
+
+    def probe_items(self, modules: Sequence[str]) -> list[Problem]:
+        return [x for m in modules for x in self.probes.get(m, [])]
+
+    def timed(self, phase: str, fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            if self.timings:
+                self.timings.add(phase, time.perf_counter() - start)
+
+
+def run_modules(cfg: RunConfig, domain: Domain) -> list[str]:
+    known = [m.id for m in domain.modules()]
+    if cfg.modules is None:
+        return known
+    for i, m in enumerate(cfg.modules):
+        if m not in known:
+            raise ValueError(f"modules[{i}]: unknown module {m!r} in domain {domain.name!r}; known: {', '.join(known)}")
+    return list(cfg.modules)
+
+
+def ensure_probes(ctx: Context) -> None:
+    if ctx.rd.probes.exists():
+        problems = [Problem.from_dict(r) for r in read_jsonl(ctx.rd.probes)]
+    else:
+        p = ctx.cfg.probe
+        problems = probe_problems(ctx.domain, run_modules(ctx.cfg, ctx.domain), p.items_per_module, p.difficulty, p.difficulty_spread, ctx.cfg.seed)
+        atomic_write_jsonl(ctx.rd.probes, [x.to_dict() for x in problems])
+    for x in problems:
+        ctx.probes.setdefault(x.module, []).append(x)
+        ctx.seen.add(student_prompt(x.question))
+        ctx.seen.update(student_prompt(s.question) for s in x.steps)
+
+
+def ensure_diagnosis(ctx: Context) -> Diagnosis:
+    rd = ctx.rd
+    if not rd.diagnosis.exists():
+        items = expand_groups([x for xs in ctx.probes.values() for x in xs])
+        t_attempts = grade(ctx.domain, items, ctx.teacher.respond(items), "teacher")
+        ctx.sync_student()
+        responses = ctx.timed("probe_student", lambda: ctx.student.respond(items))
+        s_attempts = grade(ctx.domain, items, responses, "student")
+        atomic_write_jsonl(rd.responses_before, [{"id": i.id, "module": i.module, "response": r} for i, r in zip(items, responses)])
+        atomic_write_jsonl(rd.attempts, [a.to_dict() for a in t_attempts + s_attempts])
+        attempts = [Attempt.from_dict(a) for a in read_jsonl(rd.attempts)]
+        atomic_write_json(rd.diagnosis, diagnose(attempts, ctx.cfg.identifier).to_dict())
+    diagnosis = Diagnosis.from_dict(read_json(rd.diagnosis))
+    ctx.p_teacher = {m.id: m.p_teacher for m in diagnosis.modules}
+    return diagnosis
+
+
+def ensure_curriculum(ctx: Context, diagnosis: Diagnosis) -> Curriculum:
+    if not ctx.rd.curriculum.exists():
+        cur = organize(diagnosis, ctx.cfg.organizer, ctx.cfg.identifier.coverage)
+        atomic_write_json(ctx.rd.curriculum, cur.to_dict())
+    return Curriculum.from_dict(read_json(ctx.rd.curriculum))
+
+
+def bridge_reach(curriculum: Curriculum, stage: Stage) -> float:
+    """How far into the difficulty band a stage's examples go: 1, or a bridge's place in its jump."""
+    if not stage.bridge:
+        return 1.0
+    stages = curriculum.stages
+    before = next(s for s in reversed(stages[: stage.index]) if not s.bridge)
+    after = next(s for s in stages[stage.index + 1:] if not s.bridge)
+    span = after.difficulty - before.difficulty
+    return round((stage.difficulty - before.difficulty) / span, 6) if span else 1.0
+
+
+@dataclass
+class StageLog:
+    """What the loop knows about finished stages: their examples, gates and retention checks."""
+
+    examples: list[Example] = field(default_factory=list)
+    mastered: dict[str, float] = field(default_factory=dict)  # module -> accuracy when mastered
+    taught: list[str] = field(default_factory=list)  # modules of finished (non-bridge) stages
+
+
+def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval: dict | None, failing: Sequence[str], log: StageLog) -> list[Example]:
+    """The round's training data: synthesized (round 0) or remedial (later), plus replay."""
+    path = ctx.rd.round(stage.index, rnd) / "train.jsonl"
+    if path.exists():
+        examples = [Example.from_dict(r) for r in read_jsonl(path)]
+        ctx.seen.update(e.prompt for e in examples)
+        return examples
+    syn, p = ctx.cfg.synthesis, ctx.cfg.probe
+    low, high = max(0.0, p.difficulty - p.difficulty_spread), min(1.0, p.difficulty + p.difficulty_spread)
+    modules = [m for m in ctx.domain.modules() if m.id in stage.modules]
+    prefix = f"s{stage.index}r{rnd}"
+    if rnd == 0:
+        n = syn.examples_per_module if not stage.bridge else max(4, syn.examples_per_module // 4)
+        counts = {m.id: stage_difficulties(n, low, high, reach, ctx.cfg.adapter.load_ramp, ctx.cfg.seed) for m in modules}
+        made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, "bridge" if stage.bridge else "synth", ctx.cfg.seed)
+    else:
+        correct = {it["id"]: it["correct"] for it in last_eval["items"]}
+        wrong = [x for x in ctx.probe_items(failing) if not correct.get(x.id, True)]
+        counts, targets = remedial_targets(wrong, syn.remedial_examples_per_module)
+        made = synthesize(ctx.teacher, ctx.domain, [m for m in modules if m.id in counts], counts, ctx.cfg.adapter, ctx.seen, prefix, "remedial", ctx.cfg.seed, targets)
+    pool = [e for e in log.examples if e.module in log.mastered and e.kind != "replay"]
+    replayed = [Example.from_dict({**e.to_dict(), "id": f"{prefix}-replay-{i:05d}", "kind": "replay"})
+                for i, e in enumerate(replay(pool, syn.replay_fraction, len(made.examples), ctx.cfg.seed + stage.index * 100 + rnd))]
+    examples = made.examples + replayed
+    atomic_write_jsonl(path, [e.to_dict() for e in examples])
+    atomic_write_json(path.with_name("synthesis.json"), {"examples": len(made.examples), "replayed": len(replayed), "rejected": made.rejected, "duplicates": made.duplicates})
+    return examples
+
+
+def train_round(ctx: Context, rdir: Path, examples: list[Example]) -> None:
+    """Train on the round's data unless its state already exists; then that state is the latest."""
+    state = rdir / "state"
+    if not (state / "ioa_student.json").exists():
+        ctx.sync_student()
+        metrics = ctx.timed("train", lambda: ctx.student.train(examples, rdir / "trainer"))
+        ctx.student.save_state(state)
+        ctx.loaded_state = state
+        atomic_write_json(rdir / "metrics.json", metrics)
+        shutil.rmtree(rdir / "trainer", ignore_errors=True)
+    ctx.latest_state = state
+
+
+def eval_round(ctx: Context, rdir: Path, stage: Stage, log: StageLog) -> dict[str, Any]:
+    """Held-out accuracy on the stage's modules and, for retention, on every earlier stage's modules."""
+    path = rdir / "eval.json"
+    if not path.exists():
+        retention = [m for m in log.taught if m not in stage.modules]
+        ctx.sync_student()
+        result = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, ctx.probe_items(list(stage.modules) + retention)))
+        atomic_write_json(path, {**result, "stage_modules": list(stage.modules), "retention_modules": retention})
+    return read_json(path)
+
+
+def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog) -> None:
+    reach = bridge_reach(curriculum, stage)
+    last_eval: dict | None = None
+    failing: list[str] = list(stage.modules)
+    rounds = 1 if stage.bridge else ctx.cfg.synthesis.max_remedial_rounds + 1
+    for rnd in range(rounds):
+        rdir = ctx.rd.round(stage.index, rnd)
+        examples = ctx.timed("synthesize", lambda: round_examples(ctx, stage, rnd, reach, last_eval, failing, log))
+        if not examples:  # nothing left to remediate (e.g. the teacher could not verify any answer)
+            break
+        log.examples.extend(e for e in examples if e.kind != "replay")
+        train_round(ctx, rdir, examples)
+        if stage.bridge:
+            return
+        last_eval = eval_round(ctx, rdir, stage, log)
+        decision_path = rdir / "gate.json"
+        if not decision_path.exists():
+            decision = gate(last_eval["accuracy"], ctx.p_teacher, stage.modules, stage.mastery_threshold)
+            final = decision["passed"] or rnd == rounds - 1
+            decision["action"] = "advance" if decision["passed"] else ("advance-unmastered" if final else "remediate")
+            atomic_write_json(decision_path, decision)
+        decision = read_json(decision_path)
+        failing = decision["failing"]
+        if decision["action"] != "remediate":
+            break
+    log.taught.extend(m for m in stage.modules if m not in log.taught)
+    if last_eval is not None:
+        for m, acc in last_eval["accuracy"].items():
+            ratio = acc / ctx.p_teacher[m] if ctx.p_teacher.get(m) else 0.0
+            if m in stage.modules and ratio >= stage.mastery_threshold - 1e-9:
+                log.mastered[m] = acc
+
+
+def final_eval(ctx: Context) -> dict[str, Any]:
+    if not ctx.rd.final_eval.exists():
+        ctx.sync_student()
+        result = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, ctx.probe_items(list(ctx.probes))))
+        atomic_write_json(ctx.rd.final_eval, result)
+    return read_json(ctx.rd.final_eval)
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    """The whole method on one run directory; every finished step is read back, not redone."""
+    ctx.timings = Timings(ctx.rd.timings)
+    ensure_probes(ctx)
+    diagnosis = ctx.timed("identify", lambda: ensure_diagnosis(ctx))
+    curriculum = ensure_curriculum(ctx, diagnosis)
+    log = StageLog()
+    for stage in tqdm(curriculum.stages, desc="stages", unit="stage", disable=not ctx.progress):
+        run_stage(ctx, curriculum, stage, log)
+    final = final_eval(ctx)
+    if not ctx.rd.model.exists():  # written atomically: present means complete
+        ctx.sync_student()
+        ctx.timed("save_model", lambda: ctx.student.save(ctx.rd.model))
+    summary = summarize(ctx.rd, diagnosis, curriculum, final, ctx.cfg)
+    atomic_write_json(ctx.rd.summary, summary)
+    return summary

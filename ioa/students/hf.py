@@ -1,0 +1,248 @@
+"""The Hugging Face student: any causal LM (default SmolLM2-135M-Instruct) answering, fine-tuned and saved.
+
+Master weights stay fp32; where the hardware has bf16 (a CUDA GPU that supports it, or a CPU with
+AVX-512 BF16 / AMX) training and generation run under bf16 autocast. LoRA keeps one PEFT model for the
+student's whole life, so the adapter accumulates stage after stage; `save_state`/`load_state` persist
+that trainable state between stages and `save` writes the merged model for `from_pretrained` or vLLM.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import time
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ioa.answers import student_prompt
+from ioa.config import StudentConfig
+from ioa.students.hf_convert import StudentLoadError, atomic_dir, load_pretrained, write_json_atomic
+from ioa.students.hf_train import lora_config, plan_steps, prepared_dataset, run_sft, world_size
+from ioa.types import Example, Problem
+
+__all__ = ["HFStudent", "StudentLoadError", "cpu_has_native_bf16", "resolve_device", "resolve_precision"]
+
+STATE_FILE = "ioa_student.json"
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU executes bf16 matmuls natively (AVX-512 BF16 or AMX), read from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"student.device is {spec!r} but no CUDA device is available")
+    return device
+
+
+def resolve_precision(spec: str, device: torch.device) -> str:
+    """'bf16' or 'fp32'. 'auto' picks bf16 only where the hardware runs it natively."""
+    if spec != "auto":
+        return spec
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+class HFStudent:
+    """A `Student` backed by a transformers causal LM, trained with TRL's SFTTrainer."""
+
+    def __init__(
+        self,
+        cfg: StudentConfig,
+        cache_dir: Path,
+        *,
+        name: str = "student",
+        progress: bool = True,
+        seed: int = 0,
+    ):
+        self.cfg = cfg
+        self.cache_dir = Path(cache_dir)
+        self.name = name
+        self.progress = progress
+        self.seed = seed
+        self.device = resolve_device(cfg.device)
+        self.precision = resolve_precision(cfg.precision, self.device)
+        start = time.perf_counter()
+        self.model, self.tokenizer = load_pretrained(cfg.model, self.cache_dir)
+        self.model.to(self.device).eval()
+        self.load_seconds = time.perf_counter() - start
+        self.last_generation: dict[str, float] = {}
+
+    # ---- answering -------------------------------------------------------------------------------
+
+    def autocast(self) -> AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def respond(self, problems: Sequence[Problem]) -> list[str]:
+        return self.generate([student_prompt(p.question) for p in problems])
+
+    def chat_text(self, user_message: str) -> str:
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
+        )
+
+    def generate(self, prompts: Sequence[str]) -> list[str]:
+        """Greedy completions of raw user messages, batched with left padding; completions only."""
+        texts = [self.chat_text(p) for p in prompts]
+        lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        order = sorted(range(len(texts)), key=lengths.__getitem__)  # similar lengths share a batch: less padding
+        outputs: list[str] = [""] * len(texts)
+        size = self.cfg.gen_batch_size
+        new_tokens, start = 0, time.perf_counter()
+        self.model.eval()
+        with tqdm(total=len(texts), desc="generate", unit="prompt", disable=not self.progress) as bar:
+            for i in range(0, len(order), size):
+                batch = order[i : i + size]
+                completions, count = self._generate_batch([texts[j] for j in batch])
+                for j, text in zip(batch, completions):
+                    outputs[j] = text
+                new_tokens += count
+                bar.update(len(batch))
+        seconds = time.perf_counter() - start
+        self.last_generation = {
+            "prompts": len(texts),
+            "new_tokens": new_tokens,
+            "seconds": seconds,
+            "tokens_per_s": new_tokens / seconds if seconds > 0 else 0.0,
+        }
+        return outputs
+
+    def encode(self, texts: Sequence[str]):
+        """Chat-formatted texts -> a left-padded batch on the student's device."""
+        self.tokenizer.padding_side = "left"
+        enc = self.tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
+        return enc.to(self.device)
+
+    def _generate_batch(self, texts: list[str]) -> tuple[list[str], int]:
+        tok = self.tokenizer
+        enc = self.encode(texts)
+        with torch.inference_mode(), self.autocast():
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=self.cfg.max_new_tokens,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+            )
+        new = out[:, enc["input_ids"].shape[1] :]
+        count = int((new != tok.pad_token_id).sum())
+        return [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)], count
+
+    # ---- training --------------------------------------------------------------------------------
+
+    @property
+    def is_lora(self) -> bool:
+        return self.cfg.finetune == "lora"
+
+    def _ensure_peft(self) -> None:
+        """Wrap the model with a LoRA adapter once; every later round trains the same adapter."""
+        from peft import PeftModel, get_peft_model
+
+        if self.is_lora and not isinstance(self.model, PeftModel):
+            self.model = get_peft_model(self.model, lora_config(self.cfg))
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """Detached CPU copies of the trainable tensors (LoRA weights, or all weights for full FT)."""
+        self._ensure_peft()
+        return {n: p.detach().cpu().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def _train_kwargs(self) -> dict[str, Any]:
+        return dict(bf16=self.precision == "bf16", use_cpu=self.device.type == "cpu")
+
+    def train(self, examples: Sequence[Example], out_dir: Path, max_steps: int | None = None) -> dict[str, Any]:
+        """Fine-tune on the examples (loss on completions only); checkpoints and metrics.json in out_dir.
+
+        Resumes from the last trainer checkpoint in `out_dir` if there is one.
+        """
+        if not examples:
+            raise ValueError("train() needs at least one example")
+        self._ensure_peft()
+        steps = plan_steps(len(examples), self.cfg, max_steps, world_size())
+        metrics = run_sft(
+            self.model, self.tokenizer, examples, self.cfg, Path(out_dir),
+            steps=steps, progress=self.progress, seed=self.seed, **self._train_kwargs(),
+        )
+        self.model.eval()
+        return metrics
+
+    def tokenized(self, examples: Sequence[Example]):
+        """The dataset (input_ids, labels with -100 on prompt tokens) that `train` would use."""
+        self._ensure_peft()
+        return prepared_dataset(self.model, self.tokenizer, examples, self.cfg, **self._train_kwargs())
+
+    # ---- persistence -----------------------------------------------------------------------------
+
+    def save_state(self, path: Path) -> None:
+        """Persist the trainable state (LoRA adapter, or full weights) atomically, for `load_state`."""
+        if not _is_main_process():
+            return
+        self._ensure_peft()
+        with atomic_dir(Path(path)) as tmp:
+            self.model.save_pretrained(tmp)  # a PeftModel writes only its adapter
+            if not self.is_lora:
+                self.tokenizer.save_pretrained(tmp)
+            write_json_atomic(tmp / STATE_FILE, {"model": self.cfg.model, "finetune": self.cfg.finetune})
+
+    def load_state(self, path: Path) -> None:
+        """Restore what `save_state` wrote: the adapter into the same PEFT model, or the full weights."""
+        path = Path(path)
+        try:
+            meta = json.loads((path / STATE_FILE).read_text())
+        except FileNotFoundError:
+            raise ValueError(f"{path} holds no student state ({STATE_FILE} missing)") from None
+        if meta.get("finetune") != self.cfg.finetune:
+            raise ValueError(f"{path} holds a {meta.get('finetune')!r} state, the student is {self.cfg.finetune!r}")
+        if self.is_lora:
+            from peft import load_peft_weights, set_peft_model_state_dict
+
+            self._ensure_peft()
+            weights = load_peft_weights(str(path), device=str(self.device))
+            result = set_peft_model_state_dict(self.model, weights)
+            if getattr(result, "unexpected_keys", None):
+                raise ValueError(f"{path}: adapter does not fit the model: {result.unexpected_keys[:3]}")
+        else:
+            from transformers import AutoModelForCausalLM
+
+            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(self.device)
+        self.model.eval()
+
+    def merged_model(self):
+        """The model with any LoRA adapter merged into the base weights (a copy; the student is untouched)."""
+        from peft import PeftModel
+
+        if isinstance(self.model, PeftModel):
+            return copy.deepcopy(self.model).merge_and_unload()
+        return self.model
+
+    def save(self, path: Path) -> None:
+        """Write the merged model and tokenizer (fp32), loadable by `AutoModelForCausalLM.from_pretrained`."""
+        if not _is_main_process():
+            return
+        merged = self.merged_model()
+        with atomic_dir(Path(path)) as tmp:
+            merged.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)

@@ -1,0 +1,250 @@
+"""One supervised fine-tuning round of a Hugging Face student with TRL's `SFTTrainer`.
+
+Examples become a conversational prompt-completion dataset (user = `Example.prompt`, assistant =
+`Example.completion`), for which SFTTrainer masks the prompt tokens out of the labels (-100), so the
+loss is on the completion only. The trainer checkpoints inside `out_dir` and resumes from the last
+checkpoint found there. Metrics (per-step loss, runtime, tokens/s) are returned and written to
+`out_dir/metrics.json`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Sequence
+
+from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from ioa.config import StudentConfig
+from ioa.students.hf_convert import write_json_atomic
+from ioa.types import Example
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def plan_steps(n_examples: int, cfg: StudentConfig, max_steps: int | None = None, processes: int = 1) -> int:
+    """Optimizer steps for a round: `epochs` passes over the data, capped by `max_steps` (else the config cap)."""
+    per_step = cfg.batch_size * cfg.grad_accum * processes
+    wanted = math.ceil(cfg.epochs * n_examples / per_step)
+    cap = max_steps if max_steps is not None else cfg.max_steps_per_stage
+    return max(1, min(cap, wanted))
+
+
+def checkpoint_every(steps: int) -> int:
+    """About four checkpoints per round (the trainer also saves after the last step)."""
+    return max(1, min(50, math.ceil(steps / 4)))
+
+
+def lora_config(cfg: StudentConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules="all-linear",
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def to_dataset(examples: Sequence[Example]):
+    from datasets import Dataset
+
+    return Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": e.prompt}],
+                "completion": [{"role": "assistant", "content": e.completion}],
+            }
+            for e in examples
+        ]
+    )
+
+
+def sft_args(cfg: StudentConfig, out_dir: Path, steps: int, *, bf16: bool, use_cpu: bool, progress: bool, seed: int):
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(out_dir),
+        max_steps=steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        max_length=cfg.max_seq_len,
+        completion_only_loss=True,
+        # TRL turns gradient checkpointing on by default; a small student fits without it and runs faster.
+        # (transformers 5.23 renamed it activation_checkpointing; the old name warns.)
+        activation_checkpointing=False,
+        bf16=bf16,
+        fp16=False,
+        use_cpu=use_cpu,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=checkpoint_every(steps),
+        save_total_limit=1,
+        report_to="none",
+        disable_tqdm=not progress,
+        seed=seed,
+    )
+
+
+@contextmanager
+def datasets_progress(enabled: bool):
+    """Show or hide the `datasets` map/filter bars of dataset preparation, restoring the previous setting."""
+    from datasets.utils import disable_progress_bars, enable_progress_bars, are_progress_bars_disabled
+
+    was_disabled = are_progress_bars_disabled()
+    (enable_progress_bars if enabled else disable_progress_bars)()
+    try:
+        yield
+    finally:
+        (disable_progress_bars if was_disabled else enable_progress_bars)()
+
+
+class StepClock(TrainerCallback):
+    """Wall time at the end of each optimizer step, to measure steady throughput after the first step."""
+
+    def __init__(self) -> None:
+        self.ends: dict[int, float] = {}
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.ends[state.global_step] = time.perf_counter()
+
+
+def _steady(clock: StepClock, tokens_at: dict[int, int]) -> tuple[float | None, float | None]:
+    """(s/step, tokens/s) between the first and the last step this process ran, or Nones if under 2 steps."""
+    steps = sorted(k for k in clock.ends if k in tokens_at)
+    if len(steps) < 2:
+        return None, None
+    first, last = steps[0], steps[-1]
+    seconds = clock.ends[last] - clock.ends[first]
+    return seconds / (last - first), (tokens_at[last] - tokens_at[first]) / seconds
+
+
+def summarize(trainer, output, clock: StepClock, planned: int, n_examples: int, resumed: str | None) -> dict[str, Any]:
+    logs = [h for h in trainer.state.log_history if "loss" in h and "step" in h]
+    losses = [float(h["loss"]) for h in logs]
+    tokens_at = {int(h["step"]): int(h["num_tokens"]) for h in logs if "num_tokens" in h}
+    runtime = float(output.metrics.get("train_runtime", 0.0))
+    tokens = max(tokens_at.values(), default=0)
+    s_per_step, steady = _steady(clock, tokens_at)
+    return {
+        "steps": int(trainer.state.global_step),
+        "planned_steps": planned,
+        "examples": n_examples,
+        "train_loss": losses,
+        "final_loss": losses[-1] if losses else None,
+        "mean_loss": float(output.training_loss),
+        "train_runtime": runtime,
+        "tokens_seen": tokens,
+        "tokens_per_s": tokens / runtime if runtime > 0 else None,
+        "s_per_step": s_per_step,
+        "steady_tokens_per_s": steady,
+        "resumed_from": resumed,
+    }
+
+
+def checkpoint_step(checkpoint: str) -> int:
+    return int(json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"])
+
+
+def restore_finished(trainer, checkpoint: str):
+    """Load the weights and state of a checkpoint that already reached max_steps, without training.
+
+    transformers 5.23 resumed from such a checkpoint trains one extra step past max_steps.
+    """
+    from transformers import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
+    trainer._load_from_checkpoint(checkpoint)  # private, but the one loader for adapters, full and sharded
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    mean = sum(losses) / len(losses) if losses else float("nan")
+    return TrainOutput(trainer.state.global_step, mean, {"train_runtime": 0.0})
+
+
+PATCHED = ("forward", "_original_forward")
+
+
+@contextmanager
+def original_forward(model):
+    """Put back the `forward` of the model (and of a PEFT model's base) as it was before training.
+
+    SFTTrainer installs a fused-LM-head `forward` on the model instance and accelerate wraps `forward`
+    in bf16 autocast. Left in place, later generation and logits would silently run under bf16 autocast,
+    the wrappers would nest once more per round, and a deep copy (to merge LoRA) would call back into
+    the original model through the wrappers' closures.
+    """
+    targets = [model] + ([model.get_base_model()] if hasattr(model, "get_base_model") else [])
+    saved = [(t, {k: t.__dict__[k] for k in PATCHED if k in t.__dict__}) for t in targets]
+    try:
+        yield
+    finally:
+        for target, attrs in saved:
+            for key in PATCHED:
+                target.__dict__.pop(key, None)
+            target.__dict__.update(attrs)
+
+
+def run_sft(
+    model,
+    tokenizer,
+    examples: Sequence[Example],
+    cfg: StudentConfig,
+    out_dir: Path,
+    *,
+    steps: int,
+    bf16: bool,
+    use_cpu: bool,
+    progress: bool = True,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Train `model` in place (a PeftModel for LoRA, the plain model for full fine-tuning); return metrics."""
+    from trl import SFTTrainer
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args = sft_args(cfg, out_dir, steps, bf16=bf16, use_cpu=use_cpu, progress=progress, seed=seed)
+    clock = StepClock()
+    resumed = get_last_checkpoint(str(out_dir))
+    try:
+        with original_forward(model):
+            with datasets_progress(progress):
+                trainer = SFTTrainer(
+                    model=model,
+                    args=args,
+                    train_dataset=to_dataset(examples),
+                    processing_class=tokenizer,
+                    callbacks=[clock],
+                )
+            if resumed and checkpoint_step(resumed) >= steps:
+                output = restore_finished(trainer, resumed)
+            else:
+                output = trainer.train(resume_from_checkpoint=resumed)
+    finally:
+        tokenizer.padding_side = "left"  # generation pads on the left whatever the trainer did
+    metrics = summarize(trainer, output, clock, steps, len(examples), resumed)
+    metrics.update(precision="bf16" if bf16 else "fp32", finetune=cfg.finetune)
+    if trainer.is_world_process_zero():
+        write_json_atomic(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def prepared_dataset(model, tokenizer, examples: Sequence[Example], cfg: StudentConfig, *, bf16: bool, use_cpu: bool):
+    """The tokenized dataset SFTTrainer would train on (input_ids, labels), without training; for checks."""
+    import tempfile
+
+    from trl import SFTTrainer
+
+    with tempfile.TemporaryDirectory() as tmp, datasets_progress(False), original_forward(model):
+        args = sft_args(cfg, Path(tmp), 1, bf16=bf16, use_cpu=use_cpu, progress=False, seed=0)
+        trainer = SFTTrainer(model=model, args=args, train_dataset=to_dataset(examples), processing_class=tokenizer)
+    tokenizer.padding_side = "left"
+    return trainer.train_dataset

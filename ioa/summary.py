@@ -1,0 +1,95 @@
+"""summary.json: the outcome of a finished run, computed only from files in the run directory."""
+from __future__ import annotations
+
+from typing import Any
+
+from ioa.config import RunConfig
+from ioa.io import read_json, read_jsonl
+from ioa.rundir import RunDir
+from ioa.types import Curriculum, Diagnosis
+
+
+def stage_history(rd: RunDir, curriculum: Curriculum) -> list[dict[str, Any]]:
+    """Per stage: its rounds with example counts, training loss and the gate's decision."""
+    out = []
+    for stage in curriculum.stages:
+        rounds = []
+        for rdir in rd.rounds(stage.index):
+            entry: dict[str, Any] = {"round": int(rdir.name.split("-")[1])}
+            if (rdir / "train.jsonl").exists():
+                kinds: dict[str, int] = {}
+                for e in read_jsonl(rdir / "train.jsonl"):
+                    kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
+                entry["examples"] = kinds
+            if (rdir / "metrics.json").exists():
+                m = read_json(rdir / "metrics.json")
+                entry["steps"], entry["final_loss"] = m.get("steps"), m.get("final_loss")
+            if (rdir / "eval.json").exists():
+                entry["accuracy"] = read_json(rdir / "eval.json")["accuracy"]
+            if (rdir / "gate.json").exists():
+                g = read_json(rdir / "gate.json")
+                entry.update(passed=g["passed"], min_ratio=g["min_ratio"], action=g["action"], ratios=g["ratios"])
+            rounds.append(entry)
+        out.append({**stage.to_dict(), "rounds": rounds})
+    return out
+
+
+def mastery_points(history: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
+    """module -> (stage index, accuracy) at the last gate of its own stage, where P_S/P_T reached the threshold."""
+    out: dict[str, tuple[int, float]] = {}
+    for stage in history:
+        if stage["bridge"] or not stage["rounds"]:
+            continue
+        last = stage["rounds"][-1]
+        for m in stage["modules"]:
+            acc = last.get("accuracy", {}).get(m)
+            if acc is not None and last.get("ratios", {}).get(m, 0.0) >= stage["mastery_threshold"] - 1e-9:
+                out[m] = (stage["index"], acc)
+    return out
+
+
+def _mean(xs: list[float]) -> float | None:
+    return round(sum(xs) / len(xs), 6) if xs else None
+
+
+def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
+    after = final["accuracy"]
+    history = stage_history(rd, curriculum)
+    mastered = mastery_points(history)
+    last_real = max((s["index"] for s in history if not s["bridge"]), default=-1)
+    taught = {m for s in curriculum.stages for m in s.modules}
+    modules = []
+    for m in diagnosis.modules:
+        a = after.get(m.id)
+        room = m.p_teacher - m.p_student
+        entry = {
+            "id": m.id, "p_teacher": m.p_teacher, "p_student_before": m.p_student, "p_student_after": a,
+            "deficient": m.deficient, "taught": m.id in taught, "severity": m.severity,
+            "gap_closed": round((a - m.p_student) / room, 6) if a is not None and room > 0 else None,
+        }
+        if m.id in mastered:
+            stage_index, acc = mastered[m.id]
+            entry.update(mastered_at_stage=stage_index, p_student_at_mastery=acc, forgetting=round(acc - a, 6) if a is not None else None)
+        modules.append(entry)
+    deficient = [x for x in modules if x["deficient"]]
+    earlier = [x for x in modules if x.get("mastered_at_stage", last_real) < last_real]
+    before_mean = _mean([x["p_student_before"] for x in deficient])
+    after_mean = _mean([x["p_student_after"] for x in deficient if x["p_student_after"] is not None])
+    retention_at = _mean([x["p_student_at_mastery"] for x in earlier])
+    retention_end = _mean([x["p_student_after"] for x in earlier])
+    return {
+        "status": "finished",
+        "domain": cfg.domain,
+        "student": cfg.student.model,
+        "modules": modules,
+        "deficient": {
+            "count": len(deficient), "mean_before": before_mean, "mean_after": after_mean,
+            "gain_points": round(100 * (after_mean - before_mean), 2) if deficient and after_mean is not None else None,
+        },
+        "retention": {
+            "modules": [x["id"] for x in earlier], "mean_at_mastery": retention_at, "mean_final": retention_end,
+            "drop_points": round(100 * (retention_at - retention_end), 2) if earlier else None,
+        },
+        "stages": history,
+        "timings": read_json(rd.timings) if rd.timings.exists() else {},
+    }

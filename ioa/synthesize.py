@@ -1,0 +1,121 @@
+"""Synthesis: a stage's modules -> adapted, verified, de-duplicated training examples.
+
+The teacher makes new problems (never the held-out probe items), solves them, and its answer is
+verified with the domain's checker before the Adapter rewrites the solution; rejected items are
+counted, not trained on. The teacher's raw output is kept on every example.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from ioa.adapt import adapt_solution, load_ramp
+from ioa.answers import student_prompt
+from ioa.config import AdapterConfig
+from ioa.domains.base import Domain
+from ioa.teachers.base import Teacher
+from ioa.types import Example, Module, Problem
+
+# Synthesis seeds live below this; probe seeds start at ioa.probe.PROBE_SEED_BASE (1e9).
+SYNTH_SEED_SPACE = 500_000_000
+
+
+def seed_base(*parts: object) -> int:
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % SYNTH_SEED_SPACE
+
+
+@dataclass
+class Synthesis:
+    examples: list[Example] = field(default_factory=list)
+    rejected: int = 0  # teacher answers that failed verification
+    duplicates: int = 0
+
+
+def _examples_for(
+    teacher: Teacher, domain: Domain, module: Module, difficulties: Sequence[float], base: int,
+    adapter: AdapterConfig, seen: set[str], remediates: Sequence[str] = (),
+) -> tuple[list[tuple[Problem, str, str, str]], int, int]:
+    """(problem, adapted completion, raw, remediated item) tuples; retries past duplicates with fresh seeds.
+
+    `seen` holds the prompts already used (probe items and earlier examples); it is extended here.
+    """
+    made: list[tuple[Problem, str, str, str]] = []
+    rejected = duplicates = 0
+    for i, d in enumerate(difficulties):
+        for attempt in range(4):  # small modules (e.g. single-digit facts) run out of new problems
+            problem = teacher.make_problems(module.id, d, 1, base + i * 4 + attempt)[0]
+            if student_prompt(problem.question) not in seen:
+                break
+            duplicates += 1
+        else:
+            continue
+        (solution,) = teacher.solve([problem])
+        if not domain.check(problem, solution.raw):
+            rejected += 1
+            continue
+        seen.add(student_prompt(problem.question))
+        text = adapt_solution(problem, solution.text, solution.raw, module, adapter)
+        made.append((problem, text, solution.raw, remediates[i] if remediates else ""))
+    return made, rejected, duplicates
+
+
+def synthesize(
+    teacher: Teacher, domain: Domain, modules: Iterable[Module], counts: dict[str, list[float]],
+    adapter: AdapterConfig, seen: set[str], id_prefix: str, kind: str, seed: int,
+    remediates: dict[str, list[str]] | None = None,
+) -> Synthesis:
+    """Examples for each module at the given difficulties (one example per difficulty)."""
+    out = Synthesis()
+    for module in modules:
+        difficulties = counts.get(module.id, [])
+        made, rejected, duplicates = _examples_for(
+            teacher, domain, module, difficulties, seed_base(seed, id_prefix, module.id), adapter, seen,
+            (remediates or {}).get(module.id, ()),
+        )
+        out.rejected += rejected
+        out.duplicates += duplicates
+        for problem, text, raw, target in made:
+            out.examples.append(Example(
+                id=f"{id_prefix}-{len(out.examples):05d}", module=module.id, prompt=student_prompt(problem.question),
+                completion=text, answer=problem.answer, difficulty=problem.difficulty, kind=kind,
+                problem_id=problem.id, raw=raw, remediates=target,
+            ))
+    return out
+
+
+def stage_difficulties(n: int, low: float, high: float, reach: float, ramp: bool, seed: int) -> list[float]:
+    """n difficulties for one module in a stage: rising from the easy end (load ramp) or uniform.
+
+    `reach` in (0, 1] is how far into the band [low, high] the stage goes (1 for a regular stage,
+    the bridge's position for a bridging stage).
+    """
+    top = low + (high - low) * reach
+    if ramp:
+        return load_ramp(n, low, top)
+    rng = random.Random(seed)
+    return [round(rng.uniform(low, top), 4) for _ in range(n)]
+
+
+def remedial_targets(failed: Sequence[Problem], per_module: int) -> tuple[dict[str, list[float]], dict[str, list[str]]]:
+    """Difficulties (and the failed item each answers) for remedial examples: like the student's errors."""
+    by_module: dict[str, list[Problem]] = {}
+    for p in failed:
+        by_module.setdefault(p.module, []).append(p)
+    counts: dict[str, list[float]] = {}
+    targets: dict[str, list[str]] = {}
+    for module, items in by_module.items():
+        picks = [items[i % len(items)] for i in range(per_module)]
+        counts[module] = [p.difficulty for p in picks]
+        targets[module] = [p.id for p in picks]
+    return counts, targets
+
+
+def replay(pool: Sequence[Example], share: float, n_new: int, seed: int) -> list[Example]:
+    """Examples replayed from mastered modules so they make up `share` of the stage's data."""
+    if not pool or share <= 0 or n_new == 0:
+        return []
+    want = min(len(pool), round(n_new * share / (1 - share)))
+    return random.Random(seed).sample(list(pool), want)

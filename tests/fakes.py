@@ -1,0 +1,58 @@
+"""Tiny test doubles for the loop's logic tests. The real student is exercised in the slow tests."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+from ioa.io import atomic_write_json
+from ioa.students.simulated import SimulatedLearner
+from ioa.types import Example, Problem
+
+
+class Interrupt(KeyboardInterrupt):
+    """Raised by the fake to stop a run in the middle, as Ctrl-C would."""
+
+
+class LearningFake:
+    """A simulated learner whose mastery of a module rises with every example it is trained on."""
+
+    def __init__(self, mastery: dict[str, float], prerequisites, rate: float = 0.03, interrupt_at_train: int | None = None):
+        self.initial = dict(mastery)
+        self.mastery = dict(mastery)
+        self.prerequisites = list(prerequisites)
+        self.rate = rate
+        self.name = "student"
+        self.train_calls = 0
+        self.interrupt_at_train = interrupt_at_train
+        self.trained_ids: list[str] = []
+
+    def respond(self, problems: Sequence[Problem]) -> list[str]:
+        return SimulatedLearner(self.mastery, self.prerequisites, guess_rate=0.0).respond(problems)
+
+    def train(self, examples: Sequence[Example], out_dir: Path) -> dict:
+        self.train_calls += 1
+        if self.interrupt_at_train == self.train_calls:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            (Path(out_dir) / "checkpoint-1").mkdir(exist_ok=True)  # half-done training left behind
+            raise Interrupt()
+        for e in examples:
+            m = self.mastery.get(e.module, 0.0)
+            self.mastery[e.module] = round(m + self.rate * (1 - m), 6)
+        self.trained_ids += [e.id for e in examples]
+        return {"steps": len(examples), "final_loss": 1.0 / (1 + len(examples))}
+
+    def save_state(self, path: Path) -> None:
+        tmp = Path(str(path) + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        atomic_write_json(tmp / "ioa_student.json", {"mastery": self.mastery})
+        tmp.rename(path)
+
+    def load_state(self, path: Path) -> None:
+        self.mastery = json.loads((Path(path) / "ioa_student.json").read_text())["mastery"]
+
+    def save(self, path: Path) -> None:
+        Path(path).mkdir(parents=True)
+        atomic_write_json(Path(path) / "model.json", {"mastery": self.mastery})

@@ -1,0 +1,265 @@
+"""Tests for the arithmetic domain: module graph, generators, worked solutions, steps and checker."""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+import pytest
+
+from ioa.domains import load_domain
+from ioa.domains.arithmetic import ArithmeticDomain
+from ioa.domains.base import Domain
+from ioa.types import Problem
+
+DOMAIN = ArithmeticDomain()
+MODULES = DOMAIN.modules()
+IDS = [m.id for m in MODULES]
+LEVEL = {m.id: m.level for m in MODULES}
+PREREQS: dict[str, set[str]] = {m: set() for m in IDS}
+for _pre, _dep in DOMAIN.declared_prerequisites():
+    PREREQS[_dep].add(_pre)
+SEEDS = range(50)
+DIFFICULTIES = (0.0, 0.5, 1.0)
+
+
+def problems(module_id: str):
+    for seed in SEEDS:
+        for d in DIFFICULTIES:
+            yield DOMAIN.generate(module_id, d, seed)
+
+
+def off_by_one(answer: str) -> str:
+    """The answer with its first integer increased by one: always a different value."""
+    return re.sub(r"\d+", lambda m: str(int(m.group()) + 1), answer, count=1)
+
+
+# ---------------------------------------------------------------- module graph
+
+
+def test_protocol_and_registry():
+    assert isinstance(DOMAIN, Domain)
+    assert load_domain("arithmetic").name == "arithmetic"
+
+
+def test_modules_levels_and_ids():
+    assert len(MODULES) >= 16
+    assert len(set(IDS)) == len(IDS)
+    assert len({m.level for m in MODULES}) >= 4
+    assert [m.level for m in MODULES] == sorted(m.level for m in MODULES)  # foundations first
+    for kept in ("place_value", "addition_facts", "subtraction_facts", "multiplication_facts",
+                 "multi_digit_addition", "multi_digit_subtraction", "multi_digit_multiplication",
+                 "division_with_remainder", "fractions", "percentages", "order_of_operations",
+                 "linear_equations", "linear_systems", "word_problems"):
+        assert kept in IDS
+    abstract = {m.id for m in MODULES if m.abstract}
+    assert {"fractions", "percentages", "linear_equations", "linear_systems"} <= abstract
+    assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", i) for i in IDS)
+
+
+def test_declared_graph_is_a_layered_dag():
+    edges = DOMAIN.declared_prerequisites()
+    assert len(edges) == len(set(edges))
+    for pre, dep in edges:
+        assert pre in LEVEL and dep in LEVEL and pre != dep
+        assert LEVEL[pre] < LEVEL[dep]  # strictly lower levels: no cycle possible
+    for m in IDS:
+        if LEVEL[m] == 0:
+            assert not PREREQS[m]
+        else:
+            assert 1 <= len(PREREQS[m]) <= 3
+            assert LEVEL[m] == 1 + max(LEVEL[p] for p in PREREQS[m])
+
+
+def test_unknown_module_and_bad_difficulty_raise():
+    with pytest.raises(ValueError):
+        DOMAIN.generate("calculus", 0.5, 0)
+    with pytest.raises(ValueError):
+        DOMAIN.generate("addition_facts", 1.5, 0)
+
+
+# ---------------------------------------------------------------- generators
+
+
+@pytest.mark.parametrize("module_id", IDS)
+def test_generate_properties(module_id):
+    seen = set()
+    for p in problems(module_id):
+        assert p == DOMAIN.generate(module_id, p.difficulty, int(p.id.split("-")[1]))  # deterministic
+        assert p.id not in seen
+        seen.add(p.id)
+        assert p.module == module_id and p.question and p.answer and p.solution
+        assert "answer:" not in p.solution.lower()
+        assert Problem.from_dict(p.to_dict()) == p
+        assert DOMAIN.check(p, "Let me think.\n" + p.solution + "\nAnswer: " + p.answer)
+        assert DOMAIN.check(p, "Answer: " + p.answer)
+        assert not DOMAIN.check(p, "Answer: " + off_by_one(p.answer))
+        assert not DOMAIN.check(p, "I don't know.")
+
+
+@pytest.mark.parametrize("module_id", IDS)
+def test_steps_match_declared_prerequisites(module_id):
+    for p in problems(module_id):
+        side = p.meta["side_steps"]
+        assert all(isinstance(i, int) and 0 <= i < len(p.steps) for i in side)
+        if LEVEL[module_id] == 0:
+            assert p.steps == () and side == []
+            continue
+        essential = [s for i, s in enumerate(p.steps) if i not in side]
+        assert sorted(s.module for s in essential) == sorted(PREREQS[module_id])  # one per prerequisite
+        for i in side:
+            tag = p.steps[i].module
+            assert tag not in PREREQS[module_id] and tag != module_id and LEVEL[tag] < LEVEL[module_id]
+        for s in p.steps:
+            assert s.module != module_id and s.question.endswith(("?", "."))
+            assert DOMAIN.check_step(s.answer, "Answer: " + s.answer)
+            assert DOMAIN.check_step(s.answer, f"So it is {s.answer}.")
+            assert not DOMAIN.check_step(s.answer, "Answer: " + off_by_one(s.answer))
+
+
+def test_at_least_three_modules_have_side_steps():
+    with_side = {m for m in IDS if DOMAIN.generate(m, 0.5, 0).meta["side_steps"]}
+    assert len(with_side) >= 3
+
+
+EQUATION = re.compile(r"(?<![\d/.])((?:-?\d+\s*[-+×÷]\s*)+-?\d+)\s*=\s*(-?\d+)(?![\d/]|\.\d|\s*R\b)")
+
+
+def evaluate(expression: str) -> Fraction:
+    python = re.sub(r"\d+", lambda m: f"Fraction({m.group()})", expression.replace("×", "*").replace("÷", "/"))
+    return eval(python, {"Fraction": Fraction})  # only digits and operators reach here
+
+
+@pytest.mark.parametrize("module_id", IDS)
+def test_worked_solution_is_sound(module_id):
+    answer_token = None
+    for p in problems(module_id):
+        lines = p.solution.splitlines()
+        assert len(lines) >= 2 and all(line.strip() for line in lines)
+        for left, right in EQUATION.findall(p.solution):  # every "a op b ... = c" in the text holds
+            assert evaluate(left) == int(right), (p.id, left, right)
+        answer_token = re.compile(rf"(?<![\d/=]){re.escape(p.answer)}(?![\d/])")
+        assert answer_token.search(lines[-1]), (p.id, lines[-1])
+        assert DOMAIN.check(p, lines[-1] + "\nAnswer: " + p.answer)
+    assert answer_token is not None
+
+
+def numbers_in(text: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\d+", text)]
+
+
+@pytest.mark.parametrize("module_id", IDS)
+def test_difficulty_scales_the_numbers(module_id):
+    def mean_magnitude(d):
+        values = [n for seed in range(60) for n in numbers_in(DOMAIN.generate(module_id, d, seed).question)]
+        return sum(values) / len(values)
+
+    assert mean_magnitude(1.0) > mean_magnitude(0.0)
+
+
+# ---------------------------------------------------------------- independent recomputation
+
+
+def test_answers_recomputed_independently():
+    for seed in range(40):
+        for d in DIFFICULTIES:
+            p = DOMAIN.generate("multi_digit_addition", d, seed)
+            assert int(p.answer) == p.meta["a"] + p.meta["b"]
+            p = DOMAIN.generate("multi_digit_subtraction", d, seed)
+            assert int(p.answer) == p.meta["a"] - p.meta["b"] >= 0
+            p = DOMAIN.generate("multi_digit_multiplication", d, seed)
+            assert int(p.answer) == p.meta["a"] * p.meta["b"]
+            p = DOMAIN.generate("division_with_remainder", d, seed)
+            q, r = divmod(p.meta["a"], p.meta["b"])
+            assert p.answer == f"{q} R {r}" and r > 0
+            p = DOMAIN.generate("fractions", d, seed)
+            total = sum(Fraction(n, den) for n, den in p.meta["fractions"])
+            assert Fraction(p.answer) == total
+            p = DOMAIN.generate("order_of_operations", d, seed)
+            expression = p.question.removeprefix("What is ").removesuffix("?")
+            assert int(p.answer) == eval(expression.replace("×", "*"))
+            p = DOMAIN.generate("linear_equations", d, seed)
+            m = p.meta
+            assert m["a"] * int(p.answer) + m["b"] == m["c"]
+            p = DOMAIN.generate("linear_systems", d, seed)
+            x, y = map(int, re.findall(r"-?\d+", p.answer))
+            m = p.meta
+            assert m["a1"] * x + m["b"] * y == m["c1"] and m["a2"] * x - m["b"] * y == m["c2"]
+            p = DOMAIN.generate("percentages", d, seed)
+            assert Fraction(int(p.answer)) == Fraction(p.meta["percent"] * p.meta["of"], 100)
+            p = DOMAIN.generate("mean", d, seed)
+            assert Fraction(int(p.answer)) == Fraction(sum(p.meta["values"]), len(p.meta["values"]))
+            p = DOMAIN.generate("rounding", d, seed)
+            assert int(p.answer) == round(Fraction(p.meta["number"], 10 ** p.meta["place"]) + Fraction(1, 10**9)) * 10 ** p.meta["place"]
+
+
+def test_fraction_answers_are_in_lowest_terms():
+    for seed in range(100):
+        p = DOMAIN.generate("fractions", 1.0, seed)
+        value = Fraction(p.answer)
+        assert p.answer == (str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}")
+
+
+# ---------------------------------------------------------------- checker normalization
+
+
+@pytest.mark.parametrize(
+    ("expected", "response"),
+    [
+        ("42", "Answer: 42"),
+        ("42", "answer: 42."),
+        ("42", "Answer: 42 apples"),
+        ("42", "Answer: $42"),
+        ("42", "Answer: 42.0"),
+        ("1234", "Answer: 1,234"),
+        ("1234", "Answer: 1 234"),
+        ("-7", "Answer: \u22127"),
+        ("7", "Answer: x = 7"),
+        ("42", "The total is 40 + 2 = 42."),
+        ("3/4", "Answer: 3/4"),
+        ("3/4", "Answer: 6/8"),
+        ("3/4", "Answer: 0.75"),
+        ("2", "Answer: 4/2"),
+        ("17 R 2", "Answer: 17 R 2"),
+        ("17 R 2", "Answer: 17 r 2"),
+        ("17 R 2", "Answer: 17R2"),
+        ("17 R 2", "Answer: 17 remainder 2"),
+        ("17 R 2", "Answer: quotient 17 remainder 2"),
+        ("17 R 2", "Answer: quotient is 17, remainder is 2"),
+        ("17 R 0", "Answer: 17"),
+        ("x=3, y=-2", "Answer: x=3, y=-2"),
+        ("x=3, y=-2", "Answer: x = 3 and y = -2"),
+        ("x=3, y=-2", "Answer: (3, -2)"),
+        ("x=3, y=-2", "Answer: y = -2, x = 3"),
+    ],
+)
+def test_checker_accepts(expected, response):
+    assert DOMAIN.check_step(expected, response)
+
+
+@pytest.mark.parametrize(
+    ("expected", "response"),
+    [
+        ("42", "Answer: 43"),
+        ("42", "Answer: 41 or 42"),
+        ("42", "Answer: forty-two"),
+        ("3/4", "Answer: 4/3"),
+        ("3/4", "Answer: 3/0"),
+        ("17 R 2", "Answer: 17"),
+        ("17 R 2", "Answer: 17 R 3"),
+        ("17 R 2", "Answer: 2"),
+        ("x=3, y=-2", "Answer: x=3, y=2"),
+        ("x=3, y=-2", "Answer: (-2, 3)"),
+        ("x=3, y=-2", "Answer: x=3"),
+        ("1234", "Answer: 1,2345"),
+    ],
+)
+def test_checker_rejects(expected, response):
+    assert not DOMAIN.check_step(expected, response)
+
+
+@pytest.mark.parametrize("garbage", ["", "   ", "Answer:", "Answer: ???", "no numbers here", "\x00\xff", "1/0",
+                                     "Answer: 1/0", "9" * 5000, "Answer: " + "(" * 100, None, 42, b"42", ["42"]])
+def test_checker_never_raises_on_garbage(garbage):
+    p = DOMAIN.generate("fractions", 0.5, 1)
+    assert DOMAIN.check(p, garbage) is False
+    assert DOMAIN.check_step("42", garbage) is False

