@@ -20,6 +20,7 @@ from ioa.config import AdapterConfig
 from ioa.types import Module, Problem
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 ANALOGIES: dict[str, str] = {
     "fractions": "Think of a pizza cut into equal slices: the bottom number is how many slices the pizza has, the top number is how many you take.",
@@ -33,7 +34,7 @@ SIMPLER_WORDS: dict[str, str] = {
     "compute": "work out", "calculate": "work out", "determine": "find", "obtain": "get",
     "therefore": "so", "thus": "so", "hence": "so", "subsequently": "then", "utilize": "use",
     "equivalently": "in other words", "consequently": "so", "additionally": "also",
-    "evaluate": "work out", "simplify": "make simpler", "multiply": "multiply",
+    "evaluate": "work out",
 }
 FILLER = re.compile(r"\b(?:note that|it follows that|we can see that|observe that|clearly,?|obviously,?)\s*", re.I)
 
@@ -45,17 +46,26 @@ def analogy(module: Module) -> str | None:
     return ANALOGIES.get(module.id, GENERIC_ANALOGY)
 
 
+def _as_task(question: str) -> str:
+    """'What is 9 + 3?' -> '9 + 3'; other questions lose only their question mark."""
+    q = question.strip().rstrip("?").strip()
+    return q[8:] if q.lower().startswith("what is ") else q[:1].lower() + q[1:]
+
+
 def decompose(problem: Problem, solution: str) -> list[tuple[str, str]]:
     """(phase, text) for extract, relate, formulate, solve (one entry per line), verify."""
     numbers = list(dict.fromkeys(NUMBER.findall(problem.question)))
-    phases = [("extract", f"The numbers given are {', '.join(numbers)}." if numbers else "Read what is given.")]
-    if problem.steps:
-        phases.append(("relate", "This needs: " + "; then ".join(s.question.rstrip("?") for s in problem.steps) + "."))
-    question = problem.question.strip().splitlines()[-1]
-    phases.append(("formulate", problem.meta.get("equation") or f"Find: {question}"))
+    phases = [("extract", f"The numbers are {', '.join(numbers)}." if numbers else "Read what is given.")]
+    side = set(problem.meta.get("side_steps", ()))
+    tasks = [_as_task(s.question) for i, s in enumerate(problem.steps) if i not in side]
+    if tasks:
+        phases.append(("relate", "First " + ", then ".join(tasks) + "."))
+    question = SENTENCE_END.split(problem.question.strip())[-1]
+    goal = f"{_as_task(question)} = ?" if question.lower().startswith("what is ") else question
+    phases.append(("formulate", problem.meta.get("equation") or goal))
     phases += [("solve", line.strip()) for line in solution.splitlines() if line.strip()]
-    verify = problem.meta.get("verify") or f"Check each step again; the result is {problem.answer}."
-    phases.append(("verify", verify))
+    verify = problem.meta.get("verify") or f"Check: the answer {problem.answer} fits every step."
+    phases.append(("verify", verify.removeprefix("Check: ")))
     return phases
 
 
@@ -76,7 +86,7 @@ def template(phases: list[tuple[str, str]], note: str | None = None) -> str:
 
 
 def simplify(text: str) -> str:
-    """Plainer words, no filler phrases, one idea per sentence."""
+    """Plainer words and no filler phrases."""
     text = FILLER.sub("", text)
 
     def swap(match: re.Match[str]) -> str:
@@ -84,8 +94,7 @@ def simplify(text: str) -> str:
         simple = SIMPLER_WORDS.get(word.lower(), word)
         return simple.capitalize() if word[0].isupper() else simple
 
-    text = re.sub(r"[A-Za-z]+", swap, text)
-    return re.sub(r";\s+", ". ", text)
+    return re.sub(r"[A-Za-z]+", swap, text)
 
 
 def load_ramp(n: int, low: float, high: float, bridge: bool = False) -> list[float]:

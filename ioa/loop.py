@@ -109,7 +109,10 @@ def ensure_diagnosis(ctx: Context) -> Diagnosis:
         s_attempts = grade(ctx.domain, items, responses, "student")
         atomic_write_jsonl(rd.responses_before, [{"id": i.id, "module": i.module, "response": r} for i, r in zip(items, responses)])
         atomic_write_jsonl(rd.attempts, [a.to_dict() for a in t_attempts + s_attempts])
-        attempts = [Attempt.from_dict(a) for a in read_jsonl(rd.attempts)]
+        # Steps may exercise modules outside the run (e.g. place_value inside multi-digit addition);
+        # they cannot be probed or gated here, so the diagnosis covers the run's modules only.
+        inside = set(ctx.probes)
+        attempts = [Attempt.from_dict(a) for a in read_jsonl(rd.attempts) if a["module"] in inside]
         atomic_write_json(rd.diagnosis, diagnose(attempts, ctx.cfg.identifier).to_dict())
     diagnosis = Diagnosis.from_dict(read_json(rd.diagnosis))
     ctx.p_teacher = {m.id: m.p_teacher for m in diagnosis.modules}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable
 
+from ioa.domains.arithmetic_verify import verification
 from ioa.domains.arithmetic_checks import answers_match, check_response
 from ioa.types import Module, Problem, Step
 
@@ -460,6 +461,9 @@ class ArithmeticDomain:
         draft = GENERATORS[module_id](random.Random(f"{module_id}:{seed}:{d}"), d)
         steps = tuple(draft.steps) + tuple(draft.side)
         meta = dict(draft.meta, side_steps=list(range(len(draft.steps), len(steps))))
+        check_line = verification(module_id, draft.meta, draft.answer)
+        if check_line:
+            meta["verify"] = check_line
         return Problem(id=f"{module_id}-{seed}-{round(d, 3)}", module=module_id, difficulty=d,
                        question=draft.question, answer=draft.answer, solution="\n".join(draft.lines),
                        steps=steps, meta=meta)

@@ -89,6 +89,7 @@ class HFStudent:
         self.precision = resolve_precision(cfg.precision, self.device)
         start = time.perf_counter()
         self.model, self.tokenizer = load_pretrained(cfg.model, self.cache_dir)
+        self.source = self.model.name_or_path  # the hub id or folder actually loaded (the converted GGUF)
         self.model.to(self.device).eval()
         self.load_seconds = time.perf_counter() - start
         self.last_generation: dict[str, float] = {}
@@ -108,6 +109,8 @@ class HFStudent:
 
     def generate(self, prompts: Sequence[str]) -> list[str]:
         """Greedy completions of raw user messages, batched with left padding; completions only."""
+        if not prompts:
+            return []
         texts = [self.chat_text(p) for p in prompts]
         lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
         order = sorted(range(len(texts)), key=lengths.__getitem__)  # similar lengths share a batch: less padding

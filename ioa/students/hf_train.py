@@ -118,23 +118,35 @@ class StepClock(TrainerCallback):
         self.ends[state.global_step] = time.perf_counter()
 
 
-def _steady(clock: StepClock, tokens_at: dict[int, int]) -> tuple[float | None, float | None]:
-    """(s/step, tokens/s) between the first and the last step this process ran, or Nones if under 2 steps."""
-    steps = sorted(k for k in clock.ends if k in tokens_at)
+def tokens_per_step(logs: list[dict[str, Any]]) -> dict[int, int]:
+    """Tokens of each logged step from TRL's cumulative `num_tokens`, which restarts at 0 after a resume."""
+    out, previous = {}, 0
+    for h in logs:
+        if "num_tokens" not in h:
+            continue
+        total = int(h["num_tokens"])
+        out[int(h["step"])] = total if total <= previous else total - previous
+        previous = total
+    return out
+
+
+def _steady(clock: StepClock, tokens: dict[int, int]) -> tuple[float | None, float | None]:
+    """(s/step, tokens/s) from the end of the first step this process ran to the end of its last one."""
+    steps = sorted(k for k in clock.ends if k in tokens)
     if len(steps) < 2:
         return None, None
     first, last = steps[0], steps[-1]
     seconds = clock.ends[last] - clock.ends[first]
-    return seconds / (last - first), (tokens_at[last] - tokens_at[first]) / seconds
+    return seconds / (last - first), sum(tokens[k] for k in steps[1:]) / seconds
 
 
 def summarize(trainer, output, clock: StepClock, planned: int, n_examples: int, resumed: str | None) -> dict[str, Any]:
     logs = [h for h in trainer.state.log_history if "loss" in h and "step" in h]
     losses = [float(h["loss"]) for h in logs]
-    tokens_at = {int(h["step"]): int(h["num_tokens"]) for h in logs if "num_tokens" in h}
+    tokens = tokens_per_step(logs)
     runtime = float(output.metrics.get("train_runtime", 0.0))
-    tokens = max(tokens_at.values(), default=0)
-    s_per_step, steady = _steady(clock, tokens_at)
+    ran = sum(n for k, n in tokens.items() if k in clock.ends)  # tokens trained by this process
+    s_per_step, steady = _steady(clock, tokens)
     return {
         "steps": int(trainer.state.global_step),
         "planned_steps": planned,
@@ -143,8 +155,8 @@ def summarize(trainer, output, clock: StepClock, planned: int, n_examples: int, 
         "final_loss": losses[-1] if losses else None,
         "mean_loss": float(output.training_loss),
         "train_runtime": runtime,
-        "tokens_seen": tokens,
-        "tokens_per_s": tokens / runtime if runtime > 0 else None,
+        "tokens_seen": sum(tokens.values()),
+        "tokens_per_s": ran / runtime if runtime > 0 else None,
         "s_per_step": s_per_step,
         "steady_tokens_per_s": steady,
         "resumed_from": resumed,

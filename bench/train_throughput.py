@@ -1,0 +1,147 @@
+"""Training throughput of the Hugging Face student against a bare PyTorch loop and the matmul peak.
+
+Measured in one process on the same machine, on the same batches (8 sequences x 128 tokens, every
+sequence exactly 128 tokens so there is no padding), with the same LoRA config (all linear layers):
+
+  (a) peak: GFLOP/s of a 2048x2048 @ 2048x2048 matmul (2 * 2048^3 FLOPs) in bf16 and in fp32;
+  (b) bare: a plain loop on a PEFT LoRA model: forward with labels, backward, fused AdamW step,
+      zero_grad, under bf16 autocast (fp32 when the hardware lacks bf16, as the student decides);
+  (c) framework: `HFStudent.train` (TRL SFTTrainer) on the same examples, timed by its step clock
+      between the end of the first step and the end of the last, so its per-step logging and any
+      checkpoint saved mid-run count, while model load, dataset preparation and the final save do not.
+
+Both (b) and (c) count tokens after one warm-up step. FLOPs convention (stated, not measured): LoRA
+freezes the base model, so a step costs the forward 2*N*T plus the backward's activation gradients
+2*N*T, i.e. 4*N*T, where N = parameters that take part in matmuls (all parameters, the tied
+embedding counted once as the LM head) and T = tokens; weight gradients of frozen weights are not
+computed and LoRA's own weights are negligible. Attention-score FLOPs (~T^2*d per layer, a few % at
+128 tokens) are ignored. Full fine-tuning would be 6*N*T. MFU = (4*N*T / s) / measured bf16 peak.
+
+Run: .venv/bin/python bench/train_throughput.py [--steps 6]; the last line printed is JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from ioa.config import StudentConfig  # noqa: E402
+from ioa.students.hf import HFStudent  # noqa: E402
+from ioa.types import Example  # noqa: E402
+
+SEQS, SEQ_LEN = 8, 128
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 12) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def make_examples(n: int) -> list[Example]:
+    """Examples longer than SEQ_LEN tokens, so truncation leaves every sequence at exactly SEQ_LEN."""
+    words = " ".join(f"step {k}: add {k} and {k + 1} to get {2 * k + 1}." for k in range(40))
+    return [
+        Example(id=f"b{i}", module="bench", prompt=f"Question {i}: add the numbers.",
+                completion=f"{words}\nAnswer: {i}", answer=str(i), difficulty=0.5)
+        for i in range(n)
+    ]
+
+
+def batches(student: HFStudent, examples: list[Example]) -> list[dict[str, torch.Tensor]]:
+    data = student.tokenized(examples)
+    ids = torch.tensor(data["input_ids"])
+    labels = torch.tensor(data["labels"])
+    assert ids.shape[1] == SEQ_LEN, ids.shape
+    return [
+        {"input_ids": ids[i : i + SEQS], "labels": labels[i : i + SEQS], "attention_mask": torch.ones_like(ids[i : i + SEQS])}
+        for i in range(0, len(ids), SEQS)
+    ]
+
+
+def bare_loop(model_dir: str, cfg: StudentConfig, data: list[dict], bf16: bool) -> dict[str, float]:
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from ioa.students.hf_train import lora_config
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32), lora_config(cfg))
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, fused=True)
+    ends = []
+    for batch in data:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        ends.append(time.perf_counter())
+    seconds = ends[-1] - ends[0]
+    tokens = SEQS * SEQ_LEN * (len(data) - 1)
+    return {"s_per_step": seconds / (len(data) - 1), "tokens_per_s": tokens / seconds, "final_loss": float(loss)}
+
+
+def count_matmul_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6, help="measured steps, after one warm-up step")
+    args = parser.parse_args()
+    steps = args.steps + 1
+
+    peak_bf16, peak_fp32 = matmul_gflops(torch.bfloat16), matmul_gflops(torch.float32)
+    print(f"matmul 2048^3: bf16 {peak_bf16:.1f} GFLOP/s, fp32 {peak_fp32:.1f} GFLOP/s, threads {torch.get_num_threads()}")
+
+    cfg = StudentConfig(batch_size=SEQS, max_seq_len=SEQ_LEN, epochs=1.0, max_steps_per_stage=steps)
+    cache = Path(os.environ.get("IOA_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
+    student = HFStudent(cfg, cache, progress=False)
+    n_params = count_matmul_params(student.model)
+    examples = make_examples(SEQS * steps)
+    data = batches(student, examples)
+    bf16 = student.precision == "bf16"
+    print(f"student: {n_params / 1e6:.1f}M params, precision {student.precision}, load {student.load_seconds:.1f} s")
+
+    bare = bare_loop(student.source, cfg, data, bf16)
+    print(f"bare loop: {bare['s_per_step']:.2f} s/step, {bare['tokens_per_s']:.0f} tokens/s")
+
+    with tempfile.TemporaryDirectory() as out:
+        metrics = student.train(examples, Path(out), max_steps=steps)
+    frame = {"s_per_step": metrics["s_per_step"], "tokens_per_s": metrics["steady_tokens_per_s"]}
+    print(f"framework: {frame['s_per_step']:.2f} s/step, {frame['tokens_per_s']:.0f} tokens/s")
+
+    peak = peak_bf16 if bf16 else peak_fp32
+    mfu = {k: 4 * n_params * v["tokens_per_s"] / (peak * 1e9) for k, v in (("bare", bare), ("framework", frame))}
+    ratio = frame["tokens_per_s"] / bare["tokens_per_s"]
+    print(f"framework/bare = {ratio:.2f}; MFU (4*N*T vs {'bf16' if bf16 else 'fp32'} peak): "
+          f"bare {mfu['bare']:.1%}, framework {mfu['framework']:.1%}")
+    print(json.dumps({
+        "peak_gflops_bf16": round(peak_bf16, 1), "peak_gflops_fp32": round(peak_fp32, 1),
+        "threads": torch.get_num_threads(), "precision": student.precision, "params": n_params,
+        "batch": [SEQS, SEQ_LEN], "measured_steps": steps - 1,
+        "bare_tokens_per_s": round(bare["tokens_per_s"], 1), "bare_s_per_step": round(bare["s_per_step"], 3),
+        "framework_tokens_per_s": round(frame["tokens_per_s"], 1),
+        "framework_s_per_step": round(frame["s_per_step"], 3),
+        "framework_over_bare": round(ratio, 3),
+        "mfu_bare": round(mfu["bare"], 4), "mfu_framework": round(mfu["framework"], 4),
+        "flops_per_token": "4*N (LoRA: forward 2N + activation grads 2N)",
+    }))
+
+
+if __name__ == "__main__":
+    main()

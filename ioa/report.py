@@ -1,0 +1,412 @@
+"""The run report: DIR/report.md, DIR/report.html and DIR/plots/*.png, built only from the run directory.
+
+Works on a finished run and on an unfinished one (it reports what exists and says how to resume).
+The report is first built as a list of blocks (headings, paragraphs, tables, images); the Markdown
+and the self-contained HTML (images inlined as base64) are two renderings of the same blocks, so
+they always carry the same information. Figures live in `ioa.report_plots`.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ioa import report_plots as plots
+from ioa.io import atomic_write_bytes, atomic_write_text, read_json
+from ioa.rundir import RunDir
+from ioa.summary import stage_history
+from ioa.types import Curriculum, Diagnosis
+
+DASH = "–"
+MAX_EDGE_ROWS = 200
+CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+table{border-collapse:collapse;margin:.8em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+th{background:#f1f1f1}tr:nth-child(even) td{background:#fafafa}img{max-width:100%;border:1px solid #eee;margin:.5em 0}
+code{background:#f3f3f3;padding:0 .25em;border-radius:3px}.unfinished{color:#b45f06;font-weight:bold}"""
+
+
+# --- reading the run directory ------------------------------------------------------------------
+
+@dataclass
+class RunData:
+    rd: RunDir
+    config: dict[str, Any] = field(default_factory=dict)
+    diagnosis: Diagnosis | None = None
+    curriculum: Curriculum | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    final: dict[str, float] | None = None
+    summary: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.summary is not None and self.summary.get("status") == "finished" and self.final is not None
+
+
+def _json_or_none(path: Path) -> Any:
+    return read_json(path) if path.exists() else None
+
+
+def load_run(root: Path) -> RunData:
+    rd = RunDir(Path(root))
+    data = RunData(rd)
+    if rd.config.exists():
+        data.config = yaml.safe_load(rd.config.read_text()) or {}
+    if rd.diagnosis.exists():
+        data.diagnosis = Diagnosis.from_dict(read_json(rd.diagnosis))
+    if rd.curriculum.exists():
+        data.curriculum = Curriculum.from_dict(read_json(rd.curriculum))
+        data.history = stage_history(rd, data.curriculum)
+        for stage in data.history:
+            for r in stage["rounds"]:
+                rdir = rd.round(stage["index"], r["round"])
+                r["synthesis"] = _json_or_none(rdir / "synthesis.json") or {}
+                metrics = _json_or_none(rdir / "metrics.json") or {}
+                r["losses"] = [float(x) for x in metrics.get("train_loss") or metrics.get("losses") or [] if x is not None]
+    final = _json_or_none(rd.final_eval)
+    data.final = final.get("accuracy") if final else None
+    data.summary = _json_or_none(rd.summary)
+    data.timings = _json_or_none(rd.timings) or {}
+    return data
+
+
+# --- derived numbers ----------------------------------------------------------------------------
+
+def pct(x: float | None) -> str:
+    return DASH if x is None else f"{100 * x:.1f}%"
+
+
+def points(x: float | None, sign: bool = True) -> str:
+    return DASH if x is None else f"{x:+.1f} pts" if sign else f"{x:.1f} pts"
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def gate_points(history: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """module -> accuracy, ratio, stage and mastered flag at the last gate of the last stage teaching it."""
+    out: dict[str, dict[str, Any]] = {}
+    for stage in history:
+        gated = [r for r in stage["rounds"] if "ratios" in r]
+        if stage["bridge"] or not gated:
+            continue
+        last = gated[-1]
+        for m in stage["modules"]:
+            if m in last.get("accuracy", {}):
+                ratio = last["ratios"].get(m, 0.0)
+                out[m] = {"stage": stage["index"], "accuracy": last["accuracy"][m], "ratio": ratio,
+                          "mastered": ratio >= stage["mastery_threshold"] - 1e-9}
+    return out
+
+
+def module_rows(data: RunData) -> list[dict[str, Any]]:
+    """One row per diagnosed module, in stage order (untaught modules last, by severity)."""
+    if data.diagnosis is None:
+        return []
+    curriculum = data.curriculum.stages if data.curriculum else ()
+    stages: dict[str, list[str]] = {}
+    first_seen: dict[str, int] = {}
+    for s in curriculum:
+        for m in s.modules:
+            stages.setdefault(m, []).append(f"{s.index} (bridge)" if s.bridge else str(s.index))
+            first_seen.setdefault(m, s.index)
+    gates = gate_points(data.history)
+    rows = []
+    for m in data.diagnosis.modules:
+        after = (data.final or {}).get(m.id)
+        room = m.p_teacher - m.p_student
+        rows.append({
+            "id": m.id, "p_teacher": m.p_teacher, "before": m.p_student, "after": after, "deficient": m.deficient,
+            "severity": m.severity, "stages": stages.get(m.id, []), "gate": gates.get(m.id),
+            "gap_closed": (after - m.p_student) / room if after is not None and room > 0 else None,
+        })
+    return sorted(rows, key=lambda r: (first_seen.get(r["id"], float("inf")), -r["severity"]))
+
+
+def headline(data: RunData, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Deficient before -> after and retention drop: from summary.json when finished, else what is known."""
+    if data.finished:
+        d, r = data.summary["deficient"], data.summary["retention"]
+        return {"count": d["count"], "before": d["mean_before"], "after": d["mean_after"], "gain": d["gain_points"],
+                "retention": r["modules"], "at_gate": r["mean_at_mastery"], "final": r["mean_final"], "drop": r["drop_points"]}
+    deficient = [x for x in rows if x["deficient"]]
+    return {"count": len(deficient), "before": _mean([x["before"] for x in deficient]), "after": None, "gain": None,
+            "retention": [], "at_gate": None, "final": None, "drop": None}
+
+
+def timing_rows(timings: dict[str, float]) -> tuple[list[list[str]], float]:
+    """Rows (phase, seconds, share) and the total; probe_student is timed inside identify, so not added twice."""
+    nested = {"probe_student": "identify"}
+    top = {k: v for k, v in timings.items() if k != "total" and not (k in nested and nested[k] in timings)}
+    total = float(timings.get("total", sum(top.values())))
+    rows = []
+    for k, v in timings.items():
+        if k == "total":
+            continue
+        note = f" (part of {nested[k]})" if k in nested and nested[k] in timings else ""
+        rows.append([k + note, fmt_seconds(v), f"{100 * v / total:.1f}%" if total > 0 else DASH])
+    return rows, total
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return DASH
+    s = float(s)
+    if s < 60:
+        return f"{s:.1f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {s % 60:04.1f} s"
+    return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
+
+
+# --- blocks: the report's content, rendered twice -------------------------------------------------
+
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Para:
+    text: str  # `code` spans allowed
+    css: str = ""
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Image:
+    path: str  # relative to the run directory
+    alt: str
+    png: bytes
+
+
+def header_blocks(data: RunData, rows: list[dict[str, Any]]) -> list[Any]:
+    cfg, summary = data.config, data.summary or {}
+    domain = cfg.get("domain") or summary.get("domain") or DASH
+    student = (cfg.get("student") or {}).get("model") or summary.get("student") or DASH
+    h = headline(data, rows)
+    timing, total = timing_rows(data.timings)
+    retained = (f"retention on modules mastered in earlier stages ({', '.join(h['retention'])}): {pct(h['at_gate'])} at "
+                f"their gate → {pct(h['final'])} final (drop {points(h['drop'], sign=False)})" if h["retention"] else
+                "retention: no module was mastered in an earlier stage" + ("" if data.finished else " yet"))
+    items = (
+        f"domain: {domain}", f"student model: {student}", f"status: {'finished' if data.finished else 'unfinished'}",
+        f"deficient modules ({h['count']}): mean accuracy {pct(h['before'])} → {pct(h['after'])} ({points(h['gain'])})",
+        retained,
+        f"total wall time: {fmt_seconds(total) if data.timings else DASH}"
+        + (f" ({', '.join(f'{r[0]} {r[1]}' for r in timing if '(part of' not in r[0])})" if timing else ""),
+    )
+    blocks: list[Any] = [Heading(1, f"IOA run report: {data.rd.root.name}"), Bullets(items)]
+    if not data.finished:
+        blocks.append(Para(f"status: unfinished — resume with `ioa resume {data.rd.root}`. "
+                           "Only the steps that have written their files are reported below.", "unfinished"))
+    return blocks
+
+
+def _retention(row: dict[str, Any]) -> str:
+    g = row["gate"]
+    if g is None:
+        return DASH
+    change = f" ({points(100 * (row['after'] - g['accuracy']))})" if row["after"] is not None else ""
+    return f"{pct(g['accuracy'])} → {pct(row['after'])}{change}" + ("" if g["mastered"] else " (unmastered)")
+
+
+def module_blocks(rows: list[dict[str, Any]]) -> list[Any]:
+    headers = ("module", "P_T (teacher)", "student before", "student after", "gap closed", "deficient",
+               "taught in stage", "at gate → final")
+    table = tuple((r["id"], pct(r["p_teacher"]), pct(r["before"]), pct(r["after"]), pct(r["gap_closed"]),
+                   "yes" if r["deficient"] else "no", ", ".join(r["stages"]) or DASH, _retention(r)) for r in rows)
+    return [Heading(2, "Modules"),
+            Para("Sorted by stage order; modules not taught come last, by severity. Gap closed = "
+                 "(after − before) / (P_T − before). At gate → final: accuracy at the last gate of the module's "
+                 "stage and on the final evaluation (forgetting when it falls)."),
+            Table(headers, table) if rows else Para("No diagnosis yet.")]
+
+
+def graph_blocks(data: RunData, images: dict[str, Image]) -> list[Any]:
+    blocks: list[Any] = [Heading(2, "Dependency graph")]
+    if "dependency_graph" in images:
+        blocks.append(images["dependency_graph"])
+    edges = data.diagnosis.edges if data.diagnosis else ()
+    if not edges:
+        blocks.append(Para("No prerequisite edges were discovered."))
+        return blocks
+    rows = tuple((e.source, e.target, str(e.support), f"{e.lift:.3f}") for e in edges[:MAX_EDGE_ROWS])
+    blocks.append(Table(("source (prerequisite)", "target", "support", "lift"), rows))
+    if len(edges) > MAX_EDGE_ROWS:
+        blocks.append(Para(f"… and {len(edges) - MAX_EDGE_ROWS} more edges (see diagnosis.json)."))
+    dropped = data.diagnosis.dropped_edges
+    if dropped:
+        blocks.append(Para("Dropped to break cycles: " + ", ".join(f"{e.source} → {e.target}" for e in dropped[:50])))
+    return blocks
+
+
+def _examples(r: dict[str, Any]) -> str:
+    kinds = r.get("examples")
+    if not kinds:
+        return DASH
+    order = ["synth", "remedial", "replay", "bridge"]
+    return ", ".join(f"{k} {kinds[k]}" for k in order + sorted(set(kinds) - set(order)) if k in kinds)
+
+
+def _action(stage: dict[str, Any], r: dict[str, Any]) -> str:
+    if stage["bridge"]:
+        return "bridge (no gate)"
+    if "action" not in r:
+        return "in progress"
+    return r["action"]
+
+
+def _round_row(stage: dict[str, Any], r: dict[str, Any] | None) -> tuple[str, ...]:
+    """A round's row; the stage's own columns (but its index) only on its first round."""
+    head = (str(stage["index"]), ", ".join(stage["modules"]), f"{stage['difficulty']:.3f}",
+            "yes" if stage["bridge"] else "no", f"{stage['mastery_threshold']:.2f}")
+    if r is not None and r is not stage["rounds"][0]:
+        head = (head[0],) + ("",) * (len(head) - 1)
+    if r is None:
+        return head + (DASH,) * 6 + ("not started",)
+    syn = r.get("synthesis") or {}
+    dropped = f"{syn.get('rejected', 0)} / {syn.get('duplicates', 0)}" if syn else DASH
+    loss = f"{r['final_loss']:.4f}" if isinstance(r.get("final_loss"), (int, float)) else DASH
+    ratio = f"{r['min_ratio']:.3f}" if "min_ratio" in r else DASH
+    return head + (str(r["round"]), _examples(r), dropped, str(r.get("steps") if r.get("steps") is not None else DASH),
+                   loss, ratio, _action(stage, r))
+
+
+def curriculum_blocks(data: RunData) -> list[Any]:
+    blocks: list[Any] = [Heading(2, "Curriculum and rounds")]
+    if data.curriculum is None:
+        return blocks + [Para("No curriculum yet.")]
+    headers = ("stage", "modules", "difficulty", "bridge", "threshold", "round", "examples by kind",
+               "rejected / duplicates", "steps", "final loss", "min P_S/P_T", "action")
+    rows = tuple(_round_row(s, r) for s in data.history for r in (s["rounds"] or [None]))
+    return blocks + [
+        Para("One row per training round. The gate compares the worst P_S/P_T over the stage's modules with the "
+             "stage's mastery threshold: advance (passed), remediate (another round on the failed probes' "
+             "modules) or advance-unmastered (out of remedial rounds). Bridge stages train once and have no gate."),
+        Table(headers, rows)]
+
+
+def figure_blocks(title: str, images: dict[str, Image], keys: list[str], missing: str) -> list[Any]:
+    found = [images[k] for k in keys if k in images]
+    return [Heading(2, title)] + (found or [Para(missing)])
+
+
+def timing_blocks(data: RunData) -> list[Any]:
+    rows, total = timing_rows(data.timings)
+    if not rows:
+        return [Heading(2, "Timings"), Para("No timings.json yet.")]
+    return [Heading(2, "Timings"), Table(("phase", "wall time", "share"), tuple(map(tuple, rows)) + (("total", fmt_seconds(total), "100.0%"),))]
+
+
+def loss_series(history: list[dict[str, Any]]) -> list[tuple[int, int, list[float], int | None]]:
+    return [(s["index"], r["round"], r.get("losses") or [], r.get("steps")) for s in history for r in s["rounds"]]
+
+
+def make_images(data: RunData, rows: list[dict[str, Any]]) -> dict[str, Image]:
+    """Draw every figure there is data for; key -> Image (PNG bytes not yet written)."""
+    figures = {}
+    if data.diagnosis is not None:
+        ids = [m.id for m in data.diagnosis.modules]
+        edges = [(e.source, e.target) for e in data.diagnosis.edges if e.source in ids and e.target in ids]
+        taught = {m for s in (data.curriculum.stages if data.curriculum else ()) for m in s.modules}
+        deficient = {m.id for m in data.diagnosis.modules if m.deficient}
+        figures["dependency_graph"] = ("prerequisite graph", plots.dependency_graph(ids, edges, deficient, taught))
+    figures["mastery_curves"] = ("mastery curves", plots.mastery_curves(data.history))
+    figures["accuracy"] = ("accuracy before and after", plots.accuracy_bars(rows))
+    figures["training_loss"] = ("training loss", plots.training_loss(loss_series(data.history)))
+    return {k: Image(f"plots/{k}.png", alt, plots.png_bytes(fig)) for k, (alt, fig) in figures.items() if fig is not None}
+
+
+def build_blocks(data: RunData) -> tuple[list[Any], dict[str, Image]]:
+    rows = module_rows(data)
+    images = make_images(data, rows)
+    shown = f" (first {plots.MAX_BARS} modules of the table)" if len(rows) > plots.MAX_BARS else ""
+    blocks = header_blocks(data, rows) + module_blocks(rows)
+    blocks += figure_blocks(f"Accuracy before and after{shown}", images, ["accuracy"], "No module accuracies yet.")
+    blocks += graph_blocks(data, images) + curriculum_blocks(data)
+    blocks += figure_blocks("Mastery curves", images, ["mastery_curves"], "No mastery gate has run yet.")
+    blocks += figure_blocks("Training loss", images, ["training_loss"], "No per-step training losses were recorded (metrics.json has no train_loss).")
+    return blocks + timing_blocks(data), images
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(blocks: list[Any]) -> str:
+    out = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            out.append("#" * b.level + " " + b.text)
+        elif isinstance(b, Para):
+            out.append(f"**{b.text}**" if b.css else b.text)
+        elif isinstance(b, Bullets):
+            out.append("\n".join(f"- {x}" for x in b.items))
+        elif isinstance(b, Table):
+            lines = ["| " + " | ".join(map(_md_cell, b.headers)) + " |", "|" + "---|" * len(b.headers)]
+            lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in b.rows]
+            out.append("\n".join(lines))
+        elif isinstance(b, Image):
+            out.append(f"![{b.alt}]({b.path})")
+    return "\n\n".join(out) + "\n"
+
+
+def _inline(text: str) -> str:
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def _html_block(b: Any) -> str:
+    if isinstance(b, Heading):
+        return f"<h{b.level}>{_inline(b.text)}</h{b.level}>"
+    if isinstance(b, Para):
+        return f'<p class="{b.css}">{_inline(b.text)}</p>' if b.css else f"<p>{_inline(b.text)}</p>"
+    if isinstance(b, Bullets):
+        return "<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in b.items) + "</ul>"
+    if isinstance(b, Table):
+        head = "".join(f"<th>{_inline(h)}</th>" for h in b.headers)
+        body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in b.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    if isinstance(b, Image):
+        data = base64.b64encode(b.png).decode("ascii")
+        return f'<figure><img alt="{html.escape(b.alt)}" src="data:image/png;base64,{data}"></figure>'
+    raise TypeError(f"unknown report block {type(b).__name__}")
+
+
+def to_html(blocks: list[Any], title: str) -> str:
+    body = "\n".join(_html_block(b) for b in blocks)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
+
+
+def write_report(run_dir: Path) -> list[Path]:
+    """Write DIR/report.md, DIR/report.html and DIR/plots/*.png; return the paths written."""
+    root = Path(run_dir)
+    data = load_run(root)
+    blocks, images = build_blocks(data)
+    written = []
+    for img in images.values():
+        atomic_write_bytes(root / img.path, img.png)
+        written.append(root / img.path)
+    atomic_write_text(root / "report.md", to_markdown(blocks))
+    atomic_write_text(root / "report.html", to_html(blocks, f"IOA run report: {root.name}"))
+    return [root / "report.md", root / "report.html"] + written

@@ -1,0 +1,82 @@
+"""The Adapter's transforms, one by one, and composed."""
+from __future__ import annotations
+
+from ioa.adapt import adapt_solution, analogy, decompose, load_ramp, simplify, template
+from ioa.answers import extract_answer
+from ioa.config import AdapterConfig
+from ioa.domains import load_domain
+from ioa.types import Module, Problem, Step
+
+DOMAIN = load_domain("arithmetic")
+MODULES = {m.id: m for m in DOMAIN.modules()}
+
+
+def test_decompose_has_the_five_phases_in_order():
+    p = DOMAIN.generate("multi_digit_addition", 0.3, 5)
+    phases = decompose(p, p.solution)
+    kinds = [k for k, _ in phases]
+    assert kinds[:3] == ["extract", "relate", "formulate"] and kinds[-1] == "verify"
+    assert set(kinds[3:-1]) == {"solve"} and len(kinds[3:-1]) == len(p.solution.splitlines())
+    extract, relate, formulate = (t for _, t in phases[:3])
+    assert "646" in extract and "44" in extract
+    assert relate == "First 6 + 4, then the ones digit of 10."
+    assert formulate == "646 + 44 = ?"
+    assert phases[-1][1] == "690 - 44 = 646."  # a real inverse-operation check
+
+
+def test_side_steps_are_left_out_of_the_plan():
+    p = DOMAIN.generate("word_problems", 0.3, 5)
+    relate = dict(decompose(p, p.solution))["relate"]
+    assert "tens digit" not in relate and relate.count("then") == 2
+    assert dict(decompose(p, p.solution))["formulate"].startswith("How many")
+
+
+def test_template_numbers_steps_and_labels_phases():
+    text = template([("extract", "a"), ("solve", "x"), ("solve", "y"), ("verify", "ok")], note="picture")
+    assert text.splitlines() == ["Idea: picture", "Given: a", "Step 1: x", "Step 2: y", "Check: ok"]
+
+
+def test_simplify_uses_plainer_words_and_drops_filler():
+    assert simplify("Note that we compute the sum; therefore it is 5.") == "we work out the sum; so it is 5."
+    assert simplify("Determine x.") == "Find x."
+
+
+def test_load_ramp_rises_from_the_easy_end():
+    ramp = load_ramp(5, 0.0, 0.8)
+    assert ramp == sorted(ramp) and ramp[0] == 0.0 and ramp[-1] == 0.8
+    assert max(load_ramp(5, 0.0, 0.8, bridge=True)) == 0.4
+    assert load_ramp(0, 0, 1) == [] and load_ramp(1, 0.2, 0.9) == [0.2]
+
+
+def test_analogies_only_for_abstract_modules():
+    assert "pizza" in analogy(MODULES["fractions"])
+    assert analogy(MODULES["addition_facts"]) is None
+    assert analogy(Module("x", "x", 2, abstract=True))  # a generic picture for unknown abstract modules
+
+
+def test_every_module_adapts_to_one_answer_line_with_the_right_answer():
+    for module in MODULES.values():
+        for seed in range(5):
+            p = DOMAIN.generate(module.id, 0.5, seed)
+            text = adapt_solution(p, p.solution, "raw", module, AdapterConfig())
+            assert text.count("Answer:") == 1 and text.splitlines()[-1] == f"Answer: {p.answer}"
+            assert DOMAIN.check(p, text) and extract_answer(text, "strict") == p.answer
+
+
+def test_switches_turn_transforms_off():
+    p = DOMAIN.generate("fractions", 0.5, 1)
+    full = adapt_solution(p, p.solution, "RAW", MODULES["fractions"], AdapterConfig())
+    assert full.startswith("Idea: Think of a pizza") and "Given:" in full and "Step 1:" in full
+    no_analogy = adapt_solution(p, p.solution, "RAW", MODULES["fractions"], AdapterConfig(analogies=False))
+    assert "pizza" not in no_analogy
+    plain = adapt_solution(p, p.solution, "RAW", MODULES["fractions"], AdapterConfig(decompose=False, template=False, simplify=True, analogies=False))
+    assert "Given:" not in plain and "Step 1:" not in plain and plain.endswith(f"Answer: {p.answer}")
+    off = AdapterConfig(decompose=False, template=False, simplify=False, analogies=False)
+    assert adapt_solution(p, p.solution, "RAW", MODULES["fractions"], off) == "RAW"
+
+
+def test_a_problem_without_steps_or_numbers_still_adapts():
+    p = Problem(id="q", module="m", difficulty=0.0, question="Name the capital of France.", answer="Paris", solution="It is Paris.")
+    text = adapt_solution(p, p.solution, "", Module("m", "m", 0), AdapterConfig())
+    assert "Read what is given." in text and text.endswith("Answer: Paris")
+    assert decompose(Problem("q", "m", 0, "What is 1+1?", "2", steps=(Step("a", "b", "c"),)), "x")[1][0] == "relate"
