@@ -114,9 +114,7 @@ def open_run(cfg: RunConfig, run_dir: Path, progress: bool):
     teacher = load_teacher(cfg.teacher.kind, domain)
     rd = RunDir(run_dir)
     check_run_dir(rd, cfg)
-    student = load_student("hf", cfg.student, rd.cache)
-    if hasattr(student, "progress"):
-        student.progress = progress
+    student = load_student("hf", cfg.student, rd.cache, progress=progress, seed=cfg.seed)
     rd.root.mkdir(parents=True, exist_ok=True)
     if not rd.config.exists():
         from ioa.config import config_to_yaml

@@ -1,0 +1,106 @@
+"""End to end with the real default student: the smoke preset, killed with SIGKILL mid-training and
+resumed, and the bad-input errors of `ioa run` / `ioa resume`. Runs in CI (marker: slow)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CACHE_ROOT = Path(__file__).resolve().parent / ".cache" / "runs"  # runs share converted models in .cache
+
+
+def ioa(*args, check=True, timeout=600):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "ioa.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr[-3000:])
+    return proc
+
+
+def wait_for(predicate, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def snapshot(run_dir: Path) -> dict[str, str]:
+    return {str(p.relative_to(run_dir)): p.read_text() for p in sorted(run_dir.rglob("train.jsonl"))}
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed():
+    run_dir = CACHE_ROOT / f"smoke-{os.getpid()}"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ioa.cli", "run", "--preset", "smoke", "--run-dir", str(run_dir), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    checkpoint = lambda: any(run_dir.glob("stages/*/round-*/trainer/checkpoint-*"))
+    found = wait_for(lambda: checkpoint() or proc.poll() is not None, 400)
+    assert found and proc.poll() is None, "the run ended before a trainer checkpoint appeared"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = snapshot(run_dir)
+    assert not (run_dir / "summary.json").exists()
+    resumed = ioa("resume", run_dir, "--no-progress")
+    yield run_dir, before, resumed
+    import shutil
+
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_resume_after_sigkill_finishes_without_losing_or_duplicating_examples(killed_and_resumed):
+    run_dir, before, resumed = killed_and_resumed
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished"
+    after = snapshot(run_dir)
+    for name, text in before.items():
+        assert after[name] == text  # data written before the kill is reused, byte for byte
+    ids = [json.loads(l)["id"] for text in after.values() for l in text.splitlines()]
+    assert len(ids) == len(set(ids))
+    metrics = [json.loads(p.read_text()) for p in run_dir.glob("stages/*/round-*/metrics.json")]
+    assert any(m.get("resumed_from") for m in metrics), "training did not resume from its checkpoint"
+    for m in summary["modules"]:
+        assert {"id", "p_teacher", "p_student_before", "p_student_after", "deficient"} <= set(m)
+        assert 0.0 <= m["p_student_after"] <= 1.0
+
+
+def test_finished_run_has_report_and_loadable_model(killed_and_resumed):
+    run_dir, _, _ = killed_and_resumed
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM
+
+    for name in ("report.md", "report.html", "diagnosis.json", "curriculum.json", "final_eval.json"):
+        assert (run_dir / name).exists(), name
+    data = load_dataset("json", data_files=[str(p) for p in run_dir.glob("stages/*/round-*/train.jsonl")], split="train")
+    assert len(data) > 0 and {"id", "prompt", "completion"} <= set(data.column_names)
+    model = AutoModelForCausalLM.from_pretrained(run_dir / "model")
+    assert model.num_parameters() > 100_000_000
+
+
+def test_resume_with_another_config_is_refused(killed_and_resumed):
+    run_dir, _, _ = killed_and_resumed
+    proc = ioa("resume", run_dir, "--preset", "smoke", "--set", "seed=9", check=False)
+    assert proc.returncode == 2 and "different configuration" in proc.stderr and "seed" in proc.stderr
+
+
+def test_unloadable_student_is_one_clear_error(tmp_path):
+    proc = ioa("run", "--preset", "smoke", "--set", f"student.model={tmp_path}/no-such-model", "--run-dir", tmp_path / "r", check=False)
+    assert proc.returncode == 2 and "no-such-model" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_domain_is_one_clear_error(tmp_path):
+    proc = ioa("run", "--preset", "smoke", "--set", "domain=astrology", "--run-dir", tmp_path / "r", check=False)
+    assert proc.returncode == 2 and "unknown domain 'astrology'" in proc.stderr
+    assert not (tmp_path / "r").exists()
