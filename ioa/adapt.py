@@ -15,6 +15,7 @@ used as is (the `ioa-no-adapter` ablation).
 from __future__ import annotations
 
 import re
+from typing import Mapping
 
 from ioa.config import AdapterConfig
 from ioa.types import Module, Problem
@@ -52,14 +53,20 @@ def _as_task(question: str) -> str:
     return q[8:] if q.lower().startswith("what is ") else q[:1].lower() + q[1:]
 
 
-def decompose(problem: Problem, solution: str) -> list[tuple[str, str]]:
-    """(phase, text) for extract, relate, formulate, solve (one entry per line), verify."""
+def decompose(problem: Problem, solution: str, names: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """(phase, text) for extract, relate, formulate, solve (one entry per line), verify.
+
+    The relate phase names the knowledge the problem builds on (its steps' modules, side steps left
+    out) rather than precomputing sub-results: a small student asked to state "13 - 6" before it has
+    borrowed invents numbers there.
+    """
     numbers = list(dict.fromkeys(NUMBER.findall(problem.question)))
     phases = [("extract", f"The numbers are {', '.join(numbers)}." if numbers else "Read what is given.")]
     side = set(problem.meta.get("side_steps", ()))
-    tasks = [_as_task(s.question) for i, s in enumerate(problem.steps) if i not in side]
-    if tasks:
-        phases.append(("relate", "First " + ", then ".join(tasks) + "."))
+    used = dict.fromkeys(s.module for i, s in enumerate(problem.steps) if i not in side)
+    if used:
+        known = [(names or {}).get(m, m.replace("_", " ")).lower() for m in used]
+        phases.append(("relate", "Use " + ", then ".join(known) + "."))
     question = SENTENCE_END.split(problem.question.strip())[-1]
     goal = f"{_as_task(question)} = ?" if question.lower().startswith("what is ") else question
     phases.append(("formulate", problem.meta.get("equation") or goal))
@@ -107,13 +114,15 @@ def load_ramp(n: int, low: float, high: float, bridge: bool = False) -> list[flo
     return [round(low + (top - low) * i / (n - 1), 4) for i in range(n)]
 
 
-def adapt_solution(problem: Problem, solution: str, raw: str, module: Module, cfg: AdapterConfig) -> str:
+def adapt_solution(
+    problem: Problem, solution: str, raw: str, module: Module, cfg: AdapterConfig, names: Mapping[str, str] | None = None
+) -> str:
     """The completion the student is trained on, built from the enabled transforms."""
     if not (cfg.decompose or cfg.template or cfg.simplify or cfg.analogies):
         return raw
     note = analogy(module) if cfg.analogies else None
     if cfg.decompose:
-        phases = decompose(problem, solution)
+        phases = decompose(problem, solution, names)
     else:
         phases = [("solve", line.strip()) for line in solution.splitlines() if line.strip()]
     if cfg.template:

@@ -117,14 +117,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "identifier": {"coverage": 1.0},
         "probe": {"items_per_module": 20, "difficulty": 0.15, "difficulty_spread": 0.15},
         "synthesis": {"examples_per_module": 64, "remedial_examples_per_module": 32, "max_remedial_rounds": 1},
-        "student": {"max_steps_per_stage": 40, "max_new_tokens": 128},
+        "student": {"max_steps_per_stage": 40, "max_new_tokens": 192},
     },
     # Small budgets that still train the real default student end to end; CI runs this.
     "smoke": {
         "modules": ["addition_facts", "multi_digit_addition", "multiplication_facts"],
         "probe": {"items_per_module": 8, "difficulty": 0.15, "difficulty_spread": 0.15},
-        "synthesis": {"examples_per_module": 16, "remedial_examples_per_module": 8, "max_remedial_rounds": 0},
-        "student": {"max_steps_per_stage": 4, "max_new_tokens": 96, "max_seq_len": 192},
+        "synthesis": {"examples_per_module": 32, "remedial_examples_per_module": 8, "max_remedial_rounds": 0},
+        "student": {"max_steps_per_stage": 12, "max_new_tokens": 160, "max_seq_len": 256},
         "identifier": {"coverage": 1.0},
     },
 }

@@ -8,6 +8,7 @@ before its data was written regenerates exactly the same examples.
 """
 from __future__ import annotations
 
+import random
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -27,13 +28,13 @@ from ioa.probe import expand_groups, grade, probe_problems
 from ioa.rundir import RunDir
 from ioa.students.base import Student
 from ioa.summary import summarize
-from ioa.synthesize import remedial_targets, replay, stage_difficulties, synthesize
+from ioa.synthesize import remedial_targets, replay_counts, stage_difficulties, synthesize
 from ioa.teachers.base import Teacher
 from ioa.types import Attempt, Curriculum, Diagnosis, Example, Problem, Stage
 
 
 class Timings:
-    """Wall seconds per phase, accumulated across resumes in timings.json."""
+    """Wall seconds per phase, accumulated across resumes in timings.json. Phases never nest."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -105,7 +106,7 @@ def ensure_diagnosis(ctx: Context) -> Diagnosis:
         items = expand_groups([x for xs in ctx.probes.values() for x in xs])
         t_attempts = grade(ctx.domain, items, ctx.teacher.respond(items), "teacher")
         ctx.sync_student()
-        responses = ctx.timed("probe_student", lambda: ctx.student.respond(items))
+        responses = ctx.timed("probe", lambda: ctx.student.respond(items))
         s_attempts = grade(ctx.domain, items, responses, "student")
         atomic_write_jsonl(rd.responses_before, [{"id": i.id, "module": i.module, "response": r} for i, r in zip(items, responses)])
         atomic_write_jsonl(rd.attempts, [a.to_dict() for a in t_attempts + s_attempts])
@@ -113,7 +114,8 @@ def ensure_diagnosis(ctx: Context) -> Diagnosis:
         # they cannot be probed or gated here, so the diagnosis covers the run's modules only.
         inside = set(ctx.probes)
         attempts = [Attempt.from_dict(a) for a in read_jsonl(rd.attempts) if a["module"] in inside]
-        atomic_write_json(rd.diagnosis, diagnose(attempts, ctx.cfg.identifier).to_dict())
+        diagnosis = ctx.timed("identify", lambda: diagnose(attempts, ctx.cfg.identifier))
+        atomic_write_json(rd.diagnosis, diagnosis.to_dict())
     diagnosis = Diagnosis.from_dict(read_json(rd.diagnosis))
     ctx.p_teacher = {m.id: m.p_teacher for m in diagnosis.modules}
     return diagnosis
@@ -137,6 +139,12 @@ def bridge_reach(curriculum: Curriculum, stage: Stage) -> float:
     return round((stage.difficulty - before.difficulty) / span, 6) if span else 1.0
 
 
+def known_before(diagnosis: Diagnosis, tau_mastery: float) -> dict[str, float]:
+    """Modules the student had mastered before any teaching: replayed too, so it does not forget them."""
+    return {m.id: m.p_student for m in diagnosis.modules
+            if m.teachable and not m.deficient and m.p_student / m.p_teacher >= tau_mastery - 1e-9}
+
+
 @dataclass
 class StageLog:
     """What the loop knows about finished stages: their examples, gates and retention checks."""
@@ -146,6 +154,30 @@ class StageLog:
     taught: list[str] = field(default_factory=list)  # modules of finished (non-bridge) stages
 
 
+def probe_band(cfg: RunConfig) -> tuple[float, float]:
+    p = cfg.probe
+    return max(0.0, p.difficulty - p.difficulty_spread), min(1.0, p.difficulty + p.difficulty_spread)
+
+
+def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefix: str, rnd: int) -> list[Example]:
+    """Examples of already mastered modules, `replay_fraction` of the round's data: sampled from the
+    run's earlier examples of a module, or freshly made for modules the student knew before the run."""
+    counts = replay_counts([m for m in log.mastered if m not in stage.modules], ctx.cfg.synthesis.replay_fraction, n_new)
+    rng = random.Random(f"replay:{ctx.cfg.seed}:{prefix}")
+    low, high = probe_band(ctx.cfg)
+    picked: list[Example] = []
+    for module_id, k in counts.items():
+        pool = [e for e in log.examples if e.module == module_id and e.kind != "replay"]
+        if pool:
+            picked += rng.sample(pool, min(k, len(pool)))
+            continue
+        module = next(m for m in ctx.domain.modules() if m.id == module_id)
+        difficulties = {module_id: stage_difficulties(k, low, high, 1.0, ctx.cfg.adapter.load_ramp, ctx.cfg.seed)}
+        picked += synthesize(ctx.teacher, ctx.domain, [module], difficulties, ctx.cfg.adapter, ctx.seen,
+                             f"{prefix}-fresh-{module_id}", "replay", ctx.cfg.seed).examples
+    return [Example.from_dict({**e.to_dict(), "id": f"{prefix}-replay-{i:05d}", "kind": "replay"}) for i, e in enumerate(picked)]
+
+
 def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval: dict | None, failing: Sequence[str], log: StageLog) -> list[Example]:
     """The round's training data: synthesized (round 0) or remedial (later), plus replay."""
     path = ctx.rd.round(stage.index, rnd) / "train.jsonl"
@@ -153,8 +185,8 @@ def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval
         examples = [Example.from_dict(r) for r in read_jsonl(path)]
         ctx.seen.update(e.prompt for e in examples)
         return examples
-    syn, p = ctx.cfg.synthesis, ctx.cfg.probe
-    low, high = max(0.0, p.difficulty - p.difficulty_spread), min(1.0, p.difficulty + p.difficulty_spread)
+    syn = ctx.cfg.synthesis
+    low, high = probe_band(ctx.cfg)
     modules = [m for m in ctx.domain.modules() if m.id in stage.modules]
     prefix = f"s{stage.index}r{rnd}"
     if rnd == 0:
@@ -166,9 +198,7 @@ def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval
         wrong = [x for x in ctx.probe_items(failing) if not correct.get(x.id, True)]
         counts, targets = remedial_targets(wrong, syn.remedial_examples_per_module)
         made = synthesize(ctx.teacher, ctx.domain, [m for m in modules if m.id in counts], counts, ctx.cfg.adapter, ctx.seen, prefix, "remedial", ctx.cfg.seed, targets)
-    pool = [e for e in log.examples if e.module in log.mastered and e.kind != "replay"]
-    replayed = [Example.from_dict({**e.to_dict(), "id": f"{prefix}-replay-{i:05d}", "kind": "replay"})
-                for i, e in enumerate(replay(pool, syn.replay_fraction, len(made.examples), ctx.cfg.seed + stage.index * 100 + rnd))]
+    replayed = replay_examples(ctx, stage, log, len(made.examples), prefix, rnd)
     examples = made.examples + replayed
     atomic_write_jsonl(path, [e.to_dict() for e in examples])
     atomic_write_json(path.with_name("synthesis.json"), {"examples": len(made.examples), "replayed": len(replayed), "rejected": made.rejected, "duplicates": made.duplicates})
@@ -244,9 +274,9 @@ def run(ctx: Context) -> dict[str, Any]:
     """The whole method on one run directory; every finished step is read back, not redone."""
     ctx.timings = Timings(ctx.rd.timings)
     ensure_probes(ctx)
-    diagnosis = ctx.timed("identify", lambda: ensure_diagnosis(ctx))
+    diagnosis = ensure_diagnosis(ctx)
     curriculum = ensure_curriculum(ctx, diagnosis)
-    log = StageLog()
+    log = StageLog(mastered=known_before(diagnosis, ctx.cfg.organizer.tau_mastery))
     for stage in tqdm(curriculum.stages, desc="stages", unit="stage", disable=not ctx.progress):
         run_stage(ctx, curriculum, stage, log)
     final = final_eval(ctx)

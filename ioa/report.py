@@ -141,16 +141,10 @@ def headline(data: RunData, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def timing_rows(timings: dict[str, float]) -> tuple[list[list[str]], float]:
-    """Rows (phase, seconds, share) and the total; probe_student is timed inside identify, so not added twice."""
-    nested = {"probe_student": "identify"}
-    top = {k: v for k, v in timings.items() if k != "total" and not (k in nested and nested[k] in timings)}
-    total = float(timings.get("total", sum(top.values())))
-    rows = []
-    for k, v in timings.items():
-        if k == "total":
-            continue
-        note = f" (part of {nested[k]})" if k in nested and nested[k] in timings else ""
-        rows.append([k + note, fmt_seconds(v), f"{100 * v / total:.1f}%" if total > 0 else DASH])
+    """Rows (phase, seconds, share) and the total; the loop's phases never nest, so they add up."""
+    phases = {k: float(v) for k, v in timings.items() if k != "total"}
+    total = float(timings.get("total", sum(phases.values())))
+    rows = [[k, fmt_seconds(v), f"{100 * v / total:.1f}%" if total > 0 else DASH] for k, v in phases.items()]
     return rows, total
 
 

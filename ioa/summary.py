@@ -75,6 +75,10 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
     earlier = [x for x in modules if x.get("mastered_at_stage", last_real) < last_real]
     before_mean = _mean([x["p_student_before"] for x in deficient])
     after_mean = _mean([x["p_student_after"] for x in deficient if x["p_student_after"] is not None])
+    tau = cfg.organizer.tau_mastery
+    prior = [x for x in modules if not x["taught"] and x["p_teacher"] > 0 and x["p_student_before"] / x["p_teacher"] >= tau - 1e-9]
+    prior_before = _mean([x["p_student_before"] for x in prior])
+    prior_after = _mean([x["p_student_after"] for x in prior if x["p_student_after"] is not None])
     retention_at = _mean([x["p_student_at_mastery"] for x in earlier])
     retention_end = _mean([x["p_student_after"] for x in earlier])
     return {
@@ -89,6 +93,10 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
         "retention": {
             "modules": [x["id"] for x in earlier], "mean_at_mastery": retention_at, "mean_final": retention_end,
             "drop_points": round(100 * (retention_at - retention_end), 2) if earlier else None,
+        },
+        "prior_knowledge": {  # modules mastered before the run and not taught: did teaching others hurt them?
+            "modules": [x["id"] for x in prior], "mean_before": prior_before, "mean_after": prior_after,
+            "drop_points": round(100 * (prior_before - prior_after), 2) if prior and prior_after is not None else None,
         },
         "stages": history,
         "timings": read_json(rd.timings) if rd.timings.exists() else {},

@@ -36,7 +36,7 @@ class Synthesis:
 
 def _examples_for(
     teacher: Teacher, domain: Domain, module: Module, difficulties: Sequence[float], base: int,
-    adapter: AdapterConfig, seen: set[str], remediates: Sequence[str] = (),
+    adapter: AdapterConfig, seen: set[str], names: dict[str, str], remediates: Sequence[str] = (),
 ) -> tuple[list[tuple[Problem, str, str, str]], int, int]:
     """(problem, adapted completion, raw, remediated item) tuples; retries past duplicates with fresh seeds.
 
@@ -57,7 +57,7 @@ def _examples_for(
             rejected += 1
             continue
         seen.add(student_prompt(problem.question))
-        text = adapt_solution(problem, solution.text, solution.raw, module, adapter)
+        text = adapt_solution(problem, solution.text, solution.raw, module, adapter, names)
         made.append((problem, text, solution.raw, remediates[i] if remediates else ""))
     return made, rejected, duplicates
 
@@ -69,10 +69,11 @@ def synthesize(
 ) -> Synthesis:
     """Examples for each module at the given difficulties (one example per difficulty)."""
     out = Synthesis()
+    names = {m.id: m.name for m in domain.modules()}
     for module in modules:
         difficulties = counts.get(module.id, [])
         made, rejected, duplicates = _examples_for(
-            teacher, domain, module, difficulties, seed_base(seed, id_prefix, module.id), adapter, seen,
+            teacher, domain, module, difficulties, seed_base(seed, id_prefix, module.id), adapter, seen, names,
             (remediates or {}).get(module.id, ()),
         )
         out.rejected += rejected
@@ -113,9 +114,10 @@ def remedial_targets(failed: Sequence[Problem], per_module: int) -> tuple[dict[s
     return counts, targets
 
 
-def replay(pool: Sequence[Example], share: float, n_new: int, seed: int) -> list[Example]:
-    """Examples replayed from mastered modules so they make up `share` of the stage's data."""
-    if not pool or share <= 0 or n_new == 0:
-        return []
-    want = min(len(pool), round(n_new * share / (1 - share)))
-    return random.Random(seed).sample(list(pool), want)
+def replay_counts(modules: Sequence[str], share: float, n_new: int) -> dict[str, int]:
+    """How many replayed examples each mastered module gets so replay is `share` of the stage's data."""
+    if not modules or share <= 0 or n_new == 0:
+        return {}
+    want = round(n_new * share / (1 - share))
+    base, extra = divmod(want, len(modules))
+    return {m: base + (i < extra) for i, m in enumerate(sorted(modules)) if base + (i < extra)}

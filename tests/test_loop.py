@@ -80,7 +80,11 @@ def test_replay_mixes_in_mastered_modules(tmp_path):
     examples = all_examples(ctx.rd)
     replayed = [e for e in examples if e["kind"] == "replay"]
     mastered = {m["id"] for m in summary["modules"] if "mastered_at_stage" in m}
-    assert replayed and {e["module"] for e in replayed} <= mastered
+    known = set(summary["prior_knowledge"]["modules"])
+    assert known == {"place_value"}  # P_S = 0.95 before the run
+    assert replayed and {e["module"] for e in replayed} <= mastered | known
+    assert any(e["module"] == "place_value" for e in replayed)  # made fresh: it was never taught
+    assert summary["prior_knowledge"]["drop_points"] is not None
 
 
 @pytest.mark.parametrize("interrupt_at", [1, 2, 4])

@@ -80,7 +80,7 @@ def run_dir(tmp_path):
     write_round(rd, s1, 0, {"bridge": 4}, None, [1.9, 1.5, 1.1])
     write_round(rd, s2, 0, {"synth": 16, "replay": 4}, {"mdm": 0.5, "mda": 0.85, "mul": 0.88}, None, last=True)
     atomic_write_json(rd.final_eval, {"accuracy": FINAL, "items": []})
-    atomic_write_json(rd.timings, {"probe_student": 10.0, "identify": 12.5, "synthesize": 30.0, "train": 200.0, "evaluate": 40.0, "save_model": 5.0})
+    atomic_write_json(rd.timings, {"probe": 10.0, "identify": 2.5, "synthesize": 30.0, "train": 200.0, "evaluate": 40.0, "save_model": 5.0})
     atomic_write_json(rd.summary, summarize(rd, diag, cur, read_json(rd.final_eval), cfg))
     return rd.root
 
@@ -126,7 +126,7 @@ def test_header_and_curriculum(run_dir):
     assert "domain: arithmetic" in md and "student model: smollm2-135m" in md
     assert "20.0% → 74.3% (+54.3 pts)" in md  # deficient mean before -> after
     assert "drop 6.0 pts" in md  # mda, mul: 92.5% at their gate -> 86.5% final
-    assert "4 min 47.5 s" in md  # total wall time; probe_student is inside identify
+    assert "4 min 47.5 s" in md  # total wall time: the phases add up
     stages = section(md, "## Curriculum and rounds", "## ")
     for action in ("remediate", "advance", "advance-unmastered", "bridge (no gate)"):
         assert f"| {action} |" in stages

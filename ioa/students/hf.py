@@ -11,12 +11,14 @@ import copy
 import functools
 import json
 import os
+import re
 import time
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 from tqdm.auto import tqdm
 
 from ioa.answers import student_prompt
@@ -28,6 +30,7 @@ from ioa.types import Example, Problem
 __all__ = ["HFStudent", "StudentLoadError", "cpu_has_native_bf16", "resolve_device", "resolve_precision"]
 
 STATE_FILE = "ioa_student.json"
+ANSWER_LINE_DONE = re.compile(r"(?im)^\s*(?:final\s+)?answer\s*:[^\n]*\S[^\n]*\n")
 
 
 @functools.cache
@@ -62,6 +65,26 @@ def resolve_precision(spec: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
+class AnswerLineDone(StoppingCriteria):
+    """Stops a sequence once it has written a complete `Answer: ...` line (the answer then a newline).
+
+    Everything after that line is ignored by answer extraction, so generating it only costs time; an
+    untrained model that rambles on after answering would otherwise run to max_new_tokens.
+    """
+
+    TAIL = 32  # tokens decoded per check: an answer line is far shorter
+
+    def __init__(self, tokenizer, prompt_length: int):
+        self.tokenizer = tokenizer
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores=None, **kwargs) -> torch.BoolTensor:
+        new = input_ids[:, self.prompt_length:]
+        tails = self.tokenizer.batch_decode(new[:, -self.TAIL:], skip_special_tokens=True)
+        done = [bool(ANSWER_LINE_DONE.search(t)) for t in tails]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 def _is_main_process() -> bool:
@@ -160,12 +183,14 @@ class HFStudent:
     def _generate_batch(self, texts: list[str]) -> tuple[list[str], int]:
         tok = self.tokenizer
         enc = self.encode(texts)
+        stop = AnswerLineDone(tok, enc["input_ids"].shape[1])
         with torch.inference_mode(), self.autocast():
             out = self.model.generate(
                 **enc,
                 max_new_tokens=self.cfg.max_new_tokens,
                 do_sample=False,
                 pad_token_id=tok.pad_token_id,
+                stopping_criteria=StoppingCriteriaList([stop]),
             )
         new = out[:, enc["input_ids"].shape[1] :]
         count = int((new != tok.pad_token_id).sum())
