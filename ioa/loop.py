@@ -152,6 +152,7 @@ class StageLog:
     examples: list[Example] = field(default_factory=list)
     mastered: dict[str, float] = field(default_factory=dict)  # module -> accuracy when mastered
     taught: list[str] = field(default_factory=list)  # modules of finished (non-bridge) stages
+    known: list[str] = field(default_factory=list)  # modules mastered before the run
 
 
 def probe_band(cfg: RunConfig) -> tuple[float, float]:
@@ -199,6 +200,10 @@ def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval
         counts, targets = remedial_targets(wrong, syn.remedial_examples_per_module)
         made = synthesize(ctx.teacher, ctx.domain, [m for m in modules if m.id in counts], counts, ctx.cfg.adapter, ctx.seen, prefix, "remedial", ctx.cfg.seed, targets)
     replayed = replay_examples(ctx, stage, log, len(made.examples), prefix, rnd)
+    if rnd > 0:  # rehearse the stage's own earlier examples 1:1, so remediation does not narrow the student
+        own = [e for e in log.examples if e.module in stage.modules and e.id.startswith(f"s{stage.index}r")]
+        rehearsal = random.Random(f"rehearse:{ctx.cfg.seed}:{prefix}").sample(own, min(len(own), len(made.examples)))
+        replayed += [Example.from_dict({**e.to_dict(), "id": f"{prefix}-rehearse-{i:05d}", "kind": "replay"}) for i, e in enumerate(rehearsal)]
     examples = made.examples + replayed
     atomic_write_jsonl(path, [e.to_dict() for e in examples])
     atomic_write_json(path.with_name("synthesis.json"), {"examples": len(made.examples), "replayed": len(replayed), "rejected": made.rejected, "duplicates": made.duplicates})
@@ -222,7 +227,8 @@ def eval_round(ctx: Context, rdir: Path, stage: Stage, log: StageLog) -> dict[st
     """Held-out accuracy on the stage's modules and, for retention, on every earlier stage's modules."""
     path = rdir / "eval.json"
     if not path.exists():
-        retention = [m for m in log.taught if m not in stage.modules]
+        retention = [m for m in list(log.taught) + list(log.known) if m not in stage.modules]
+        retention = list(dict.fromkeys(retention))
         ctx.sync_student()
         result = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, ctx.probe_items(list(stage.modules) + retention)))
         atomic_write_json(path, {**result, "stage_modules": list(stage.modules), "retention_modules": retention})
@@ -234,6 +240,7 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
     last_eval: dict | None = None
     failing: list[str] = list(stage.modules)
     rounds = 1 if stage.bridge else ctx.cfg.synthesis.max_remedial_rounds + 1
+    tried: list[tuple[float, int, dict]] = []  # (mean stage accuracy, round, eval) per gated round
     for rnd in range(rounds):
         rdir = ctx.rd.round(stage.index, rnd)
         examples = ctx.timed("synthesize", lambda: round_examples(ctx, stage, rnd, reach, last_eval, failing, log))
@@ -244,6 +251,7 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
         if stage.bridge:
             return
         last_eval = eval_round(ctx, rdir, stage, log)
+        tried.append((sum(last_eval["accuracy"][m] for m in stage.modules) / len(stage.modules), rnd, last_eval))
         decision_path = rdir / "gate.json"
         if not decision_path.exists():
             decision = gate(last_eval["accuracy"], ctx.p_teacher, stage.modules, stage.mastery_threshold)
@@ -254,12 +262,28 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
         failing = decision["failing"]
         if decision["action"] != "remediate":
             break
+    if tried:
+        last_eval = keep_best_round(ctx, stage, tried)
     log.taught.extend(m for m in stage.modules if m not in log.taught)
     if last_eval is not None:
         for m, acc in last_eval["accuracy"].items():
             ratio = acc / ctx.p_teacher[m] if ctx.p_teacher.get(m) else 0.0
             if m in stage.modules and ratio >= stage.mastery_threshold - 1e-9:
                 log.mastered[m] = acc
+
+
+def keep_best_round(ctx: Context, stage: Stage, tried: list[tuple[float, int, dict]]) -> dict:
+    """The stage ends on its best round by held-out accuracy on the stage's modules (ties: the later).
+
+    A remedial round can make things worse (a narrow data mix, a fresh learning-rate schedule); the
+    student then continues from the better state, and `stages/<n>/selected.json` says which.
+    """
+    score, rnd, result = max(tried, key=lambda t: (t[0], t[1]))
+    ctx.latest_state = ctx.rd.round(stage.index, rnd) / "state"
+    path = ctx.rd.round(stage.index, 0).parent / "selected.json"
+    if not path.exists():
+        atomic_write_json(path, {"round": rnd, "mean_accuracy": round(score, 6), "rounds": len(tried)})
+    return result
 
 
 def final_eval(ctx: Context) -> dict[str, Any]:
@@ -276,7 +300,8 @@ def run(ctx: Context) -> dict[str, Any]:
     ensure_probes(ctx)
     diagnosis = ensure_diagnosis(ctx)
     curriculum = ensure_curriculum(ctx, diagnosis)
-    log = StageLog(mastered=known_before(diagnosis, ctx.cfg.organizer.tau_mastery))
+    known = known_before(diagnosis, ctx.cfg.organizer.tau_mastery)
+    log = StageLog(mastered=dict(known), known=list(known))
     for stage in tqdm(curriculum.stages, desc="stages", unit="stage", disable=not ctx.progress):
         run_stage(ctx, curriculum, stage, log)
     final = final_eval(ctx)

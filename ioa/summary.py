@@ -30,7 +30,9 @@ def stage_history(rd: RunDir, curriculum: Curriculum) -> list[dict[str, Any]]:
                 g = read_json(rdir / "gate.json")
                 entry.update(passed=g["passed"], min_ratio=g["min_ratio"], action=g["action"], ratios=g["ratios"])
             rounds.append(entry)
-        out.append({**stage.to_dict(), "rounds": rounds})
+        selected = rd.round(stage.index, 0).parent / "selected.json"
+        chosen = read_json(selected)["round"] if selected.exists() else (rounds[-1]["round"] if rounds else None)
+        out.append({**stage.to_dict(), "rounds": rounds, "selected_round": chosen})
     return out
 
 
@@ -40,7 +42,7 @@ def mastery_points(history: list[dict[str, Any]]) -> dict[str, tuple[int, float]
     for stage in history:
         if stage["bridge"] or not stage["rounds"]:
             continue
-        last = stage["rounds"][-1]
+        last = next((r for r in stage["rounds"] if r["round"] == stage.get("selected_round")), stage["rounds"][-1])
         for m in stage["modules"]:
             acc = last.get("accuracy", {}).get(m)
             if acc is not None and last.get("ratios", {}).get(m, 0.0) >= stage["mastery_threshold"] - 1e-9:

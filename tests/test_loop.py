@@ -22,13 +22,14 @@ START = {"addition_facts": 0.55, "place_value": 0.95, "multi_digit_addition": 0.
          "multi_digit_multiplication": 0.1}
 
 
-def make_ctx(tmp_path, name="run", interrupt_at_train=None, rate=0.03, **over):
+def make_ctx(tmp_path, name="run", interrupt_at_train=None, rate=0.03, remedial_rate=None, **over):
     overrides = [f"modules=[{', '.join(MODULES)}]", "probe.items_per_module=40", "identifier.coverage=1",
                  "synthesis.examples_per_module=12", "synthesis.remedial_examples_per_module=12",
                  "synthesis.max_remedial_rounds=3", "identifier.min_support=5"] + [f"{k}={v}" for k, v in over.items()]
     cfg = load_config(None, None, overrides)
     domain = load_domain("arithmetic")
-    student = LearningFake(START, domain.declared_prerequisites(), interrupt_at_train=interrupt_at_train, rate=rate)
+    student = LearningFake(START, domain.declared_prerequisites(), interrupt_at_train=interrupt_at_train, rate=rate,
+                          remedial_rate=remedial_rate)
     rd = RunDir(tmp_path / name)
     rd.root.mkdir(parents=True, exist_ok=True)
     return Context(cfg=cfg, rd=rd, domain=domain, teacher=load_teacher("procedural", domain), student=student, progress=False)
@@ -78,7 +79,9 @@ def test_replay_mixes_in_mastered_modules(tmp_path):
     ctx = make_ctx(tmp_path, rate=0.1, **{"synthesis.replay_fraction": 0.3})
     summary = run(ctx)
     examples = all_examples(ctx.rd)
-    replayed = [e for e in examples if e["kind"] == "replay"]
+    replayed = [e for e in examples if "-replay-" in e["id"]]
+    rehearsed = [e for e in examples if "-rehearse-" in e["id"]]
+    assert rehearsed and all(e["kind"] == "replay" for e in rehearsed)  # remedial rounds rehearse their stage
     mastered = {m["id"] for m in summary["modules"] if "mastered_at_stage" in m}
     known = set(summary["prior_knowledge"]["modules"])
     assert known == {"place_value"}  # P_S = 0.95 before the run
@@ -107,3 +110,19 @@ def test_resume_of_a_finished_run_redoes_nothing(tmp_path):
     again = make_ctx(tmp_path)
     run(again)
     assert again.student.train_calls == 0
+
+
+def test_a_harmful_remedial_round_is_rolled_back(tmp_path):
+    ctx = make_ctx(tmp_path, rate=0.05, remedial_rate=-0.5, **{"synthesis.max_remedial_rounds": 1})
+    summary = run(ctx)
+    final = json.loads(ctx.rd.final_eval.read_text())["accuracy"]
+    for stage in summary["stages"]:
+        if stage["bridge"]:
+            continue
+        assert [r["action"] for r in stage["rounds"]] == ["remediate", "advance-unmastered"]
+        assert stage["selected_round"] == 0
+        first = stage["rounds"][0]["accuracy"]
+        assert all(stage["rounds"][1]["accuracy"][m] < first[m] for m in stage["modules"])
+    last_real = [s for s in summary["stages"] if not s["bridge"]][-1]
+    for m in last_real["modules"]:  # the model carried on from round 0, not from the worse round 1
+        assert final[m] == last_real["rounds"][0]["accuracy"][m]

@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from ioa.answers import student_prompt
 from ioa.config import StudentConfig
-from ioa.students.hf_convert import StudentLoadError, atomic_dir, load_pretrained, write_json_atomic
+from ioa.io import atomic_dir, atomic_write_json
+from ioa.students.hf_convert import StudentLoadError, load_pretrained
 from ioa.students.hf_train import lora_config, plan_steps, prepared_dataset, run_sft, world_size
 from ioa.types import Example, Problem
 
@@ -249,7 +250,7 @@ class HFStudent:
             self.model.save_pretrained(tmp)  # a PeftModel writes only its adapter
             if not self.is_lora:
                 self.tokenizer.save_pretrained(tmp)
-            write_json_atomic(tmp / STATE_FILE, {"model": self.cfg.model, "finetune": self.cfg.finetune})
+            atomic_write_json(tmp / STATE_FILE, {"model": self.cfg.model, "finetune": self.cfg.finetune})
 
     def load_state(self, path: Path) -> None:
         """Restore what `save_state` wrote: the adapter into the same PEFT model, or the full weights."""

