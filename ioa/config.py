@@ -116,7 +116,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                     "multi_digit_addition", "multi_digit_subtraction"],
         "identifier": {"coverage": 1.0},
         "probe": {"items_per_module": 20, "difficulty": 0.15, "difficulty_spread": 0.15},
-        "synthesis": {"examples_per_module": 64, "remedial_examples_per_module": 32, "max_remedial_rounds": 1,
+        "synthesis": {"examples_per_module": 64, "remedial_examples_per_module": 24, "max_remedial_rounds": 1,
                       "replay_fraction": 0.3},
         "student": {"max_steps_per_stage": 40, "max_new_tokens": 192},
     },

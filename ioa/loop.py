@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ioa.answers import student_prompt
 from ioa.config import RunConfig
 from ioa.domains.base import Domain
-from ioa.evaluate import evaluate, gate
+from ioa.evaluate import evaluate, gate, per_module_accuracy
 from ioa.identify import diagnose
 from ioa.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from ioa.organize import organize
@@ -193,12 +193,14 @@ def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval
     if rnd == 0:
         n = syn.examples_per_module if not stage.bridge else max(4, syn.examples_per_module // 4)
         counts = {m.id: stage_difficulties(n, low, high, reach, ctx.cfg.adapter.load_ramp, ctx.cfg.seed) for m in modules}
-        made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, "bridge" if stage.bridge else "synth", ctx.cfg.seed)
+        made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, "bridge" if stage.bridge else "synth", ctx.cfg.seed,
+                          progress=ctx.progress)
     else:
         correct = {it["id"]: it["correct"] for it in last_eval["items"]}
         wrong = [x for x in ctx.probe_items(failing) if not correct.get(x.id, True)]
         counts, targets = remedial_targets(wrong, syn.remedial_examples_per_module)
-        made = synthesize(ctx.teacher, ctx.domain, [m for m in modules if m.id in counts], counts, ctx.cfg.adapter, ctx.seen, prefix, "remedial", ctx.cfg.seed, targets)
+        made = synthesize(ctx.teacher, ctx.domain, [m for m in modules if m.id in counts], counts, ctx.cfg.adapter, ctx.seen, prefix, "remedial", ctx.cfg.seed, targets,
+                          progress=ctx.progress)
     replayed = replay_examples(ctx, stage, log, len(made.examples), prefix, rnd)
     if rnd > 0:  # rehearse the stage's own earlier examples 1:1, so remediation does not narrow the student
         own = [e for e in log.examples if e.module in stage.modules and e.id.startswith(f"s{stage.index}r")]
@@ -287,9 +289,21 @@ def keep_best_round(ctx: Context, stage: Stage, tried: list[tuple[float, int, di
 
 
 def final_eval(ctx: Context) -> dict[str, Any]:
+    """Accuracy on every module's probes with the final weights.
+
+    The last gate already evaluated those weights (the state the run ended on) on its modules' probes
+    with greedy decoding, so its items are reused and only the modules it did not cover are run.
+    """
     if not ctx.rd.final_eval.exists():
+        last = ctx.latest_state.parent / "eval.json" if ctx.latest_state else None
+        reused = read_json(last)["items"] if last and last.exists() else []
+        covered = {it["module"] for it in reused}
+        missing = [m for m in ctx.probes if m not in covered]
         ctx.sync_student()
-        result = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, ctx.probe_items(list(ctx.probes))))
+        fresh = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, ctx.probe_items(missing)))["items"] if missing else []
+        items = [it for it in reused if it["module"] in ctx.probes] + fresh
+        result = {"accuracy": per_module_accuracy(items), "items": items,
+                  "reused_from": str(last.relative_to(ctx.rd.root)) if reused else None}
         atomic_write_json(ctx.rd.final_eval, result)
     return read_json(ctx.rd.final_eval)
 

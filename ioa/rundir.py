@@ -12,6 +12,7 @@
     DIR/stages/<n>/round-<r>/metrics.json training metrics
     DIR/stages/<n>/round-<r>/eval.json    per-module accuracy on held-out probes (stage + earlier)
     DIR/stages/<n>/round-<r>/gate.json    the mastery gate decision
+    DIR/stages/<n>/selected.json          the round the stage ended on (best held-out accuracy)
     DIR/final_eval.json                   per-module accuracy after the last stage
     DIR/model/                            the final merged model (from_pretrained / vLLM loadable)
     DIR/summary.json                      written last: {"status": "finished", "modules": [...], ...}

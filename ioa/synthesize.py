@@ -11,6 +11,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from tqdm.auto import tqdm
+
 from ioa.adapt import adapt_solution, load_ramp
 from ioa.answers import student_prompt
 from ioa.config import AdapterConfig
@@ -65,12 +67,12 @@ def _examples_for(
 def synthesize(
     teacher: Teacher, domain: Domain, modules: Iterable[Module], counts: dict[str, list[float]],
     adapter: AdapterConfig, seen: set[str], id_prefix: str, kind: str, seed: int,
-    remediates: dict[str, list[str]] | None = None,
+    remediates: dict[str, list[str]] | None = None, progress: bool = False,
 ) -> Synthesis:
     """Examples for each module at the given difficulties (one example per difficulty)."""
     out = Synthesis()
     names = {m.id: m.name for m in domain.modules()}
-    for module in modules:
+    for module in tqdm(list(modules), desc=f"synthesize {kind}", unit="module", disable=not progress):
         difficulties = counts.get(module.id, [])
         made, rejected, duplicates = _examples_for(
             teacher, domain, module, difficulties, seed_base(seed, id_prefix, module.id), adapter, seen, names,

@@ -73,6 +73,11 @@ def test_run_teaches_in_order_with_gates_and_writes_everything(tmp_path):
     assert not any(e["prompt"].split("\n\n")[0] in probe_q for e in examples)
     d = summary["deficient"]
     assert d["count"] >= 2 and d["mean_after"] > d["mean_before"]
+    # the final evaluation reuses the last gate's results for the weights the run ended on
+    final = json.loads(rd.final_eval.read_text())
+    last = [s for s in summary["stages"] if not s["bridge"]][-1]
+    assert final["reused_from"] == f"stages/{last['index']}/round-{last['selected_round']}/eval.json"
+    assert set(final["accuracy"]) == set(MODULES)
 
 
 def test_replay_mixes_in_mastered_modules(tmp_path):
