@@ -200,13 +200,17 @@ def header_blocks(data: RunData, rows: list[dict[str, Any]]) -> list[Any]:
     retained = (f"retention on modules mastered in earlier stages ({', '.join(h['retention'])}): {pct(h['at_gate'])} at "
                 f"their gate → {pct(h['final'])} final (drop {points(h['drop'], sign=False)})" if h["retention"] else
                 "retention: no module was mastered in an earlier stage" + ("" if data.finished else " yet"))
-    items = (
+    prior = summary.get("prior_knowledge") or {}
+    known = (f"prior knowledge (mastered before the run, not taught: {', '.join(prior['modules'])}): "
+             f"{pct(prior['mean_before'])} → {pct(prior['mean_after'])} (drop {points(prior['drop_points'], sign=False)})"
+             if prior.get("modules") else None)
+    items = tuple(x for x in (
         f"domain: {domain}", f"student model: {student}", f"status: {'finished' if data.finished else 'unfinished'}",
         f"deficient modules ({h['count']}): mean accuracy {pct(h['before'])} → {pct(h['after'])} ({points(h['gain'])})",
-        retained,
+        retained, known,
         f"total wall time: {fmt_seconds(total) if data.timings else DASH}"
-        + (f" ({', '.join(f'{r[0]} {r[1]}' for r in timing if '(part of' not in r[0])})" if timing else ""),
-    )
+        + (f" ({', '.join(f'{r[0]} {r[1]}' for r in timing)})" if timing else ""),
+    ) if x)
     blocks: list[Any] = [Heading(1, f"IOA run report: {data.rd.root.name}"), Bullets(items)]
     if not data.finished:
         blocks.append(Para(f"status: unfinished — resume with `ioa resume {data.rd.root}`. "
@@ -265,7 +269,9 @@ def _action(stage: dict[str, Any], r: dict[str, Any]) -> str:
         return "bridge (no gate)"
     if "action" not in r:
         return "in progress"
-    return r["action"]
+    # the informative case: an earlier round's weights were kept because the later ones did worse
+    rolled_back = r["round"] == stage.get("selected_round") != stage["rounds"][-1]["round"]
+    return r["action"] + (" · weights kept" if rolled_back else "")
 
 
 def _round_row(stage: dict[str, Any], r: dict[str, Any] | None) -> tuple[str, ...]:
