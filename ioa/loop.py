@@ -153,6 +153,7 @@ class StageLog:
     mastered: dict[str, float] = field(default_factory=dict)  # module -> accuracy when mastered
     taught: list[str] = field(default_factory=list)  # modules of finished (non-bridge) stages
     known: list[str] = field(default_factory=list)  # modules mastered before the run
+    replayed: list[Example] = field(default_factory=list)  # replay examples so far (reused for known modules)
 
 
 def probe_band(cfg: RunConfig) -> tuple[float, float]:
@@ -169,11 +170,13 @@ def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefi
     picked: list[Example] = []
     for module_id, k in counts.items():
         pool = [e for e in log.examples if e.module == module_id and e.kind != "replay"]
-        if pool:
-            picked += rng.sample(pool, min(k, len(pool)))
+        pool = pool or [e for e in log.replayed if e.module == module_id]  # never taught: earlier replays
+        if len(pool) >= k:
+            picked += rng.sample(pool, k)
             continue
+        picked += pool
         module = next(m for m in ctx.domain.modules() if m.id == module_id)
-        difficulties = {module_id: stage_difficulties(k, low, high, 1.0, ctx.cfg.adapter.load_ramp, ctx.cfg.seed)}
+        difficulties = {module_id: stage_difficulties(k - len(pool), low, high, 1.0, ctx.cfg.adapter.load_ramp, ctx.cfg.seed)}
         picked += synthesize(ctx.teacher, ctx.domain, [module], difficulties, ctx.cfg.adapter, ctx.seen,
                              f"{prefix}-fresh-{module_id}", "replay", ctx.cfg.seed).examples
     return [Example.from_dict({**e.to_dict(), "id": f"{prefix}-replay-{i:05d}", "kind": "replay"}) for i, e in enumerate(picked)]
@@ -242,18 +245,20 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
     last_eval: dict | None = None
     failing: list[str] = list(stage.modules)
     rounds = 1 if stage.bridge else ctx.cfg.synthesis.max_remedial_rounds + 1
-    tried: list[tuple[float, int, dict]] = []  # (mean stage accuracy, round, eval) per gated round
+    tried: list[tuple[float, int, dict]] = []  # (mean accuracy over evaluated modules, round, eval) per gated round
     for rnd in range(rounds):
         rdir = ctx.rd.round(stage.index, rnd)
         examples = ctx.timed("synthesize", lambda: round_examples(ctx, stage, rnd, reach, last_eval, failing, log))
         if not examples:  # nothing left to remediate (e.g. the teacher could not verify any answer)
             break
         log.examples.extend(e for e in examples if e.kind != "replay")
+        log.replayed.extend(e for e in examples if e.kind == "replay")
         train_round(ctx, rdir, examples)
         if stage.bridge:
             return
         last_eval = eval_round(ctx, rdir, stage, log)
-        tried.append((sum(last_eval["accuracy"][m] for m in stage.modules) / len(stage.modules), rnd, last_eval))
+        acc = last_eval["accuracy"]  # the stage's modules and the retention modules alike
+        tried.append((sum(acc.values()) / len(acc), rnd, last_eval))
         decision_path = rdir / "gate.json"
         if not decision_path.exists():
             decision = gate(last_eval["accuracy"], ctx.p_teacher, stage.modules, stage.mastery_threshold)
@@ -275,10 +280,12 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
 
 
 def keep_best_round(ctx: Context, stage: Stage, tried: list[tuple[float, int, dict]]) -> dict:
-    """The stage ends on its best round by held-out accuracy on the stage's modules (ties: the later).
+    """The stage ends on its best round by mean held-out accuracy over every module its gate evaluated:
+    the stage's own and the retention modules (earlier stages, prior knowledge). Ties: the later round.
 
-    A remedial round can make things worse (a narrow data mix, a fresh learning-rate schedule); the
-    student then continues from the better state, and `stages/<n>/selected.json` says which.
+    A remedial round can make things worse (a narrow data mix, a fresh learning-rate schedule): a
+    default run's remedial round raised the stage's modules from 48% to 53% while prior knowledge fell
+    from 97.5% to 42.5%. The student then continues from the better state; `selected.json` says which.
     """
     score, rnd, result = max(tried, key=lambda t: (t[0], t[1]))
     ctx.latest_state = ctx.rd.round(stage.index, rnd) / "state"

@@ -19,12 +19,13 @@ class LearningFake:
     """A simulated learner whose mastery of a module rises with every example it is trained on."""
 
     def __init__(self, mastery: dict[str, float], prerequisites, rate: float = 0.03, interrupt_at_train: int | None = None,
-                 remedial_rate: float | None = None):
+                 remedial_rate: float | None = None, interference: float = 0.0):
         self.initial = dict(mastery)
         self.mastery = dict(mastery)
         self.prerequisites = list(prerequisites)
         self.rate = rate
         self.remedial_rate = rate if remedial_rate is None else remedial_rate  # < 0: remediation hurts
+        self.interference = interference  # share of mastery other modules lose in a remedial round
         self.name = "student"
         self.train_calls = 0
         self.interrupt_at_train = interrupt_at_train
@@ -43,6 +44,10 @@ class LearningFake:
             m = self.mastery.get(e.module, 0.0)
             rate = self.remedial_rate if e.kind == "remedial" else self.rate
             self.mastery[e.module] = round(min(1.0, max(0.0, m + rate * (1 - m) if rate > 0 else m * (1 + rate))), 6)
+        remedied = {e.module for e in examples if e.kind == "remedial"}
+        if remedied and self.interference:
+            for m in set(self.mastery) - remedied:
+                self.mastery[m] = round(self.mastery[m] * (1 - self.interference), 6)
         self.trained_ids += [e.id for e in examples]
         return {"steps": len(examples), "final_loss": 1.0 / (1 + len(examples))}
 

@@ -22,14 +22,14 @@ START = {"addition_facts": 0.55, "place_value": 0.95, "multi_digit_addition": 0.
          "multi_digit_multiplication": 0.1}
 
 
-def make_ctx(tmp_path, name="run", interrupt_at_train=None, rate=0.03, remedial_rate=None, **over):
+def make_ctx(tmp_path, name="run", interrupt_at_train=None, rate=0.03, remedial_rate=None, interference=0.0, **over):
     overrides = [f"modules=[{', '.join(MODULES)}]", "probe.items_per_module=40", "identifier.coverage=1",
                  "synthesis.examples_per_module=12", "synthesis.remedial_examples_per_module=12",
                  "synthesis.max_remedial_rounds=3", "identifier.min_support=5"] + [f"{k}={v}" for k, v in over.items()]
     cfg = load_config(None, None, overrides)
     domain = load_domain("arithmetic")
     student = LearningFake(START, domain.declared_prerequisites(), interrupt_at_train=interrupt_at_train, rate=rate,
-                          remedial_rate=remedial_rate)
+                          remedial_rate=remedial_rate, interference=interference)
     rd = RunDir(tmp_path / name)
     rd.root.mkdir(parents=True, exist_ok=True)
     return Context(cfg=cfg, rd=rd, domain=domain, teacher=load_teacher("procedural", domain), student=student, progress=False)
@@ -131,3 +131,14 @@ def test_a_harmful_remedial_round_is_rolled_back(tmp_path):
     last_real = [s for s in summary["stages"] if not s["bridge"]][-1]
     for m in last_real["modules"]:  # the model carried on from round 0, not from the worse round 1
         assert final[m] == last_real["rounds"][0]["accuracy"][m]
+
+
+def test_round_selection_counts_retention_not_only_the_stage(tmp_path):
+    # remediation helps the remediated modules but wipes out what the student knew before (place_value)
+    ctx = make_ctx(tmp_path, rate=0.05, interference=0.8, **{"synthesis.max_remedial_rounds": 1})
+    summary = run(ctx)
+    first_real = next(s for s in summary["stages"] if not s["bridge"])
+    r0, r1 = (r["accuracy"] for r in first_real["rounds"])
+    assert r1["place_value"] < r0["place_value"]  # retention module evaluated at the gate
+    assert first_real["selected_round"] == 0
+    assert summary["prior_knowledge"]["modules"] == ["place_value"]
