@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTTrainer
 
 from ioa.config import StudentConfig
@@ -182,6 +182,24 @@ def summarize(trainer, output, clock: StepClock, planned: int, n_examples: int, 
     }
 
 
+def last_complete_checkpoint(out_dir: Path) -> str | None:
+    """The newest checkpoint the trainer finished writing; half-written ones are removed.
+
+    A process killed while saving leaves `checkpoint-N/` without its `trainer_state.json`, which the
+    trainer writes after the weights, optimizer and RNG state. Resuming from it fails, so it goes.
+    """
+    if not out_dir.is_dir():
+        return None
+    found = sorted(out_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+    for folder in reversed(found):
+        try:
+            json.loads((folder / "trainer_state.json").read_text())
+            return str(folder)
+        except (OSError, ValueError):
+            shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
 def checkpoint_step(checkpoint: str) -> int:
     return int(json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"])
 
@@ -243,7 +261,7 @@ def run_sft(
     out_dir.mkdir(parents=True, exist_ok=True)
     args = sft_args(cfg, out_dir, steps, bf16=bf16, use_cpu=use_cpu, progress=progress, seed=seed)
     clock = StepClock()
-    resumed = get_last_checkpoint(str(out_dir))
+    resumed = last_complete_checkpoint(Path(out_dir))
     try:
         with original_forward(model):
             with datasets_progress(progress):
