@@ -44,7 +44,9 @@ def killed_and_resumed():
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ioa.cli", "run", "--preset", "smoke", "--run-dir", str(run_dir), "--no-progress"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    checkpoint = lambda: any(run_dir.glob("stages/*/round-*/trainer/checkpoint-*"))
+    # kill once a checkpoint is complete (its trainer_state.json is written last), so resuming from it
+    # is what gets tested; a kill in the middle of a save is covered by tests/test_checkpoints.py
+    checkpoint = lambda: any(run_dir.glob("stages/*/round-*/trainer/checkpoint-*/trainer_state.json"))
     found = wait_for(lambda: checkpoint() or proc.poll() is not None, 400)
     assert found and proc.poll() is None, "the run ended before a trainer checkpoint appeared"
     proc.send_signal(signal.SIGKILL)
