@@ -82,7 +82,7 @@ def bare_loop(model_dir: str, cfg: StudentConfig, data: list[dict], bf16: bool) 
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32), lora_config(cfg))
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, fused=True)
+    opt = torch.optim.AdamW(params, lr=cfg.effective_learning_rate, fused=True)
     ends = []
     for batch in data:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
