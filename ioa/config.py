@@ -96,7 +96,6 @@ class RunConfig(Section):
     domain: str = "arithmetic"
     modules: list[str] | None = Field(None, description="restrict the run to these modules (default: all)")
     seed: int = Field(0, ge=0)
-    rounds: int = Field(1, ge=1, le=100, description="identify -> organize -> teach rounds")
     identifier: IdentifierConfig = IdentifierConfig()
     organizer: OrganizerConfig = OrganizerConfig()
     adapter: AdapterConfig = AdapterConfig()
