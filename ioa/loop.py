@@ -30,7 +30,7 @@ from ioa.students.base import Student
 from ioa.summary import summarize
 from ioa.synthesize import remedial_targets, replay_counts, stage_difficulties, synthesize
 from ioa.teachers.base import Teacher
-from ioa.types import Attempt, Curriculum, Diagnosis, Example, Problem, Stage
+from ioa.types import Curriculum, Diagnosis, Example, Problem, Stage
 
 
 class Timings:
@@ -113,7 +113,7 @@ def ensure_diagnosis(ctx: Context) -> Diagnosis:
         # Steps may exercise modules outside the run (e.g. place_value inside multi-digit addition);
         # they cannot be probed or gated here, so the diagnosis covers the run's modules only.
         inside = set(ctx.probes)
-        attempts = [Attempt.from_dict(a) for a in read_jsonl(rd.attempts) if a["module"] in inside]
+        attempts = [a for a in t_attempts + s_attempts if a.module in inside]
         diagnosis = ctx.timed("identify", lambda: diagnose(attempts, ctx.cfg.identifier))
         atomic_write_json(rd.diagnosis, diagnosis.to_dict())
     diagnosis = Diagnosis.from_dict(read_json(rd.diagnosis))
