@@ -161,7 +161,12 @@ def probe_band(cfg: RunConfig) -> tuple[float, float]:
     return max(0.0, p.difficulty - p.difficulty_spread), min(1.0, p.difficulty + p.difficulty_spread)
 
 
-def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefix: str, rnd: int) -> list[Example]:
+def as_replay(examples: Sequence[Example], prefix: str) -> list[Example]:
+    """Copies of earlier examples for this round: kind "replay", ids unique in the run."""
+    return [Example.from_dict({**e.to_dict(), "id": f"{prefix}-{i:05d}", "kind": "replay"}) for i, e in enumerate(examples)]
+
+
+def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefix: str) -> list[Example]:
     """Examples of already mastered modules, `replay_fraction` of the round's data: sampled from the
     run's earlier examples of a module, or freshly made for modules the student knew before the run."""
     counts = replay_counts([m for m in log.mastered if m not in stage.modules], ctx.cfg.synthesis.replay_fraction, n_new)
@@ -179,7 +184,7 @@ def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefi
         difficulties = {module_id: stage_difficulties(k - len(pool), low, high, 1.0, ctx.cfg.adapter.load_ramp, ctx.cfg.seed)}
         picked += synthesize(ctx.teacher, ctx.domain, [module], difficulties, ctx.cfg.adapter, ctx.seen,
                              f"{prefix}-fresh-{module_id}", "replay", ctx.cfg.seed).examples
-    return [Example.from_dict({**e.to_dict(), "id": f"{prefix}-replay-{i:05d}", "kind": "replay"}) for i, e in enumerate(picked)]
+    return as_replay(picked, f"{prefix}-replay")
 
 
 def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval: dict | None, failing: Sequence[str], log: StageLog) -> list[Example]:
@@ -204,11 +209,11 @@ def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval
         counts, targets = remedial_targets(wrong, syn.remedial_examples_per_module)
         made = synthesize(ctx.teacher, ctx.domain, [m for m in modules if m.id in counts], counts, ctx.cfg.adapter, ctx.seen, prefix, "remedial", ctx.cfg.seed, targets,
                           progress=ctx.progress)
-    replayed = replay_examples(ctx, stage, log, len(made.examples), prefix, rnd)
+    replayed = replay_examples(ctx, stage, log, len(made.examples), prefix)
     if rnd > 0:  # rehearse the stage's own earlier examples 1:1, so remediation does not narrow the student
         own = [e for e in log.examples if e.module in stage.modules and e.id.startswith(f"s{stage.index}r")]
         rehearsal = random.Random(f"rehearse:{ctx.cfg.seed}:{prefix}").sample(own, min(len(own), len(made.examples)))
-        replayed += [Example.from_dict({**e.to_dict(), "id": f"{prefix}-rehearse-{i:05d}", "kind": "replay"}) for i, e in enumerate(rehearsal)]
+        replayed += as_replay(rehearsal, f"{prefix}-rehearse")
     examples = made.examples + replayed
     atomic_write_jsonl(path, [e.to_dict() for e in examples])
     atomic_write_json(path.with_name("synthesis.json"), {"examples": len(made.examples), "replayed": len(replayed), "rejected": made.rejected, "duplicates": made.duplicates})
