@@ -88,8 +88,36 @@ class StudentConfig(Section):
         return 1e-3 if self.finetune == "lora" else 2e-5
 
 
+class Price(Section):
+    input_per_mtok: float = Field(0.0, ge=0.0, description="dollars per million prompt tokens")
+    output_per_mtok: float = Field(0.0, ge=0.0, description="dollars per million completion tokens (reasoning tokens included)")
+
+
 class TeacherConfig(Section):
-    kind: Literal["procedural"] = "procedural"
+    kind: Literal["procedural", "openai", "hf"] = Field(
+        "procedural", description="procedural: built-in exact teacher; openai: any OpenAI-compatible endpoint; hf: a local Hugging Face model")
+    model: str | None = Field(None, description="model name at the endpoint (openai) or hub id / local path (hf)")
+    base_url: str | None = Field(None, description="e.g. http://127.0.0.1:8000/v1 for vLLM; default: the client's (api.openai.com)")
+    api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                             description="NAME of the environment variable holding the API key; the key itself never goes in a config")
+    concurrency: int = Field(16, ge=1, le=4096, description="requests in flight at once")
+    timeout_s: float = Field(120.0, gt=0.0, le=3600.0, description="per-request timeout")
+    max_retries: int = Field(6, ge=0, le=100, description="retries on 429, 5xx, connection errors and timeouts")
+    backoff_base_s: float = Field(0.5, ge=0.0, le=600.0, description="exponential backoff base; full jitter; Retry-After wins when sent")
+    backoff_max_s: float = Field(30.0, ge=0.0, le=3600.0)
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="not sent to reasoning models that refuse it")
+    max_tokens: int = Field(1024, ge=1, le=1_000_000, description="completion tokens per call")
+    reasoning: Literal["auto", "yes", "no"] = Field(
+        "auto", description="reasoning model (no sampling parameters, max_completion_tokens); auto: o1/o3/o4-style names")
+    max_json_retries: int = Field(3, ge=0, le=20, description="re-asks with the validation error when JSON output is malformed")
+    cache: bool = Field(True, description="persistent SQLite response cache shared by runs (runs/.cache/teacher.sqlite)")
+    cache_path: str | None = Field(None, description="override the cache file")
+    prices: dict[str, Price] = Field(default_factory=dict, description="model -> price per million tokens, for cost accounting and --max-cost")
+
+
+class BudgetConfig(Section):
+    max_cost: float | None = Field(None, ge=0.0, description="dollars; the run stops (resumably) before a call would exceed it")
+    max_tokens: int | None = Field(None, ge=0, description="teacher tokens (prompt + completion); same rule")
 
 
 class RunConfig(Section):
@@ -103,6 +131,7 @@ class RunConfig(Section):
     synthesis: SynthesisConfig = SynthesisConfig()
     student: StudentConfig = StudentConfig()
     teacher: TeacherConfig = TeacherConfig()
+    budget: BudgetConfig = BudgetConfig()
 
 
 PRESETS: dict[str, dict[str, Any]] = {

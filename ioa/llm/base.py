@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, Sequence, runtime_checkable
 
-PHASES = ("domain", "identify", "synthesize", "adapt", "judge")
+PHASES = ("identify", "synthesize", "adapt", "judge")  # identify: domain tree, probes, step splits
 THINK_BLOCK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
 
 
