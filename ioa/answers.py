@@ -27,3 +27,9 @@ def extract_answer(text: str, mode: str = "flexible") -> str | None:
         return None
     numbers = NUMBER.findall(text)
     return numbers[-1] if numbers else None
+
+
+def question_of(prompt: str) -> str:
+    """The question inside a `student_prompt` (what a training example's prompt was built from)."""
+    suffix = f"\n\n{INSTRUCTION}"
+    return prompt[: -len(suffix)] if prompt.endswith(suffix) else prompt

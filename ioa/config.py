@@ -116,11 +116,37 @@ class TeacherConfig(Section):
 
 
 class BudgetConfig(Section):
+    """Caps on what a run may spend. Teacher money and tokens stop the run resumably before a call would
+    exceed them; examples, steps and teacher calls are the equal budget `ioa compare` holds methods to:
+    a method that would exceed one stops at it."""
+
     max_cost: float | None = Field(None, ge=0.0, description="dollars; the run stops (resumably) before a call would exceed it")
     max_tokens: int | None = Field(None, ge=0, description="teacher tokens (prompt + completion); same rule")
+    max_examples: int | None = Field(None, ge=1, description="new training examples over the whole run (replay copies not counted)")
+    max_steps: int | None = Field(None, ge=1, description="optimizer steps over the whole run")
+    max_teacher_calls: int | None = Field(None, ge=1, description="teacher calls over the whole run, probing included")
+
+
+class BaselineConfig(Section):
+    """Settings of the comparison methods (`method:` other than ioa)."""
+
+    seed_tasks_per_module: int = Field(4, ge=1, le=10_000, description="self-instruct: seed tasks per module (the pool starts from these)")
+    seeds_per_prompt: int = Field(3, ge=1, le=64, description="self-instruct: seed tasks shown per new-instruction request (Wang et al.: 8 with 6 human + 2 generated)")
+    rouge_l_max: float = Field(0.7, gt=0.0, le=1.0, description="self-instruct: a new instruction is dropped when its ROUGE-L to any pooled one is >= this")
+    error_rounds: int = Field(3, ge=1, le=100, description="error-targeted: fine-tune -> collect errors -> new examples, this many times")
+
+
+class EvalConfig(Section):
+    test_items_per_module: int = Field(0, ge=0, le=100_000, description="a held-out test set used only before the run and at the end (0: report on the probes)")
+    curve: bool = Field(False, description="evaluate every module on the held-out items after each trained round (sample-efficiency curve)")
+
+
+METHODS = ("ioa", "vanilla", "self-instruct", "error-targeted", "ioa-no-identifier", "ioa-no-organizer", "ioa-no-adapter")
+Method = Literal["ioa", "vanilla", "self-instruct", "error-targeted", "ioa-no-identifier", "ioa-no-organizer", "ioa-no-adapter"]
 
 
 class RunConfig(Section):
+    method: Method = Field("ioa", description="ioa, a baseline (vanilla, self-instruct, error-targeted) or an ablation (ioa-no-*)")
     domain: str = "arithmetic"
     modules: list[str] | None = Field(None, description="restrict the run to these modules (default: all)")
     seed: int = Field(0, ge=0)
@@ -132,6 +158,8 @@ class RunConfig(Section):
     student: StudentConfig = StudentConfig()
     teacher: TeacherConfig = TeacherConfig()
     budget: BudgetConfig = BudgetConfig()
+    baseline: BaselineConfig = BaselineConfig()
+    eval: EvalConfig = EvalConfig()
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -147,6 +175,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         "synthesis": {"examples_per_module": 64, "remedial_examples_per_module": 24, "max_remedial_rounds": 1,
                       "replay_fraction": 0.3},
         "student": {"max_steps_per_stage": 40, "max_new_tokens": 192},
+    },
+    # The equal-budget comparison of methods (bench/compare_methods.py): four modules, a held-out test
+    # set apart from the probes (so IOA's gates and best-round choice never see the items it is scored
+    # on), and caps that IOA's own plan roughly fills. About 3 minutes per run on a 2-core CPU.
+    "compare": {
+        "modules": ["addition_facts", "multiplication_facts", "multi_digit_addition", "multi_digit_subtraction"],
+        "identifier": {"coverage": 1.0},
+        "probe": {"items_per_module": 10, "difficulty": 0.15, "difficulty_spread": 0.15},
+        "eval": {"test_items_per_module": 16, "curve": True},
+        "synthesis": {"examples_per_module": 40, "remedial_examples_per_module": 16, "max_remedial_rounds": 1,
+                      "replay_fraction": 0.3},
+        "student": {"max_steps_per_stage": 12, "max_new_tokens": 160},
+        "budget": {"max_examples": 128, "max_steps": 24, "max_teacher_calls": 600},
+        "baseline": {"error_rounds": 2},
     },
     # Small budgets that still train the real default student end to end; CI runs this.
     "smoke": {

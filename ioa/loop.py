@@ -8,6 +8,7 @@ before its data was written regenerates exactly the same examples.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 import shutil
 import time
@@ -23,13 +24,15 @@ from ioa.domains.base import Domain
 from ioa.evaluate import evaluate, gate, per_module_accuracy
 from ioa.identify import diagnose
 from ioa.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from ioa.methods.budget import examples_left, spent, steps_left, trim_counts
 from ioa.organize import organize
-from ioa.probe import expand_groups, grade, probe_problems
+from ioa.probe import TEST_SEED_BASE, expand_groups, generate_many, grade, probe_problems
 from ioa.rundir import RunDir
 from ioa.students.base import Student
 from ioa.summary import summarize
 from ioa.synthesize import remedial_targets, replay_counts, stage_difficulties, synthesize
 from ioa.teachers.base import Teacher
+from ioa.teachers.metered import MeteredTeacher
 from ioa.types import Curriculum, Diagnosis, Example, Problem, Stage
 
 
@@ -54,6 +57,7 @@ class Context:
     student: Student
     progress: bool = True
     probes: dict[str, list[Problem]] = field(default_factory=dict)
+    test: list[Problem] = field(default_factory=list)  # held-out test set (eval.test_items_per_module)
     p_teacher: dict[str, float] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)  # prompts already used: probes and synthesized examples
     latest_state: Path | None = None  # student state the run has reached
@@ -100,11 +104,77 @@ def ensure_probes(ctx: Context) -> None:
         ctx.seen.update(student_prompt(s.question) for s in x.steps)
 
 
+def ensure_test_items(ctx: Context) -> None:
+    """The held-out test set, when configured: evaluated before the run and at the end, nothing else."""
+    n = ctx.cfg.eval.test_items_per_module
+    if n == 0:
+        return
+    path = ctx.rd.root / "test_items.jsonl"
+    if path.exists():
+        problems = [Problem.from_dict(r) for r in read_jsonl(path)]
+    else:
+        p = ctx.cfg.probe
+        problems = probe_problems(ctx.domain, run_modules(ctx.cfg, ctx.domain), n, p.difficulty, p.difficulty_spread, ctx.cfg.seed, test=True)
+        problems = distinct_from_probes(ctx, problems)
+        atomic_write_jsonl(path, [x.to_dict() for x in problems])
+    ctx.test = problems
+    ctx.seen.update(student_prompt(x.question) for x in problems)
+
+
+def distinct_from_probes(ctx: Context, problems: list[Problem], tries: int = 8) -> list[Problem]:
+    """Test items whose questions are neither probes nor each other: small modules (single-digit facts)
+    repeat, so a repeated item is redrawn with another seed (dropped after `tries`)."""
+    taken = set(ctx.seen)
+    out: dict[int, Problem] = {}
+    pending = list(enumerate(problems))
+    for attempt in range(tries):
+        redo = []
+        for i, x in pending:
+            prompt = student_prompt(x.question)
+            if prompt in taken:
+                redo.append(i)
+            else:
+                taken.add(prompt)
+                out[i] = x
+        if not redo:
+            break
+        specs = [(problems[i].module, problems[i].difficulty, TEST_SEED_BASE - 1 - (attempt + 1) * 1_000_000 - ctx.cfg.seed * 100_000 - i) for i in redo]
+        pending = list(zip(redo, generate_many(ctx.domain, specs)))
+    return [out[i] for i in sorted(out)]
+
+
+def eval_items(ctx: Context) -> list[Problem]:
+    """What results are reported on: the test set when there is one, else every module's probes."""
+    return list(ctx.test) if ctx.test else ctx.probe_items(list(ctx.probes))
+
+
+def ensure_test_before(ctx: Context) -> None:
+    path = ctx.rd.root / "test_before.json"
+    if ctx.test and not path.exists():
+        ctx.sync_student()
+        atomic_write_json(path, ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, ctx.test)))
+
+
+def curve_point(ctx: Context, rdir: Path) -> None:
+    """Accuracy on the reported items after a trained round, with the budget spent so far."""
+    path = rdir / "curve.json"
+    if not ctx.cfg.eval.curve or path.exists():
+        return
+    ctx.sync_student()
+    result = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, eval_items(ctx)))
+    acc = result["accuracy"]
+    atomic_write_json(path, {**spent(ctx.rd).to_dict(), "accuracy": acc, "mean": round(sum(acc.values()) / len(acc), 6),
+                             "items": result["items"]})
+
+
 def ensure_diagnosis(ctx: Context) -> Diagnosis:
     rd = ctx.rd
     if not rd.diagnosis.exists():
         items = expand_groups([x for xs in ctx.probes.values() for x in xs])
+        before = teacher_usage(ctx.teacher)
         t_attempts = grade(ctx.domain, items, ctx.teacher.respond(items), "teacher")
+        # Baselines probe only to report P_T and the before-accuracy; only IOA spends its budget here.
+        atomic_write_json(rd.root / "probe_usage.json", {**usage_delta(before, ctx.teacher), "counted": ctx.cfg.method.startswith("ioa")})
         ctx.sync_student()
         responses = ctx.timed("probe", lambda: ctx.student.respond(items))
         s_attempts = grade(ctx.domain, items, responses, "student")
@@ -115,6 +185,9 @@ def ensure_diagnosis(ctx: Context) -> Diagnosis:
         inside = set(ctx.probes)
         attempts = [a for a in t_attempts + s_attempts if a.module in inside]
         diagnosis = ctx.timed("identify", lambda: diagnose(attempts, ctx.cfg.identifier))
+        if ctx.cfg.method == "ioa-no-identifier":  # ablation: no gap targeting, every teachable module is taught
+            diagnosis = dataclasses.replace(diagnosis, modules=tuple(
+                dataclasses.replace(m, deficient=m.teachable) for m in diagnosis.modules))
         atomic_write_json(rd.diagnosis, diagnosis.to_dict())
     diagnosis = Diagnosis.from_dict(read_json(rd.diagnosis))
     ctx.p_teacher = {m.id: m.p_teacher for m in diagnosis.modules}
@@ -124,8 +197,29 @@ def ensure_diagnosis(ctx: Context) -> Diagnosis:
 def ensure_curriculum(ctx: Context, diagnosis: Diagnosis) -> Curriculum:
     if not ctx.rd.curriculum.exists():
         cur = organize(diagnosis, ctx.cfg.organizer, ctx.cfg.identifier.coverage)
+        if ctx.cfg.method == "ioa-no-organizer":  # ablation: the targeted modules in one shuffled stage
+            cur = single_stage([m for s in cur.stages if not s.bridge for m in s.modules], ctx.cfg, shuffle=True)
         atomic_write_json(ctx.rd.curriculum, cur.to_dict())
     return Curriculum.from_dict(read_json(ctx.rd.curriculum))
+
+
+def single_stage(modules: Sequence[str], cfg: RunConfig, shuffle: bool = False) -> Curriculum:
+    """One stage over the given modules at the top of the probe band (baselines, no-organizer ablation)."""
+    modules = list(dict.fromkeys(modules))
+    if shuffle:
+        random.Random(f"shuffle:{cfg.seed}").shuffle(modules)
+    top = probe_band(cfg)[1]
+    return Curriculum(stages=(Stage(index=0, modules=tuple(modules), difficulty=top, mastery_threshold=cfg.organizer.tau_mastery),))
+
+
+def teacher_usage(teacher: Teacher) -> dict[str, int]:
+    snap = getattr(teacher, "snapshot", None)
+    return snap() if snap else {"teacher_calls": 0, "teacher_tokens": 0}
+
+
+def usage_delta(before: dict[str, int], teacher: Teacher) -> dict[str, int]:
+    after = teacher_usage(teacher)
+    return {k: after[k] - before.get(k, 0) for k in after}
 
 
 def bridge_reach(curriculum: Curriculum, stage: Stage) -> float:
@@ -198,15 +292,22 @@ def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval
     low, high = probe_band(ctx.cfg)
     modules = [m for m in ctx.domain.modules() if m.id in stage.modules]
     prefix = f"s{stage.index}r{rnd}"
+    used = spent(ctx.rd)
+    allowed = examples_left(ctx.cfg.budget, used)
+    if allowed == 0 or steps_left(ctx.cfg.budget, used) == 0:
+        return []  # the equal budget is spent: the method stops here
+    before = teacher_usage(ctx.teacher)
     if rnd == 0:
         n = syn.examples_per_module if not stage.bridge else max(4, syn.examples_per_module // 4)
-        counts = {m.id: stage_difficulties(n, low, high, reach, ctx.cfg.adapter.load_ramp, ctx.cfg.seed) for m in modules}
+        counts = trim_counts({m.id: stage_difficulties(n, low, high, reach, ctx.cfg.adapter.load_ramp, ctx.cfg.seed) for m in modules}, allowed)
         made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, "bridge" if stage.bridge else "synth", ctx.cfg.seed,
                           progress=ctx.progress)
     else:
         correct = {it["id"]: it["correct"] for it in last_eval["items"]}
         wrong = [x for x in ctx.probe_items(failing) if not correct.get(x.id, True)]
         counts, targets = remedial_targets(wrong, syn.remedial_examples_per_module)
+        counts = trim_counts(counts, allowed)
+        targets = {m: targets[m][: len(ds)] for m, ds in counts.items()}
         made = synthesize(ctx.teacher, ctx.domain, [m for m in modules if m.id in counts], counts, ctx.cfg.adapter, ctx.seen, prefix, "remedial", ctx.cfg.seed, targets,
                           progress=ctx.progress)
     replayed = replay_examples(ctx, stage, log, len(made.examples), prefix)
@@ -215,22 +316,38 @@ def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval
         rehearsal = random.Random(f"rehearse:{ctx.cfg.seed}:{prefix}").sample(own, min(len(own), len(made.examples)))
         replayed += as_replay(rehearsal, f"{prefix}-rehearse")
     examples = made.examples + replayed
-    atomic_write_jsonl(path, [e.to_dict() for e in examples])
-    atomic_write_json(path.with_name("synthesis.json"), {"examples": len(made.examples), "replayed": len(replayed), "rejected": made.rejected, "duplicates": made.duplicates})
+    write_round_data(path, examples, made, usage_delta(before, ctx.teacher))
     return examples
 
 
-def train_round(ctx: Context, rdir: Path, examples: list[Example]) -> None:
-    """Train on the round's data unless its state already exists; then that state is the latest."""
+def write_round_data(path: Path, examples: Sequence[Example], made, usage: dict[str, int]) -> None:
+    """The round's train.jsonl, then synthesis.json (its counts and teacher usage: the budget reads them)."""
+    atomic_write_jsonl(path, [e.to_dict() for e in examples])
+    atomic_write_json(path.with_name("synthesis.json"), {
+        "examples": len(made.examples), "replayed": len(examples) - len(made.examples), "rejected": made.rejected,
+        "duplicates": made.duplicates, **usage})
+
+
+def train_round(ctx: Context, rdir: Path, examples: list[Example], max_steps: int | None = None) -> None:
+    """Train on the round's data unless its state already exists; then that state is the latest.
+
+    Steps: `max_steps` when given (baselines share out their budget themselves), else the recipe's plan
+    capped by `max_steps_per_stage` and by what the step budget has left.
+    """
     state = rdir / "state"
     if not (state / "ioa_student.json").exists():
         ctx.sync_student()
-        metrics = ctx.timed("train", lambda: ctx.student.train(examples, rdir / "trainer"))
+        cap = steps_left(ctx.cfg.budget, spent(ctx.rd))
+        if max_steps is None and cap is not None:
+            max_steps = min(cap, ctx.cfg.student.max_steps_per_stage)
+        kwargs = {} if max_steps is None else {"max_steps": max_steps}
+        metrics = ctx.timed("train", lambda: ctx.student.train(examples, rdir / "trainer", **kwargs))
         ctx.student.save_state(state)
         ctx.loaded_state = state
         atomic_write_json(rdir / "metrics.json", metrics)
         shutil.rmtree(rdir / "trainer", ignore_errors=True)
     ctx.latest_state = state
+    curve_point(ctx, rdir)
 
 
 def eval_round(ctx: Context, rdir: Path, stage: Stage, log: StageLog) -> dict[str, Any]:
@@ -307,29 +424,64 @@ def final_eval(ctx: Context) -> dict[str, Any]:
     with greedy decoding, so its items are reused and only the modules it did not cover are run.
     """
     if not ctx.rd.final_eval.exists():
-        last = ctx.latest_state.parent / "eval.json" if ctx.latest_state else None
+        # Items already scored with the final weights: the round's curve point (on the reported items) or,
+        # reporting on probes, the last gate's evaluation.
+        curve = ctx.latest_state.parent / "curve.json" if ctx.latest_state else None
+        gate_eval = ctx.latest_state.parent / "eval.json" if ctx.latest_state else None
+        last = curve if curve and curve.exists() else (gate_eval if not ctx.test else None)
         reused = read_json(last)["items"] if last and last.exists() else []
-        covered = {it["module"] for it in reused}
-        missing = [m for m in ctx.probes if m not in covered]
+        wanted = eval_items(ctx)
+        wanted_ids = {x.id for x in wanted}
+        reused = [it for it in reused if it["id"] in wanted_ids]
+        covered = {it["id"] for it in reused}
+        missing = [x for x in wanted if x.id not in covered]
         ctx.sync_student()
-        fresh = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, ctx.probe_items(missing)))["items"] if missing else []
-        items = [it for it in reused if it["module"] in ctx.probes] + fresh
+        fresh = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, missing))["items"] if missing else []
+        items = reused + fresh
         result = {"accuracy": per_module_accuracy(items), "items": items,
                   "reused_from": str(last.relative_to(ctx.rd.root)) if reused else None}
         atomic_write_json(ctx.rd.final_eval, result)
     return read_json(ctx.rd.final_eval)
 
 
-def run(ctx: Context) -> dict[str, Any]:
-    """The whole method on one run directory; every finished step is read back, not redone."""
-    ctx.timings = Timings(ctx.rd.timings)
-    ensure_probes(ctx)
-    diagnosis = ensure_diagnosis(ctx)
+def run_ioa(ctx: Context, diagnosis: Diagnosis) -> Curriculum:
+    """IOA (and its ablations): the Organizer's curriculum, stage by stage with gates."""
     curriculum = ensure_curriculum(ctx, diagnosis)
     known = known_before(diagnosis, ctx.cfg.organizer.tau_mastery)
     log = StageLog(mastered=dict(known), known=list(known))
     for stage in tqdm(curriculum.stages, desc="stages", unit="stage", disable=not ctx.progress):
         run_stage(ctx, curriculum, stage, log)
+    return curriculum
+
+
+def meter_teacher(ctx: Context) -> None:
+    """Count the teacher's calls for the budget; the call cap is what the run has not spent yet."""
+    if not isinstance(ctx.teacher, MeteredTeacher):
+        ctx.teacher = MeteredTeacher(ctx.teacher)
+    cap = ctx.cfg.budget.max_teacher_calls
+    ctx.teacher.limit = None if cap is None else ctx.teacher.calls + max(0, cap - spent(ctx.rd).teacher_calls)
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    """The whole method on one run directory; every finished step is read back, not redone."""
+    from ioa.methods import is_baseline, method_config
+
+    ctx.cfg = method_config(ctx.cfg)
+    ctx.timings = Timings(ctx.rd.timings)
+    meter_teacher(ctx)
+    ensure_probes(ctx)
+    ensure_test_items(ctx)
+    diagnosis = ensure_diagnosis(ctx)
+    ensure_test_before(ctx)
+    meter_teacher(ctx)
+    if is_baseline(ctx.cfg.method):
+        from ioa.methods.baselines import BASELINE_RUNNERS
+
+        curriculum = BASELINE_RUNNERS[ctx.cfg.method](ctx, diagnosis)
+        if not ctx.rd.curriculum.exists():
+            atomic_write_json(ctx.rd.curriculum, curriculum.to_dict())
+    else:
+        curriculum = run_ioa(ctx, diagnosis)
     final = final_eval(ctx)
     if not ctx.rd.model.exists():  # written atomically: present means complete
         ctx.sync_student()

@@ -14,19 +14,29 @@ from ioa.students.base import Learner
 from ioa.types import Attempt, Problem
 
 PROBE_SEED_BASE = 1_000_000_000
+TEST_SEED_BASE = 2_000_000_000  # the held-out test set (eval.test_items_per_module): apart from probes too
 
 
 def probe_problems(
-    domain: Domain, modules: Sequence[str], n: int, centre: float, spread: float, seed: int
+    domain: Domain, modules: Sequence[str], n: int, centre: float, spread: float, seed: int, test: bool = False
 ) -> list[Problem]:
     """n held-out problems per module with difficulties uniform in centre +- spread (clipped to [0, 1])."""
-    out = []
+    base, tag = (TEST_SEED_BASE, "test") if test else (PROBE_SEED_BASE, "probe")
+    specs = []
     for module in modules:
-        rng = random.Random(f"probe:{seed}:{module}")
+        rng = random.Random(f"{tag}:{seed}:{module}")
         for i in range(n):
             d = min(1.0, max(0.0, centre + spread * (2 * rng.random() - 1)))
-            out.append(domain.generate(module, round(d, 4), PROBE_SEED_BASE + seed * 100_000 + i))
-    return out
+            specs.append((module, round(d, 4), base + seed * 100_000 + i))
+    return generate_many(domain, specs)
+
+
+def generate_many(domain: Domain, specs: Sequence[tuple[str, float, int]]) -> list[Problem]:
+    """Problems for (module, difficulty, seed) specs: one batch for domains that can (LLM-written ones)."""
+    batch = getattr(domain, "generate_many", None)
+    if batch is not None:
+        return list(batch(specs))
+    return [domain.generate(m, d, s) for m, d, s in specs]
 
 
 def expand_groups(problems: Sequence[Problem]) -> list[Problem]:

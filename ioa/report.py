@@ -40,6 +40,7 @@ class RunData:
     curriculum: Curriculum | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     final: dict[str, float] | None = None
+    before: dict[str, float] | None = None  # on the held-out test set, when the run has one
     summary: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -68,6 +69,8 @@ def load_run(root: Path) -> RunData:
                 r["synthesis"] = _json_or_none(rdir / "synthesis.json") or {}
                 metrics = _json_or_none(rdir / "metrics.json") or {}
                 r["losses"] = [float(x) for x in metrics.get("train_loss") or metrics.get("losses") or [] if x is not None]
+    test_before = _json_or_none(rd.root / "test_before.json")
+    data.before = test_before["accuracy"] if test_before else None
     final = _json_or_none(rd.final_eval)
     data.final = final.get("accuracy") if final else None
     data.summary = _json_or_none(rd.summary)
@@ -120,11 +123,12 @@ def module_rows(data: RunData) -> list[dict[str, Any]]:
     rows = []
     for m in data.diagnosis.modules:
         after = (data.final or {}).get(m.id)
-        room = m.p_teacher - m.p_student
+        before = (data.before or {}).get(m.id, m.p_student)
+        room = m.p_teacher - before
         rows.append({
-            "id": m.id, "p_teacher": m.p_teacher, "before": m.p_student, "after": after, "deficient": m.deficient,
+            "id": m.id, "p_teacher": m.p_teacher, "before": before, "after": after, "deficient": m.deficient,
             "severity": m.severity, "stages": stages.get(m.id, []), "gate": gates.get(m.id),
-            "gap_closed": (after - m.p_student) / room if after is not None and room > 0 else None,
+            "gap_closed": (after - before) / room if after is not None and room > 0 else None,
         })
     return sorted(rows, key=lambda r: (first_seen.get(r["id"], float("inf")), -r["severity"]))
 

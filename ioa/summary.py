@@ -54,8 +54,31 @@ def _mean(xs: list[float]) -> float | None:
     return round(sum(xs) / len(xs), 6) if xs else None
 
 
+def before_accuracy(rd: RunDir, diagnosis: Diagnosis) -> dict[str, float]:
+    """The student's accuracy before training on the items results are reported on: the held-out test
+    set when the run has one, else the probes (the Identifier's P_S)."""
+    test_before = rd.root / "test_before.json"
+    if test_before.exists():
+        return read_json(test_before)["accuracy"]
+    return {m.id: m.p_student for m in diagnosis.modules}
+
+
+def learning_curve(rd: RunDir, before: dict[str, float]) -> list[dict[str, Any]]:
+    """(examples, steps, teacher calls, mean accuracy) before training and after every trained round."""
+    points = [{"examples": 0, "steps": 0, "teacher_calls": 0, "mean": _mean(list(before.values())), "accuracy": before}]
+    stages = rd.root / "stages"
+    paths = sorted(stages.glob("*/round-*/curve.json"), key=lambda p: (int(p.parent.parent.name), int(p.parent.name.split("-")[1]))) if stages.is_dir() else []
+    for path in paths:
+        c = read_json(path)
+        points.append({k: c[k] for k in ("examples", "steps", "teacher_calls", "mean", "accuracy")})
+    return points if len(points) > 1 else []
+
+
 def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
+    from ioa.methods.budget import spent
+
     after = final["accuracy"]
+    before_acc = before_accuracy(rd, diagnosis)
     history = stage_history(rd, curriculum)
     mastered = mastery_points(history)
     last_real = max((s["index"] for s in history if not s["bridge"]), default=-1)
@@ -63,11 +86,12 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
     modules = []
     for m in diagnosis.modules:
         a = after.get(m.id)
-        room = m.p_teacher - m.p_student
+        b = before_acc.get(m.id, m.p_student)
+        room = m.p_teacher - b
         entry = {
-            "id": m.id, "p_teacher": m.p_teacher, "p_student_before": m.p_student, "p_student_after": a,
+            "id": m.id, "p_teacher": m.p_teacher, "p_student_before": b, "p_student_after": a,
             "deficient": m.deficient, "taught": m.id in taught, "severity": m.severity,
-            "gap_closed": round((a - m.p_student) / room, 6) if a is not None and room > 0 else None,
+            "gap_closed": round((a - b) / room, 6) if a is not None and room > 0 else None,
         }
         if m.id in mastered:
             stage_index, acc = mastered[m.id]
@@ -83,8 +107,14 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
     prior_after = _mean([x["p_student_after"] for x in prior if x["p_student_after"] is not None])
     retention_at = _mean([x["p_student_at_mastery"] for x in earlier])
     retention_end = _mean([x["p_student_after"] for x in earlier])
+    budget = cfg.budget
     return {
         "status": "finished",
+        "method": cfg.method,
+        "reported_on": "test" if (rd.root / "test_before.json").exists() else "probes",
+        "budget": {"used": spent(rd).to_dict(), "caps": {"examples": budget.max_examples, "steps": budget.max_steps,
+                                                          "teacher_calls": budget.max_teacher_calls}},
+        "curve": learning_curve(rd, before_acc),
         "domain": cfg.domain,
         "student": cfg.student.model,
         "modules": modules,

@@ -36,31 +36,85 @@ class Synthesis:
     duplicates: int = 0
 
 
+def make_many(teacher: Teacher, specs: Sequence[tuple[str, float, int]]) -> list[Problem]:
+    """One problem per (module, difficulty, seed): in one batch when the teacher can (LLM teachers send
+    the requests concurrently), else one at a time."""
+    batch = getattr(teacher, "make_problems_many", None)
+    if batch is not None:
+        return list(batch(specs))
+    return [teacher.make_problems(m, d, 1, s)[0] for m, d, s in specs]
+
+
+def check_many(domain: Domain, problems: Sequence[Problem], responses: Sequence[str]) -> list[bool]:
+    batch = getattr(domain, "check_many", None)
+    if batch is not None:
+        return list(batch(problems, responses))
+    return [domain.check(p, r) for p, r in zip(problems, responses, strict=True)]
+
+
+def _budget_left(teacher: Teacher) -> int | None:
+    limit = getattr(teacher, "limit", None)
+    return None if limit is None else max(0, limit - teacher.calls)
+
+
+def _new_problems(teacher: Teacher, module: Module, difficulties: Sequence[float], base: int, seen: set[str]) -> tuple[list[tuple[int, Problem]], int]:
+    """(item index, problem) for problems whose prompts are new; retries duplicates with fresh seeds.
+
+    Small modules (e.g. single-digit facts) run out of new problems; an item still duplicated after four
+    seeds is dropped. `seen` holds the prompts already used (probes and earlier examples).
+    """
+    found: dict[int, Problem] = {}
+    taken: set[str] = set()
+    pending = list(range(len(difficulties)))
+    duplicates = 0
+    for attempt in range(4):
+        left = _budget_left(teacher)
+        if left is not None:  # each new problem costs two calls (write, solve); found ones still need solving
+            pending = pending[: max(0, left - len(found)) // 2]
+        if not pending:
+            break
+        made = make_many(teacher, [(module.id, difficulties[i], base + i * 4 + attempt) for i in pending])
+        retry = []
+        for i, problem in zip(pending, made):
+            prompt = student_prompt(problem.question)
+            if prompt in seen or prompt in taken:
+                duplicates += 1
+                retry.append(i)
+            else:
+                taken.add(prompt)
+                found[i] = problem
+        pending = retry
+    return sorted(found.items()), duplicates
+
+
 def _examples_for(
     teacher: Teacher, domain: Domain, module: Module, difficulties: Sequence[float], base: int,
     adapter: AdapterConfig, seen: set[str], names: dict[str, str], remediates: Sequence[str] = (),
 ) -> tuple[list[tuple[Problem, str, str, str]], int, int]:
-    """(problem, adapted completion, raw, remediated item) tuples; retries past duplicates with fresh seeds.
+    """(problem, adapted completion, raw, remediated item) tuples, the rejected count and duplicates.
 
-    `seen` holds the prompts already used (probe items and earlier examples); it is extended here.
+    The teacher's answers are verified with the domain's checker before the Adapter rewrites them.
     """
-    made: list[tuple[Problem, str, str, str]] = []
-    rejected = duplicates = 0
-    for i, d in enumerate(difficulties):
-        for attempt in range(4):  # small modules (e.g. single-digit facts) run out of new problems
-            problem = teacher.make_problems(module.id, d, 1, base + i * 4 + attempt)[0]
-            if student_prompt(problem.question) not in seen:
-                break
-            duplicates += 1
-        else:
-            continue
-        (solution,) = teacher.solve([problem])
-        if not domain.check(problem, solution.raw):
-            rejected += 1
-            continue
-        seen.add(student_prompt(problem.question))
-        text = adapt_solution(problem, solution.text, solution.raw, module, adapter, names)
-        made.append((problem, text, solution.raw, remediates[i] if remediates else ""))
+    indexed, duplicates = _new_problems(teacher, module, difficulties, base, seen)
+    left = _budget_left(teacher)
+    if left is not None:
+        indexed = indexed[:left]
+    if not indexed:
+        return [], 0, duplicates
+    problems = [p for _, p in indexed]
+    solutions = teacher.solve(problems)
+    ok = check_many(domain, problems, [s.raw for s in solutions])
+    kept = [(i, p, s) for (i, p), s, good in zip(indexed, solutions, ok) if good]
+    rejected = len(problems) - len(kept)
+    adapt_batch = getattr(teacher, "adapt_many", None)
+    if adapt_batch is not None:
+        texts = list(adapt_batch([p for _, p, _ in kept], [s for _, _, s in kept], [module] * len(kept), adapter))
+    else:
+        texts = [adapt_solution(p, s.text, s.raw, module, adapter, names) for _, p, s in kept]
+    made = []
+    for (i, p, s), text in zip(kept, texts):
+        seen.add(student_prompt(p.question))
+        made.append((p, text, s.raw, remediates[i] if remediates else ""))
     return made, rejected, duplicates
 
 
@@ -69,7 +123,10 @@ def synthesize(
     adapter: AdapterConfig, seen: set[str], id_prefix: str, kind: str, seed: int,
     remediates: dict[str, list[str]] | None = None, progress: bool = False,
 ) -> Synthesis:
-    """Examples for each module at the given difficulties (one example per difficulty)."""
+    """Examples for each module at the given difficulties (one example per difficulty).
+
+    A teacher with a call `limit` (the equal budget) is never asked past it: synthesis stops there.
+    """
     out = Synthesis()
     names = {m.id: m.name for m in domain.modules()}
     for module in tqdm(list(modules), desc=f"synthesize {kind}", unit="module", disable=not progress):

@@ -34,7 +34,7 @@ class LearningFake:
     def respond(self, problems: Sequence[Problem]) -> list[str]:
         return SimulatedLearner(self.mastery, self.prerequisites, guess_rate=0.0).respond(problems)
 
-    def train(self, examples: Sequence[Example], out_dir: Path) -> dict:
+    def train(self, examples: Sequence[Example], out_dir: Path, max_steps: int | None = None) -> dict:
         self.train_calls += 1
         if self.interrupt_at_train == self.train_calls:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -49,7 +49,8 @@ class LearningFake:
             for m in set(self.mastery) - remedied:
                 self.mastery[m] = round(self.mastery[m] * (1 - self.interference), 6)
         self.trained_ids += [e.id for e in examples]
-        return {"steps": len(examples), "final_loss": 1.0 / (1 + len(examples))}
+        steps = len(examples) if max_steps is None else min(len(examples), max_steps)
+        return {"steps": steps, "final_loss": 1.0 / (1 + len(examples))}
 
     def save_state(self, path: Path) -> None:
         tmp = Path(str(path) + ".tmp")

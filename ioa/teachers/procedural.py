@@ -4,6 +4,7 @@ It never errs (P_T = 1 on every module), costs nothing, and is the default teach
 """
 from __future__ import annotations
 
+import random
 from typing import Sequence
 
 from ioa.domains.base import Domain
@@ -32,3 +33,14 @@ class ProceduralTeacher:
     def respond(self, problems: Sequence[Problem]) -> list[str]:
         """As a learner when probed: its worked solution with the final answer line."""
         return [s.raw for s in self.solve(problems)]
+
+    def new_task(self, seeds: Sequence[Problem], seed: int) -> Problem:
+        """Self-Instruct's step "write a new task like these": a seed task's module at a nearby difficulty.
+
+        The procedural stand-in for an LLM prompted with the sampled seed tasks; like it, the new task
+        follows the seeds' distribution, so what gets generated is what the seed pool already covers.
+        """
+        rng = random.Random(seed)
+        base = rng.choice(list(seeds))
+        difficulty = min(1.0, max(0.0, base.difficulty + rng.uniform(-0.1, 0.1)))
+        return self.domain.generate(base.module, round(difficulty, 4), seed)

@@ -1,0 +1,191 @@
+"""Baselines, ablations and the equal budget, on the arithmetic domain with the learning fake."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fakes import Interrupt, LearningFake
+from ioa.config import load_config
+from ioa.domains import load_domain
+from ioa.io import read_json, read_jsonl
+from ioa.loop import Context, run
+from ioa.methods.baselines import RougeL, even_counts, like_failed
+from ioa.methods.budget import Usage, evenly_spaced, examples_left, spent, trim_counts
+from ioa.rundir import RunDir
+from ioa.teachers import load_teacher
+from ioa.types import Example
+
+MODULES = ["addition_facts", "place_value", "multi_digit_addition", "multiplication_facts"]
+START = {"addition_facts": 0.95, "place_value": 0.95, "multi_digit_addition": 0.3, "multiplication_facts": 0.4}
+CAPS = {"budget.max_examples": 40, "budget.max_steps": 12, "budget.max_teacher_calls": 400}
+
+
+def make_ctx(tmp_path, method, name=None, interrupt_at_train=None, **over):
+    overrides = [f"method={method}", f"modules=[{', '.join(MODULES)}]", "probe.items_per_module=30", "identifier.coverage=1",
+                 "synthesis.examples_per_module=16", "synthesis.remedial_examples_per_module=8",
+                 "synthesis.max_remedial_rounds=1", "identifier.min_support=5", "eval.test_items_per_module=10",
+                 "eval.curve=true", "baseline.error_rounds=2"]
+    overrides += [f"{k}={v}" for k, v in {**CAPS, **over}.items()]
+    cfg = load_config(None, None, overrides)
+    domain = load_domain("arithmetic")
+    student = LearningFake(START, domain.declared_prerequisites(), interrupt_at_train=interrupt_at_train)
+    rd = RunDir(tmp_path / (name or method))
+    rd.root.mkdir(parents=True, exist_ok=True)
+    return Context(cfg=cfg, rd=rd, domain=domain, teacher=load_teacher("procedural", domain), student=student, progress=False)
+
+
+def new_examples(rd):
+    return [e for f in sorted((rd.root / "stages").rglob("train.jsonl")) for e in read_jsonl(f) if e["kind"] != "replay"]
+
+
+METHODS = ["ioa", "vanilla", "self-instruct", "error-targeted", "ioa-no-identifier", "ioa-no-organizer", "ioa-no-adapter"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_finishes_within_the_equal_budget(tmp_path, method):
+    ctx = make_ctx(tmp_path, method)
+    summary = run(ctx)
+    assert summary["status"] == "finished" and summary["method"] == method
+    used = summary["budget"]["used"]
+    assert 0 < used["examples"] <= CAPS["budget.max_examples"]
+    assert 0 < used["steps"] <= CAPS["budget.max_steps"]
+    assert used["teacher_calls"] <= CAPS["budget.max_teacher_calls"]
+    assert used == spent(ctx.rd).to_dict()
+    assert len(new_examples(ctx.rd)) == used["examples"]
+    # results are reported on the held-out test set, apart from probes and from every training prompt
+    test = [json.loads(line) for line in (ctx.rd.root / "test_items.jsonl").read_text().splitlines()]
+    probes = {json.loads(line)["question"] for line in ctx.rd.probes.read_text().splitlines()}
+    assert summary["reported_on"] == "test" and not probes & {t["question"] for t in test}
+    trained = {e["prompt"].split("\n\n")[0] for e in new_examples(ctx.rd)}
+    assert not trained & ({t["question"] for t in test} | probes)
+    final = read_json(ctx.rd.final_eval)
+    assert {it["id"] for it in final["items"]} == {t["id"] for t in test}
+    # a learning curve point per trained round, with the budget spent by then
+    curve = summary["curve"]
+    assert curve[0]["examples"] == 0 and curve[-1]["examples"] == used["examples"]
+    assert [p["examples"] for p in curve] == sorted(p["examples"] for p in curve)
+
+
+def test_only_ioa_counts_probing_against_its_budget(tmp_path):
+    ioa = run(make_ctx(tmp_path, "ioa"))
+    vanilla = run(make_ctx(tmp_path, "vanilla"))
+    probe_calls = read_json(tmp_path / "ioa" / "probe_usage.json")["teacher_calls"]
+    assert probe_calls > 0 and read_json(tmp_path / "vanilla" / "probe_usage.json")["counted"] is False
+    assert ioa["budget"]["used"]["teacher_calls"] >= probe_calls + 2 * ioa["budget"]["used"]["examples"]
+    # duplicates a small module repeats are redrawn, and each redraw is a call too
+    assert 2 * vanilla["budget"]["used"]["examples"] <= vanilla["budget"]["used"]["teacher_calls"] <= CAPS["budget.max_teacher_calls"]
+
+
+def test_teacher_call_cap_stops_synthesis_at_it(tmp_path):
+    ctx2 = make_ctx(tmp_path, "ioa", name="probe-only")
+    run(ctx2)
+    probe_calls = read_json(ctx2.rd.root / "probe_usage.json")["teacher_calls"]
+    cap = probe_calls + 21  # room for ten examples (write + solve) and one spare call
+    ctx = make_ctx(tmp_path, "ioa", name="capped", **{"budget.max_teacher_calls": cap, "budget.max_examples": 1000})
+    summary = run(ctx)
+    used = summary["budget"]["used"]
+    # stopped at the cap: every call but at most one spent; redrawn duplicates cost some examples
+    assert cap - 1 <= used["teacher_calls"] <= cap and 6 <= used["examples"] <= 10
+
+
+def test_vanilla_spreads_raw_examples_evenly_over_all_modules(tmp_path):
+    ctx = make_ctx(tmp_path, "vanilla")
+    run(ctx)
+    examples = new_examples(ctx.rd)
+    per_module = {m: sum(e["module"] == m for e in examples) for m in MODULES}
+    # ten each, less the few a small module cannot supply without repeating a probe or test item
+    assert all(8 <= n <= 10 for n in per_module.values()) and sum(per_module.values()) >= 36
+    assert all(e["completion"] == e["raw"] for e in examples)  # raw teacher solutions
+    assert len(list((ctx.rd.root / "stages" / "0").glob("round-*"))) == 1
+    assert read_json(ctx.rd.round(0, 0) / "metrics.json")["steps"] == CAPS["budget.max_steps"]
+
+
+def test_self_instruct_pool_has_no_near_duplicates(tmp_path):
+    ctx = make_ctx(tmp_path, "self-instruct", **{"budget.max_examples": 60})
+    run(ctx)
+    stats = read_json(ctx.rd.round(0, 0) / "self_instruct.json")
+    assert stats["seed_tasks"] + stats["filtered_seen"] >= 4 * len(MODULES) and stats["generated"] > 0
+    assert stats["filtered_similar"] > 0  # single-digit facts collide quickly
+    questions = [e["prompt"].split("\n\n")[0] for e in new_examples(ctx.rd)]
+    rouge = RougeL()
+    for i, q in enumerate(questions):  # seed tasks come first and are all kept
+        assert i < stats["seed_tasks"] or rouge.max_against_pool(q) < 0.7
+        rouge.add(q)
+
+
+def test_error_targeted_targets_the_students_training_errors_not_probes(tmp_path):
+    ctx = make_ctx(tmp_path, "error-targeted")
+    run(ctx)
+    errors = read_json(ctx.rd.round(0, 1) / "errors.json")
+    first = {e["id"]: e for e in read_jsonl(ctx.rd.round(0, 0) / "train.jsonl")}
+    assert errors["checked"] == len(first) and errors["wrong"]
+    second = [e for e in read_jsonl(ctx.rd.round(0, 1) / "train.jsonl") if e["kind"] != "replay"]
+    assert second and all(e["remediates"] in errors["wrong"] for e in second)
+    wrong_modules = {first[i]["module"] for i in errors["wrong"]}
+    assert {e["module"] for e in second} <= wrong_modules
+    replay = [e for e in read_jsonl(ctx.rd.round(0, 1) / "train.jsonl") if e["kind"] == "replay"]
+    assert len(replay) == len(first)  # retrains on all earlier data
+
+
+def test_ablations_switch_off_one_part_each(tmp_path):
+    full = make_ctx(tmp_path, "ioa")
+    run(full)
+    full_diag = read_json(full.rd.diagnosis)
+    assert any(not m["deficient"] for m in full_diag["modules"])
+
+    no_id = make_ctx(tmp_path, "ioa-no-identifier")
+    run(no_id)
+    assert all(m["deficient"] == m["teachable"] for m in read_json(no_id.rd.diagnosis)["modules"])
+    taught = {m for s in read_json(no_id.rd.curriculum)["stages"] for m in s["modules"]}
+    assert taught == {m["id"] for m in read_json(no_id.rd.diagnosis)["modules"] if m["teachable"]}
+
+    no_org = make_ctx(tmp_path, "ioa-no-organizer")
+    run(no_org)
+    stages = read_json(no_org.rd.curriculum)["stages"]
+    assert len(stages) == 1 and len(list((no_org.rd.root / "stages" / "0").glob("round-*"))) == 1
+    difficulties = [e["difficulty"] for e in new_examples(no_org.rd) if e["module"] == stages[0]["modules"][0]]
+    assert difficulties != sorted(difficulties)  # no easy-to-hard ramp
+
+    no_ad = make_ctx(tmp_path, "ioa-no-adapter")
+    run(no_ad)
+    assert all(e["completion"] == e["raw"] for e in new_examples(no_ad.rd))
+    assert not all(e["completion"] == e["raw"] for e in new_examples(full.rd))
+
+
+@pytest.mark.parametrize("method", ["vanilla", "error-targeted", "self-instruct"])
+def test_interrupted_baseline_resumes_to_the_same_result(tmp_path, method):
+    whole = run(make_ctx(tmp_path, method, name="whole"))
+    ctx = make_ctx(tmp_path, method, name="cut", interrupt_at_train=1)
+    with pytest.raises(Interrupt):
+        run(ctx)
+    resumed = run(make_ctx(tmp_path, method, name="cut"))
+    assert resumed["budget"] == whole["budget"]
+    assert [p["mean"] for p in resumed["curve"]] == [p["mean"] for p in whole["curve"]]
+
+
+def test_trim_counts_keeps_shares_and_the_ramp_ends():
+    counts = {"a": [0.0, 0.1, 0.2, 0.3, 0.4], "b": [0.0, 0.5, 1.0]}
+    trimmed = trim_counts(counts, 4)
+    assert trimmed == {"a": [0.0, 0.4], "b": [0.0, 1.0]}
+    assert trim_counts(counts, None) == counts and trim_counts(counts, 100) == counts
+    assert evenly_spaced([1, 2, 3, 4, 5], 3) == [1, 3, 5]
+
+
+def test_examples_left_counts_two_teacher_calls_per_example():
+    from ioa.config import BudgetConfig
+
+    cap = BudgetConfig(max_examples=50, max_teacher_calls=100)
+    assert examples_left(cap, Usage(examples=10, teacher_calls=40)) == 30
+    assert examples_left(cap, Usage(examples=45, teacher_calls=40)) == 5
+    assert examples_left(BudgetConfig(), Usage()) is None
+
+
+def test_even_counts_and_like_failed():
+    counts = even_counts(["a", "b", "c"], 8, 0.0, 0.3, 0)
+    assert [len(v) for v in counts.values()] == [3, 3, 2]
+    assert all(0.0 <= d <= 0.3 for v in counts.values() for d in v)
+    failed = [Example(id=f"x{i}", module="m" if i else "n", prompt="p", completion="c", answer="1", difficulty=0.1 * i) for i in range(3)]
+    counts, targets = like_failed(failed, 5)
+    assert targets == {"n": ["x0", "x0"], "m": ["x1", "x2", "x1"]}
+    assert counts == {"n": [0.0, 0.0], "m": [0.1, 0.2, 0.1]}
