@@ -6,6 +6,7 @@ Commands:
   run       the whole staged distillation into a run directory
   resume    continue a stopped run
   report    report.md / report.html for a run directory
+  compare   methods side by side from finished run directories
 
 Every error the user can fix is one line on stderr naming the file, line or field, and exit code 2.
 """
@@ -195,6 +196,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ioa.compare import write_comparison
+
+    out = args.out or Path(args.run_dirs[0]).parent / "compare"
+    paths = write_comparison(args.run_dirs, out)
+    print((out / "compare.md").read_text())
+    print("wrote " + ", ".join(str(p) for p in paths[:3]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ioa", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write report.md and report.html for a run directory")
     p.add_argument("run_dir", type=Path)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="table and plots comparing finished runs of different methods (mean ± std over seeds)")
+    p.add_argument("run_dirs", type=Path, nargs="+", help="finished run directories")
+    p.add_argument("--out", type=Path, help="output directory (default: <parent of the first run>/compare)")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

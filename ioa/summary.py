@@ -111,6 +111,8 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
     return {
         "status": "finished",
         "method": cfg.method,
+        "seed": cfg.seed,
+        "tau_gap": cfg.identifier.tau_gap,
         "reported_on": "test" if (rd.root / "test_before.json").exists() else "probes",
         "budget": {"used": spent(rd).to_dict(), "caps": {"examples": budget.max_examples, "steps": budget.max_steps,
                                                           "teacher_calls": budget.max_teacher_calls}},

@@ -189,3 +189,39 @@ def test_even_counts_and_like_failed():
     counts, targets = like_failed(failed, 5)
     assert targets == {"n": ["x0", "x0"], "m": ["x1", "x2", "x1"]}
     assert counts == {"n": [0.0, 0.0], "m": [0.1, 0.2, 0.1]}
+
+
+def test_compare_table_is_mean_and_std_over_seeds_of_each_method(tmp_path, capsys):
+    from ioa.cli import main
+    from ioa.compare import compare, load_result
+
+    dirs = []
+    for method in ("ioa", "vanilla"):
+        for seed in (0, 1):
+            ctx = make_ctx(tmp_path, method, name=f"{method}-s{seed}", seed=seed)
+            run(ctx)
+            dirs.append(ctx.rd.root)
+    assert main(["compare", *map(str, dirs), "--out", str(tmp_path / "cmp")]) == 0
+    out = capsys.readouterr().out
+    assert "| ioa | 2 |" in out and "| vanilla | 2 |" in out
+    for name in ("compare.md", "compare.html", "compare.json", "plots/accuracy.png", "plots/sample_efficiency.png"):
+        assert (tmp_path / "cmp" / name).exists(), name
+    table = read_json(tmp_path / "cmp" / "compare.json")
+    row = next(r for r in table["methods"] if r["method"] == "vanilla")
+    results = [load_result(d) for d in dirs if d.name.startswith("vanilla")]
+    alls = [sum(r.after.values()) / len(r.after) for r in results]
+    mean = sum(alls) / 2
+    std = (sum((x - mean) ** 2 for x in alls)) ** 0.5  # n - 1 = 1
+    assert row["all_after"] == pytest.approx([mean, std])
+    deficient = [sum(r.after[m] for m in r.deficient) / len(r.deficient) for r in results]
+    assert row["deficient_after"][0] == pytest.approx(sum(deficient) / 2)
+    assert row["budget"]["examples"][0] == pytest.approx(sum(r.budget["examples"] for r in results) / 2)
+    assert compare(results)["methods"][0]["n"] == 2
+
+
+def test_compare_names_a_run_that_has_not_finished(tmp_path, capsys):
+    from ioa.cli import main
+
+    (tmp_path / "half").mkdir()
+    assert main(["compare", str(tmp_path / "half")]) == 2
+    assert "half: no summary.json" in capsys.readouterr().err

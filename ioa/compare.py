@@ -1,0 +1,173 @@
+"""`ioa compare RUN_DIR ...`: the paper-style comparison of methods from finished run directories.
+
+Runs are grouped by method (config.yaml); each method's row is mean +- std over its runs (seeds) of:
+per-module accuracy on the held-out items, the mean over deficient modules, the mean over all modules,
+benchmark scores when the runs have them, and the budget actually used. "Deficient" is the
+Identifier's rule (gap > tau_gap) applied to each run's own pre-training diagnosis, for every method
+alike, so the ablation that teaches every module is still scored on the modules that needed it.
+Writes compare.json, compare.md, compare.html and plots/ (accuracy bars, accuracy against examples).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from ioa.config import METHODS
+from ioa.io import InputError, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from ioa.report import Heading, Image, Para, Table, to_html, to_markdown
+
+
+@dataclass
+class RunResult:
+    root: Path
+    method: str
+    seed: int
+    after: dict[str, float]
+    before: dict[str, float]
+    deficient: list[str]
+    budget: dict[str, int]
+    curve: list[dict[str, Any]]
+    benchmarks: dict[str, float] = field(default_factory=dict)
+
+
+def load_result(root: Path) -> RunResult:
+    root = Path(root)
+    summary_path = root / "summary.json"
+    if not summary_path.exists():
+        raise InputError(f"{root}: no summary.json (not a finished run; `ioa resume {root}` finishes it)")
+    summary = read_json(summary_path)
+    cfg = yaml.safe_load((root / "config.yaml").read_text()) or {} if (root / "config.yaml").exists() else {}
+    tau_gap = summary.get("tau_gap", (cfg.get("identifier") or {}).get("tau_gap", 0.3))
+    diagnosis = read_json(root / "diagnosis.json")
+    deficient = [m["id"] for m in diagnosis["modules"] if m.get("gap") is not None and m["gap"] > tau_gap + 1e-9]
+    modules = summary["modules"]
+    return RunResult(
+        root=root, method=summary.get("method") or cfg.get("method", "ioa"), seed=int(summary.get("seed", cfg.get("seed", 0))),
+        after={m["id"]: m["p_student_after"] for m in modules if m["p_student_after"] is not None},
+        before={m["id"]: m["p_student_before"] for m in modules},
+        deficient=deficient, budget=(summary.get("budget") or {}).get("used", {}), curve=summary.get("curve") or [],
+        benchmarks=flat_benchmarks(summary.get("benchmarks") or {}),
+    )
+
+
+def flat_benchmarks(bench: dict[str, Any]) -> dict[str, float]:
+    """{"after": {"gsm8k": {"strict": 0.1, ...}}} -> {"gsm8k strict": 0.1, ...} (scores after training)."""
+    after = bench.get("after", bench)
+    out = {}
+    for name, metrics in after.items():
+        if isinstance(metrics, dict):
+            for k, v in metrics.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "n":
+                    out[f"{name} {k}"] = float(v)
+    return out
+
+
+def mean_std(xs: Sequence[float]) -> tuple[float | None, float | None]:
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None, None
+    m = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return m, sd
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def run_scores(r: RunResult) -> dict[str, float | None]:
+    return {
+        "deficient_before": _mean([r.before.get(m) for m in r.deficient]),
+        "deficient_after": _mean([r.after.get(m) for m in r.deficient]),
+        "all_before": _mean(list(r.before.values())),
+        "all_after": _mean(list(r.after.values())),
+    }
+
+
+def method_order(methods: Sequence[str]) -> list[str]:
+    known = [m for m in METHODS if m in methods]
+    return known + sorted(m for m in methods if m not in known)
+
+
+def compare(results: Sequence[RunResult]) -> dict[str, Any]:
+    """Per method: n runs, seeds, mean/std of each score, per-module accuracy and budget used."""
+    by_method: dict[str, list[RunResult]] = {}
+    for r in results:
+        by_method.setdefault(r.method, []).append(r)
+    modules = sorted({m for r in results for m in r.after})
+    bench_keys = sorted({k for r in results for k in r.benchmarks})
+    rows = []
+    for method in method_order(list(by_method)):
+        runs = sorted(by_method[method], key=lambda r: r.seed)
+        scores = [run_scores(r) for r in runs]
+        row: dict[str, Any] = {"method": method, "n": len(runs), "seeds": [r.seed for r in runs], "runs": [str(r.root) for r in runs]}
+        for key in ("deficient_before", "deficient_after", "all_before", "all_after"):
+            row[key] = mean_std([s[key] for s in scores])
+        row["modules"] = {m: mean_std([r.after.get(m) for r in runs]) for m in modules}
+        row["benchmarks"] = {k: mean_std([r.benchmarks.get(k) for r in runs]) for k in bench_keys}
+        row["budget"] = {k: mean_std([r.budget.get(k) for r in runs]) for k in ("examples", "steps", "teacher_calls", "teacher_tokens")}
+        row["curves"] = [r.curve for r in runs]
+        rows.append(row)
+    return {"methods": rows, "modules": modules, "benchmarks": bench_keys}
+
+
+def fmt(ms: tuple[float | None, float | None], scale: float = 100.0, digits: int = 1) -> str:
+    m, sd = ms
+    if m is None:
+        return "—"
+    return f"{m * scale:.{digits}f} ± {sd * scale:.{digits}f}"
+
+
+def fmt_count(ms: tuple[float | None, float | None]) -> str:
+    m, sd = ms
+    if m is None:
+        return "—"
+    return f"{m:.0f}" if not sd else f"{m:.0f} ± {sd:.0f}"
+
+
+def blocks(table: dict[str, Any], images: dict[str, Image]) -> list[Any]:
+    rows = table["methods"]
+    out: list[Any] = [Heading(1, "Comparison of methods"),
+                      Para("Accuracy in % on held-out items (mean ± std over seeds). Deficient: modules with gap > tau_gap "
+                           "in each run's own pre-training diagnosis. Budget: what each method actually used.")]
+    headers = ("method", "runs", "deficient before", "deficient after", "all before", "all after",
+               "examples", "steps", "teacher calls") + tuple(table["benchmarks"])
+    body = []
+    for r in rows:
+        body.append((r["method"], str(r["n"]), fmt(r["deficient_before"]), fmt(r["deficient_after"]), fmt(r["all_before"]),
+                     fmt(r["all_after"]), fmt_count(r["budget"]["examples"]), fmt_count(r["budget"]["steps"]),
+                     fmt_count(r["budget"]["teacher_calls"])) + tuple(fmt(r["benchmarks"][k]) for k in table["benchmarks"]))
+    out.append(Table(headers, tuple(body)))
+    out.append(Heading(2, "Per module (accuracy after, %)"))
+    out.append(Table(("method",) + tuple(table["modules"]),
+                     tuple((r["method"],) + tuple(fmt(r["modules"][m]) for m in table["modules"]) for r in rows)))
+    for key in ("accuracy", "sample_efficiency"):
+        if key in images:
+            out.append(images[key])
+    return out
+
+
+def write_comparison(run_dirs: Sequence[Path], out: Path) -> list[Path]:
+    from ioa.compare_plots import accuracy_bars, sample_efficiency
+    from ioa.report_plots import png_bytes
+
+    if not run_dirs:
+        raise InputError("ioa compare: give at least one run directory")
+    table = compare([load_result(Path(d)) for d in run_dirs])
+    images = {}
+    for key, fig in (("accuracy", accuracy_bars(table["methods"])), ("sample_efficiency", sample_efficiency(table["methods"]))):
+        if fig is not None:
+            images[key] = Image(f"plots/{key}.png", key.replace("_", " "), png_bytes(fig))
+    out.mkdir(parents=True, exist_ok=True)
+    for img in images.values():
+        atomic_write_bytes(out / img.path, img.png)
+    content = blocks(table, images)
+    atomic_write_json(out / "compare.json", table)
+    atomic_write_text(out / "compare.md", to_markdown(content))
+    atomic_write_text(out / "compare.html", to_html(content, "IOA: comparison of methods"))
+    return [out / "compare.md", out / "compare.html", out / "compare.json"] + [out / i.path for i in images.values()]
