@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ioa.config import ConfigError, RunConfig, load_config
 from ioa.io import InputError, atomic_write_json, atomic_write_jsonl, read_json
+from ioa.llm.base import BudgetExceeded, TeacherCallError
 
 USER_ERRORS = (ConfigError, InputError, ValueError)
 
@@ -29,6 +30,11 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="named preset: default, smoke")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override, e.g. --set identifier.tau_gap=0.25 (repeatable)")
+
+
+def add_budget_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-cost", type=float, metavar="DOLLARS", help="stop (resumably) before teacher calls would cost more")
+    p.add_argument("--max-tokens", type=int, metavar="N", help="stop (resumably) before teacher calls would use more tokens")
 
 
 def config_from(args: argparse.Namespace) -> RunConfig:
@@ -104,17 +110,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def open_run(cfg: RunConfig, run_dir: Path, progress: bool):
     """Everything that can fail on bad input fails here, before the run directory is touched."""
-    from ioa.domains import load_domain
     from ioa.loop import Context, run_modules
     from ioa.rundir import RunDir
     from ioa.students import load_student
-    from ioa.teachers import load_teacher
+    from ioa.teachers import load_domain_and_teacher
 
-    domain = load_domain(cfg.domain)
-    run_modules(cfg, domain)
-    teacher = load_teacher(cfg.teacher.kind, domain)
     rd = RunDir(run_dir)
     check_run_dir(rd, cfg)
+    domain, teacher, _ = load_domain_and_teacher(cfg, rd.cache, rd.root / "teacher_calls.jsonl", rd.root)
+    run_modules(cfg, domain)
     student = load_student("hf", cfg.student, rd.cache, progress=progress, seed=cfg.seed)
     rd.root.mkdir(parents=True, exist_ok=True)
     if not rd.config.exists():
@@ -169,9 +173,50 @@ def write_report_for(root: Path) -> None:
     print("report: " + ", ".join(str(p) for p in paths))
 
 
+def budget_overrides(args: argparse.Namespace) -> list[str]:
+    out = []
+    if getattr(args, "max_cost", None) is not None:
+        out.append(f"budget.max_cost={args.max_cost}")
+    if getattr(args, "max_tokens", None) is not None:
+        out.append(f"budget.max_tokens={args.max_tokens}")
+    return out
+
+
+def dry_run(cfg: RunConfig) -> int:
+    """What the planned run would ask of its teacher, before anything is spent."""
+    import json
+
+    from ioa.domains import DOMAINS, load_domain
+    from ioa.llm.estimate import estimate_run
+
+    if cfg.domain in DOMAINS:
+        from ioa.llm.builtin import BuiltinDomainView
+
+        domain = load_domain(cfg.domain)
+        spec, n_modules = BuiltinDomainView(domain).spec, len(cfg.modules or domain.modules())
+    else:
+        from ioa.llm.domain_spec import load_domain_spec
+
+        spec, n_modules = load_domain_spec(cfg.domain), None
+    est = estimate_run(cfg, spec, n_modules)
+    if cfg.teacher.kind == "procedural":
+        print("teacher: procedural (built in): no API calls, no cost; the figures below are what an LLM teacher would need")
+    print(f"{'phase':12} {'calls':>8} {'prompt tok':>12} {'compl. tok (max)':>17} {'cost (max)':>12}")
+    for phase, row in [*est["phases"].items(), ("total", est["total"])]:
+        cost = row.get("cost_max") if est.get("priced") else None
+        print(f"{phase:12} {row['calls']:>8} {row['prompt_tokens']:>12} {row['completion_tokens_max']:>17} "
+              f"{'n/a' if cost is None else f'${cost:,.2f}':>12}")
+    if not est.get("priced"):
+        print(f"no price configured for model {cfg.teacher.model!r}: set teacher.prices to get costs")
+    print(json.dumps({"dry_run": True, **{k: est[k] for k in ("total", "phases", "n_modules")}}))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     preset = args.preset or (None if args.config else "default")
-    cfg = load_config(args.config, preset, args.overrides)
+    cfg = load_config(args.config, preset, args.overrides + budget_overrides(args))
+    if args.dry_run:
+        return dry_run(cfg)
     if args.run_dir is None:
         args.run_dir = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     return execute(open_run(cfg, args.run_dir, not args.no_progress))
@@ -186,6 +231,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     cfg = load_config(rd.config)
     if args.config or args.preset or args.overrides:
         check_run_dir(rd, load_config(args.config, args.preset, args.overrides))
+    raised = budget_overrides(args)
+    if raised:  # a budget stop is continued with a larger budget: the one setting resume may change
+        from ioa.config import config_to_yaml
+        from ioa.io import atomic_write_text
+
+        cfg = load_config(rd.config, None, raised)
+        atomic_write_text(rd.config, config_to_yaml(cfg))
     return execute(open_run(cfg, rd.root, not args.no_progress))
 
 
@@ -228,12 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the whole staged distillation (default: built-in arithmetic, SmolLM2-135M)")
     p.add_argument("--run-dir", type=Path, help="run directory (default: runs/<timestamp>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--dry-run", action="store_true", help="estimate teacher calls, tokens and cost of the planned run; spend nothing")
+    add_budget_args(p)
     add_config_args(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("resume", help="continue a stopped run without redoing finished work")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--no-progress", action="store_true")
+    add_budget_args(p)
     add_config_args(p)
     p.set_defaults(func=cmd_resume)
 
@@ -255,6 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as e:
         print(f"ioa: error: {e}", file=sys.stderr)
         return 2
+    except BudgetExceeded as e:
+        print(f"ioa: stopped: {e}", file=sys.stderr)
+        return 3
+    except TeacherCallError as e:
+        print(f"ioa: error: {e}\nioa: the run directory is resumable with `ioa resume DIR` (answers already paid for are cached)", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         print("ioa: interrupted; the run directory is resumable with `ioa resume DIR`", file=sys.stderr)
         return 130

@@ -313,6 +313,23 @@ def figure_blocks(title: str, images: dict[str, Image], keys: list[str], missing
     return [Heading(2, title)] + (found or [Para(missing)])
 
 
+def usage_blocks(data: RunData) -> list[Any]:
+    """Teacher calls, tokens and cost per phase (LLM teachers), from the run's ledger."""
+    from ioa.llm.usage import read_totals
+
+    totals = read_totals(data.rd.root / "teacher_calls.jsonl")
+    if not totals:
+        return []
+    rows = []
+    for phase, t in [*totals["phases"].items(), ("total", totals)]:
+        rows.append((phase, str(t["calls"]), str(t["cached"]), str(t["errors"]), f"{t['prompt_tokens']:,}",
+                     f"{t['completion_tokens']:,}", f"${t['cost']:,.4f}"))
+    return [Heading(2, "Teacher usage"),
+            Para("Every teacher call is in teacher_calls.jsonl (prompt name and version, tokens, cost, retries). "
+                 "Cached calls cost nothing and are not counted in tokens or cost."),
+            Table(("phase", "calls", "cached", "failed", "prompt tokens", "completion tokens", "cost"), tuple(rows))]
+
+
 def timing_blocks(data: RunData) -> list[Any]:
     rows, total = timing_rows(data.timings)
     if not rows:
@@ -348,7 +365,7 @@ def build_blocks(data: RunData) -> tuple[list[Any], dict[str, Image]]:
     blocks += graph_blocks(data, images) + curriculum_blocks(data)
     blocks += figure_blocks("Mastery curves", images, ["mastery_curves"], "No mastery gate has run yet.")
     blocks += figure_blocks("Training loss", images, ["training_loss"], "No per-step training losses were recorded (metrics.json has no train_loss).")
-    return blocks + timing_blocks(data), images
+    return blocks + usage_blocks(data) + timing_blocks(data), images
 
 
 # --- rendering ----------------------------------------------------------------------------------

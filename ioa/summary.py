@@ -75,6 +75,7 @@ def learning_curve(rd: RunDir, before: dict[str, float]) -> list[dict[str, Any]]
 
 
 def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
+    from ioa.llm.usage import read_totals
     from ioa.methods.budget import spent
 
     after = final["accuracy"]
@@ -117,6 +118,7 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
         "budget": {"used": spent(rd).to_dict(), "caps": {"examples": budget.max_examples, "steps": budget.max_steps,
                                                           "teacher_calls": budget.max_teacher_calls}},
         "curve": learning_curve(rd, before_acc),
+        "teacher_usage": read_totals(rd.root / "teacher_calls.jsonl"),
         "domain": cfg.domain,
         "student": cfg.student.model,
         "modules": modules,

@@ -1,6 +1,7 @@
 """Registry of teachers: config `teacher.kind` -> factory(domain)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from ioa.domains.base import Domain
@@ -10,6 +11,34 @@ from ioa.teachers.procedural import ProceduralTeacher
 TEACHERS: dict[str, Callable[[Domain], Teacher]] = {
     "procedural": ProceduralTeacher,
 }
+
+
+def load_domain_and_teacher(cfg, cache_dir: Path, ledger_path: Path | None, run_dir: Path | None = None):
+    """(domain, teacher, client) for a run. The procedural teacher serves built-in domains; an LLM teacher
+    (`teacher.kind` openai or hf, through the cached, metered TeacherClient) serves built-in domains and
+    YAML-described ones (`domain:` a shipped spec name such as gsm8k, or a path to a .yaml file)."""
+    from ioa.domains import DOMAINS, load_domain
+
+    if cfg.teacher.kind == "procedural":
+        if cfg.domain not in DOMAINS:
+            raise ValueError(f"domain {cfg.domain!r} is not built in ({', '.join(sorted(DOMAINS))}); a YAML-described "
+                             "domain needs an LLM teacher: set teacher.kind to openai or hf")
+        domain = load_domain(cfg.domain)
+        return domain, load_teacher("procedural", domain), None
+    from ioa.llm.client import build_client
+    from ioa.llm.teacher import LLMTeacher
+
+    client = build_client(cfg, cache_dir, ledger_path, run_dir=run_dir)
+    if cfg.domain in DOMAINS:
+        from ioa.llm.builtin import BuiltinDomainView
+
+        domain = load_domain(cfg.domain)
+        return domain, LLMTeacher(BuiltinDomainView(domain), client, cfg.teacher), client
+    from ioa.llm.domain import LLMDomain
+    from ioa.llm.domain_spec import load_domain_spec
+
+    domain = LLMDomain(load_domain_spec(cfg.domain), client, cfg.teacher)
+    return domain, LLMTeacher(domain, client, cfg.teacher), client
 
 
 def load_teacher(kind: str, domain: Domain) -> Teacher:
