@@ -128,3 +128,25 @@ def test_dry_run_estimates_without_calling(server, api_key, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "total" in out and '"dry_run": true' in out and "$" in out
     assert server.completions == 0 and not (tmp_path / "never").exists()
+
+
+@pytest.mark.slow
+def test_the_whole_loop_with_a_local_hugging_face_teacher(tmp_path):
+    """A real small model (SmolLM2-135M, offline) as the teacher of the built-in arithmetic domain: it
+    answers probes, writes solutions (checked against the domain's exact answers: a wrong one is
+    rejected, not trained on) and rewrites them, through the same cache and ledger as an API teacher."""
+    cfg = load_config(None, None, [
+        "teacher.kind=hf", "teacher.model=smollm2-135m", "teacher.max_tokens=40", "teacher.concurrency=16",
+        f"teacher.cache_path={tmp_path / 'teacher.sqlite'}", "modules=[addition_facts, multiplication_facts]",
+        "probe.items_per_module=2", "synthesis.examples_per_module=3", "synthesis.max_remedial_rounds=0",
+        "identifier.coverage=1", "identifier.tau_gap=0.0",
+    ])
+    ctx = make_ctx(cfg, tmp_path, "hf-teacher")
+    summary = run(ctx)
+    assert summary["status"] == "finished"
+    calls = ledger(ctx.rd)
+    assert {c["phase"] for c in calls} >= {"identify", "synthesize"}
+    assert all(c["completion_tokens"] > 0 and c["cost"] == 0 for c in calls if not c["cached"])
+    assert all(c["model"] == "smollm2-135m" or "smollm2" in c["model"].lower() for c in calls)
+    synthesis = [s for s in (ctx.rd.root / "stages").rglob("synthesis.json")]
+    assert synthesis  # the stage ran: examples were made (or every wrong teacher answer was rejected)
