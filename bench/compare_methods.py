@@ -5,8 +5,10 @@
 Each run is its own `ioa run` process (the real default student, SmolLM2-135M on the CPU) in
 OUT/<method>-s<seed>; a run that already finished is kept and one that was stopped is resumed, so the
 script can be killed and started again. The comparison lands in OUT/report/compare.{md,html,json}.
-The `compare` preset: four modules, held-out test items apart from the probes, caps of 144 new
-examples, 24 optimizer steps and 600 teacher calls per method (about 3 minutes per run here).
+The `compare` preset: four modules, held-out test items apart from the probes, caps of 128 new
+examples, 20 optimizer steps and 600 teacher calls per method (2-3 minutes per run here). Every method
+at a seed starts from the same pre-training files (probes, test items, the untrained student's answers),
+computed once by the seed's first run.
 """
 from __future__ import annotations
 
@@ -23,6 +25,30 @@ METHODS = ["ioa", "vanilla", "self-instruct", "error-targeted", "ioa-no-identifi
 
 def ioa(*args: str) -> list[str]:
     return [sys.executable, "-m", "ioa.cli", *args]
+
+
+SHARED = ("probes.jsonl", "attempts.jsonl", "responses_before.jsonl", "diagnosis.json", "test_items.jsonl",
+          "test_before.json", "probe_usage.json")
+
+
+def share_pretraining(first: Path, run_dir: Path, method: str, seed: int, args: argparse.Namespace) -> None:
+    """Start a run from the seed's first run's pre-training files: the same probes, test items and the
+    untrained student's answers (identical for every method at a seed), so they are computed once per
+    seed. Only IOA and its ablations spend teacher calls on probing (probe_usage "counted")."""
+    import shutil
+
+    sys.path.insert(0, str(ROOT))
+    from ioa.config import config_to_yaml, load_config
+    from ioa.io import atomic_write_json, read_json
+
+    cfg = load_config(None, args.preset, [f"method={method}", f"seed={seed}", *args.overrides])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in SHARED:
+        if (first / name).exists():
+            shutil.copy2(first / name, run_dir / name)
+    usage = read_json(run_dir / "probe_usage.json")
+    atomic_write_json(run_dir / "probe_usage.json", {**usage, "counted": method.startswith("ioa")})
+    (run_dir / "config.yaml").write_text(config_to_yaml(cfg))
 
 
 def main() -> int:
@@ -43,6 +69,9 @@ def main() -> int:
             if (run_dir / "summary.json").exists():
                 continue
             start = time.perf_counter()
+            first = args.out / f"{methods[0]}-s{seed}"
+            if not (run_dir / "config.yaml").exists() and run_dir != first and (first / "summary.json").exists():
+                share_pretraining(first, run_dir, method, seed, args)
             if (run_dir / "config.yaml").exists():
                 cmd = ioa("resume", str(run_dir), "--no-progress")
             else:

@@ -178,16 +178,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The equal-budget comparison of methods (bench/compare_methods.py): four modules, a held-out test
     # set apart from the probes (so IOA's gates and best-round choice never see the items it is scored
-    # on), and caps that IOA's own plan roughly fills. About 3 minutes per run on a 2-core CPU.
+    # on), and caps that IOA's own plan roughly fills. About 2-3 minutes per run on a 2-core CPU.
     "compare": {
         "modules": ["addition_facts", "multiplication_facts", "multi_digit_addition", "multi_digit_subtraction"],
         "identifier": {"coverage": 1.0},
-        "probe": {"items_per_module": 10, "difficulty": 0.15, "difficulty_spread": 0.15},
-        "eval": {"test_items_per_module": 16, "curve": True},
-        "synthesis": {"examples_per_module": 40, "remedial_examples_per_module": 16, "max_remedial_rounds": 1,
+        "probe": {"items_per_module": 8, "difficulty": 0.15, "difficulty_spread": 0.15},
+        "eval": {"test_items_per_module": 12, "curve": True},
+        "synthesis": {"examples_per_module": 32, "remedial_examples_per_module": 16, "max_remedial_rounds": 1,
                       "replay_fraction": 0.3},
-        "student": {"max_steps_per_stage": 12, "max_new_tokens": 160},
-        "budget": {"max_examples": 128, "max_steps": 24, "max_teacher_calls": 600},
+        "student": {"max_steps_per_stage": 10, "max_new_tokens": 128},
+        "budget": {"max_examples": 128, "max_steps": 20, "max_teacher_calls": 600},
         "baseline": {"error_rounds": 2},
     },
     # Small budgets that still train the real default student end to end; CI runs this.

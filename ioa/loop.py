@@ -185,11 +185,12 @@ def ensure_diagnosis(ctx: Context) -> Diagnosis:
         inside = set(ctx.probes)
         attempts = [a for a in t_attempts + s_attempts if a.module in inside]
         diagnosis = ctx.timed("identify", lambda: diagnose(attempts, ctx.cfg.identifier))
-        if ctx.cfg.method == "ioa-no-identifier":  # ablation: no gap targeting, every teachable module is taught
-            diagnosis = dataclasses.replace(diagnosis, modules=tuple(
-                dataclasses.replace(m, deficient=m.teachable) for m in diagnosis.modules))
         atomic_write_json(rd.diagnosis, diagnosis.to_dict())
     diagnosis = Diagnosis.from_dict(read_json(rd.diagnosis))
+    if ctx.cfg.method == "ioa-no-identifier":  # ablation: no gap targeting, every teachable module is taught
+        # (applied on reading: diagnosis.json stays the Identifier's finding, the same for every method)
+        diagnosis = dataclasses.replace(diagnosis, modules=tuple(
+            dataclasses.replace(m, deficient=m.teachable) for m in diagnosis.modules))
     ctx.p_teacher = {m.id: m.p_teacher for m in diagnosis.modules}
     return diagnosis
 

@@ -136,7 +136,7 @@ def test_ablations_switch_off_one_part_each(tmp_path):
 
     no_id = make_ctx(tmp_path, "ioa-no-identifier")
     run(no_id)
-    assert all(m["deficient"] == m["teachable"] for m in read_json(no_id.rd.diagnosis)["modules"])
+    assert any(not m["deficient"] for m in read_json(no_id.rd.diagnosis)["modules"])  # the file keeps the finding
     taught = {m for s in read_json(no_id.rd.curriculum)["stages"] for m in s["modules"]}
     assert taught == {m["id"] for m in read_json(no_id.rd.diagnosis)["modules"] if m["teachable"]}
 
