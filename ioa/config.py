@@ -139,6 +139,10 @@ class BaselineConfig(Section):
 class EvalConfig(Section):
     test_items_per_module: int = Field(0, ge=0, le=100_000, description="a held-out test set used only before the run and at the end (0: report on the probes)")
     curve: bool = Field(False, description="evaluate every module on the held-out items after each trained round (sample-efficiency curve)")
+    benchmarks: list[Literal["gsm8k", "math500", "aime24", "humaneval", "mbpp", "dolly", "vicuna"]] = Field(
+        default_factory=list, description="benchmarks scored before and after the run (see `ioa eval`)")
+    benchmark_limit: int | None = Field(None, ge=1, description="first N items of each benchmark (None: all)")
+    data_dir: str | None = Field(None, description="benchmark JSONL folder (default: $IOA_DATA_DIR)")
 
 
 METHODS = ("ioa", "vanilla", "self-instruct", "error-targeted", "ioa-no-identifier", "ioa-no-organizer", "ioa-no-adapter")

@@ -9,6 +9,7 @@ before its data was written regenerates exactly the same examples.
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import shutil
 import time
@@ -153,6 +154,24 @@ def ensure_test_before(ctx: Context) -> None:
     if ctx.test and not path.exists():
         ctx.sync_student()
         atomic_write_json(path, ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, ctx.test)))
+
+
+def benchmark_scores(ctx: Context, when: str) -> dict[str, Any] | None:
+    """The configured benchmarks (`eval.benchmarks`) on the student as it is now: DIR/benchmarks/<when>/."""
+    names = ctx.cfg.eval.benchmarks
+    if not names:
+        return None
+    out = ctx.rd.root / "benchmarks" / when
+    done = out / "results.json"
+    if not done.exists() or set(read_json(done).get("benchmarks", {})) != set(names):
+        from ioa.evaluation.runner import EvalOptions, run_eval
+
+        ctx.sync_student()
+        data_dir = ctx.cfg.eval.data_dir or os.environ.get("IOA_DATA_DIR")
+        opts = EvalOptions(model=ctx.cfg.student.model, benchmarks=names, out=out, data_dir=Path(data_dir) if data_dir else None,
+                           limit=ctx.cfg.eval.benchmark_limit, seed=ctx.cfg.seed, progress=ctx.progress)
+        ctx.timed("benchmarks", lambda: run_eval(opts, student=ctx.student, log=lambda msg: None))
+    return read_json(done)
 
 
 def curve_point(ctx: Context, rdir: Path) -> None:
@@ -474,6 +493,7 @@ def run(ctx: Context) -> dict[str, Any]:
     ensure_test_items(ctx)
     diagnosis = ensure_diagnosis(ctx)
     ensure_test_before(ctx)
+    benchmark_scores(ctx, "before")
     meter_teacher(ctx)
     if is_baseline(ctx.cfg.method):
         from ioa.methods.baselines import BASELINE_RUNNERS
@@ -484,6 +504,7 @@ def run(ctx: Context) -> dict[str, Any]:
     else:
         curriculum = run_ioa(ctx, diagnosis)
     final = final_eval(ctx)
+    benchmark_scores(ctx, "after")
     if not ctx.rd.model.exists():  # written atomically: present means complete
         ctx.sync_student()
         ctx.timed("save_model", lambda: ctx.student.save(ctx.rd.model))

@@ -313,6 +313,26 @@ def figure_blocks(title: str, images: dict[str, Image], keys: list[str], missing
     return [Heading(2, title)] + (found or [Para(missing)])
 
 
+def benchmark_blocks(data: RunData) -> list[Any]:
+    """Benchmark scores before and after the run (config eval.benchmarks), from DIR/benchmarks/."""
+    from ioa.summary import benchmark_metrics
+
+    scores = benchmark_metrics(data.rd)
+    if not scores:
+        return []
+    before, after = scores.get("before", {}), scores.get("after", {})
+    rows = []
+    for name in sorted(set(before) | set(after)):
+        metrics = sorted({k for d in (before.get(name, {}), after.get(name, {})) for k in d if k not in ("n", "status")})
+        for k in metrics or ["status"]:
+            b, a = before.get(name, {}).get(k), after.get(name, {}).get(k)
+            rows.append((name, k, DASH if b is None else (f"{b:.4g}" if isinstance(b, float) else str(b)),
+                         DASH if a is None else (f"{a:.4g}" if isinstance(a, float) else str(a))))
+    return [Heading(2, "Benchmarks"),
+            Para("Scored as `ioa eval` does (benchmarks/before and benchmarks/after hold every output)."),
+            Table(("benchmark", "metric", "before", "after"), tuple(rows))]
+
+
 def usage_blocks(data: RunData) -> list[Any]:
     """Teacher calls, tokens and cost per phase (LLM teachers), from the run's ledger."""
     from ioa.llm.usage import read_totals
@@ -365,7 +385,7 @@ def build_blocks(data: RunData) -> tuple[list[Any], dict[str, Image]]:
     blocks += graph_blocks(data, images) + curriculum_blocks(data)
     blocks += figure_blocks("Mastery curves", images, ["mastery_curves"], "No mastery gate has run yet.")
     blocks += figure_blocks("Training loss", images, ["training_loss"], "No per-step training losses were recorded (metrics.json has no train_loss).")
-    return blocks + usage_blocks(data) + timing_blocks(data), images
+    return blocks + benchmark_blocks(data) + usage_blocks(data) + timing_blocks(data), images
 
 
 # --- rendering ----------------------------------------------------------------------------------

@@ -74,6 +74,17 @@ def learning_curve(rd: RunDir, before: dict[str, float]) -> list[dict[str, Any]]
     return points if len(points) > 1 else []
 
 
+def benchmark_metrics(rd: RunDir) -> dict[str, dict[str, Any]] | None:
+    """{"before": {benchmark: metrics}, "after": {...}} from DIR/benchmarks/*/results.json, if configured."""
+    out = {}
+    for when in ("before", "after"):
+        path = rd.root / "benchmarks" / when / "results.json"
+        if path.exists():
+            out[when] = {name: {**b.get("metrics", {}), "n": b.get("n", 0)} if b.get("status") == "ok" else {"status": b.get("status")}
+                         for name, b in read_json(path)["benchmarks"].items()}
+    return out or None
+
+
 def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
     from ioa.llm.usage import read_totals
     from ioa.methods.budget import spent
@@ -119,6 +130,7 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
                                                           "teacher_calls": budget.max_teacher_calls}},
         "curve": learning_curve(rd, before_acc),
         "teacher_usage": read_totals(rd.root / "teacher_calls.jsonl"),
+        "benchmarks": benchmark_metrics(rd),
         "domain": cfg.domain,
         "student": cfg.student.model,
         "modules": modules,

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -225,3 +227,31 @@ def test_compare_names_a_run_that_has_not_finished(tmp_path, capsys):
     (tmp_path / "half").mkdir()
     assert main(["compare", str(tmp_path / "half")]) == 2
     assert "half: no summary.json" in capsys.readouterr().err
+
+
+class BenchmarkAnsweringFake(LearningFake):
+    """The learning fake, plus free-form generation for benchmark prompts: it always answers 18 (GSM8K's
+    first test item is 18, its second is 3), so the scoring path is exercised with a known result."""
+
+    def generate(self, prompts, **kwargs):
+        self.last_generation = {"prompts": len(prompts)}
+        return ["She sells 16 - 3 - 4 = 9 eggs for $2 each.\n#### 18" for _ in prompts]
+
+
+def test_configured_benchmarks_are_scored_before_and_after_and_reported(tmp_path, monkeypatch):
+    from ioa.report import write_report
+
+    data = Path(os.environ.get("IOA_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    if not (data / "gsm8k" / "test.jsonl").exists():
+        pytest.skip(f"benchmark data not found in {data} (set IOA_DATA_DIR)")
+    ctx = make_ctx(tmp_path, "ioa", **{"eval.benchmarks": "[gsm8k]", "eval.benchmark_limit": 2, "eval.data_dir": str(data)})
+    ctx.student = BenchmarkAnsweringFake(START, ctx.domain.declared_prerequisites())
+    summary = run(ctx)
+    for when in ("before", "after"):
+        results = read_json(ctx.rd.root / "benchmarks" / when / "results.json")
+        assert results["benchmarks"]["gsm8k"]["n"] == 2
+        assert len(read_jsonl(ctx.rd.root / "benchmarks" / when / "gsm8k.samples.jsonl")) == 2
+    metrics = summary["benchmarks"]["after"]["gsm8k"]
+    assert metrics["n"] == 2 and 0.5 in metrics.values()  # one of two right, strict and flexible alike
+    write_report(ctx.rd.root)
+    assert "## Benchmarks" in (ctx.rd.root / "report.md").read_text()
