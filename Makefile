@@ -9,6 +9,10 @@ STAMP := $(VENV)/.installed
 .PHONY: install run test test-fast bench clean
 
 $(STAMP): pyproject.toml constraints.txt
+	@# bubblewrap gives the code sandbox its namespaces; without it the sandbox falls back to rlimits and warns.
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get install -y -q bubblewrap >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q bubblewrap >/dev/null 2>&1)); } || \
+		echo "note: bubblewrap (bwrap) not installed; the code sandbox will use its rlimit fallback (apt-get install bubblewrap)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt "torch==2.13.0"
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
@@ -29,6 +33,9 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/identify_speed.py
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/teacher_throughput.py
+	$(BIN)/python bench/sandbox_throughput.py
+	$(BIN)/python bench/eval_generation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

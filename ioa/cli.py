@@ -7,6 +7,8 @@ Commands:
   resume    continue a stopped run
   report    report.md / report.html for a run directory
   compare   methods side by side from finished run directories
+  eval      generate and score a model on standard benchmarks (GSM8K, MATH-500, HumanEval, ...)
+  score     score pre-generated samples the way the field does
 
 Every error the user can fix is one line on stderr naming the file, line or field, and exit code 2.
 """
@@ -300,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", type=Path, nargs="+", help="finished run directories")
     p.add_argument("--out", type=Path, help="output directory (default: <parent of the first run>/compare)")
     p.set_defaults(func=cmd_compare)
+
+    from ioa.evaluation.commands import add_eval_parsers
+
+    add_eval_parsers(sub)  # eval, score
     return parser
 
 
