@@ -88,6 +88,33 @@ class AnswerLineDone(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+class StopStrings(StoppingCriteria):
+    """Stops a sequence once its completion contains any of `stops` (e.g. HumanEval's "\ndef ").
+
+    Only the last TAIL tokens are decoded per check, which covers any stop string a few tokens long.
+    The caller cuts the decoded text at the first stop (`cut_at_stop`).
+    """
+
+    TAIL = 16
+
+    def __init__(self, tokenizer, prompt_length: int, stops: Sequence[str]):
+        self.tokenizer = tokenizer
+        self.prompt_length = prompt_length
+        self.stops = tuple(stops)
+
+    def __call__(self, input_ids: torch.LongTensor, scores=None, **kwargs) -> torch.BoolTensor:
+        new = input_ids[:, self.prompt_length:]
+        tails = self.tokenizer.batch_decode(new[:, -self.TAIL:], skip_special_tokens=True)
+        done = [any(s in t for s in self.stops) for t in tails]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    """`text` up to (not including) the earliest occurrence of any stop string."""
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=len(text))
+    return text[:cut]
+
+
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -131,22 +158,43 @@ class HFStudent:
             [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
         )
 
-    def generate(self, prompts: Sequence[str]) -> list[str]:
-        """Greedy completions of raw user messages, batched with left padding; completions only."""
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        answer_line_stop: bool = True,
+        chat: bool = True,
+        temperature: float | None = None,
+        top_p: float | None = None,
+    ) -> list[str]:
+        """Completions of `prompts`, batched with left padding; completions only.
+
+        Defaults: greedy, `cfg.max_new_tokens`, each prompt a user message under the chat template, a
+        sequence stops after a complete `Answer:` line, and completions are stripped. `chat=False` feeds
+        the raw prompt (base-model code completion) and keeps the completion's leading whitespace;
+        `stop` strings end a sequence and are cut from its completion; a `temperature` > 0 samples
+        (with `top_p`), seeded by the caller through torch's global RNG.
+        """
         if not prompts:
             return []
-        texts = [self.chat_text(p) for p in prompts]
-        lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        texts = [self.chat_text(p) for p in prompts] if chat else list(prompts)
+        lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=not chat)["input_ids"]]
         order = sorted(range(len(texts)), key=lengths.__getitem__)  # similar lengths share a batch: less padding
         outputs: list[str] = [""] * len(texts)
         size = self.cfg.gen_batch_size
+        options = dict(
+            max_new_tokens=max_new_tokens or self.cfg.max_new_tokens, stop=tuple(stop or ()),
+            answer_line_stop=answer_line_stop, chat=chat, temperature=temperature, top_p=top_p,
+        )
         new_tokens, start = 0, time.perf_counter()
         self.model.eval()
         bar = tqdm(total=len(texts), desc="generate", unit="prompt", disable=not self.progress)
         with self.merged_adapter(), bar:
             for i in range(0, len(order), size):
                 batch = order[i : i + size]
-                completions, count = self._generate_batch([texts[j] for j in batch])
+                completions, count = self._generate_batch([texts[j] for j in batch], **options)
                 for j, text in zip(batch, completions):
                     outputs[j] = text
                 new_tokens += count
@@ -175,27 +223,47 @@ class HFStudent:
         finally:
             self.model.unmerge_adapter()
 
-    def encode(self, texts: Sequence[str]):
-        """Chat-formatted texts -> a left-padded batch on the student's device."""
+    def encode(self, texts: Sequence[str], add_special_tokens: bool = False):
+        """Texts -> a left-padded batch on the student's device. Chat-formatted texts already carry
+        their special tokens; raw prompts get the tokenizer's own (a BOS where the model uses one)."""
         self.tokenizer.padding_side = "left"
-        enc = self.tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = self.tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=add_special_tokens)
         return enc.to(self.device)
 
-    def _generate_batch(self, texts: list[str]) -> tuple[list[str], int]:
+    def _generate_batch(
+        self,
+        texts: list[str],
+        *,
+        max_new_tokens: int | None = None,
+        stop: tuple[str, ...] = (),
+        answer_line_stop: bool = True,
+        chat: bool = True,
+        temperature: float | None = None,
+        top_p: float | None = None,
+    ) -> tuple[list[str], int]:
         tok = self.tokenizer
-        enc = self.encode(texts)
-        stop = AnswerLineDone(tok, enc["input_ids"].shape[1])
+        enc = self.encode(texts, add_special_tokens=not chat)
+        prompt_length = enc["input_ids"].shape[1]
+        criteria = []
+        if answer_line_stop:
+            criteria.append(AnswerLineDone(tok, prompt_length))
+        if stop:
+            criteria.append(StopStrings(tok, prompt_length, stop))
+        sampling: dict[str, Any] = {"do_sample": False}
+        if temperature:
+            sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p or 1.0}
         with torch.inference_mode(), self.autocast():
             out = self.model.generate(
                 **enc,
-                max_new_tokens=self.cfg.max_new_tokens,
-                do_sample=False,
+                max_new_tokens=max_new_tokens or self.cfg.max_new_tokens,
                 pad_token_id=tok.pad_token_id,
-                stopping_criteria=StoppingCriteriaList([stop]),
+                stopping_criteria=StoppingCriteriaList(criteria),
+                **sampling,
             )
-        new = out[:, enc["input_ids"].shape[1] :]
+        new = out[:, prompt_length:]
         count = int((new != tok.pad_token_id).sum())
-        return [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)], count
+        decoded = [cut_at_stop(t, stop) for t in tok.batch_decode(new, skip_special_tokens=True)]
+        return [t.strip() if chat else t.rstrip() for t in decoded], count
 
     # ---- training --------------------------------------------------------------------------------
 
