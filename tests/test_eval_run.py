@@ -174,6 +174,8 @@ def test_cli_rejects_unknown_benchmark_in_one_line():
 def test_eval_real_default_student(tmp_path):
     out = tmp_path / "eval"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    # One torch thread: on a busy 2-core machine two threads wait on each other (measured ~10x slower).
+    env.setdefault("OMP_NUM_THREADS", "1")
     cmd = [sys.executable, "-m", "ioa.evaluation.commands", "eval", "--model", "smollm2-135m",
            "--benchmarks", "gsm8k,humaneval,dolly,vicuna", "--limit", "4", "--max-new-tokens", "48",
            "--batch-size", "4", "--data-dir", str(DATA), "--out", str(out),

@@ -38,7 +38,8 @@ def _judge(args: argparse.Namespace, needed: bool):
     from ioa.evaluation.runner import LocalChatBackend, load_model
 
     student = load_model(args.judge_model, args.cache_dir, batch_size=args.judge_batch_size,
-                         device=args.device, progress=not args.no_progress, name="judge")
+                         device=args.device, precision=getattr(args, "precision", "auto"),
+                         progress=not args.no_progress, name="judge")
     return LocalChatBackend(student)
 
 
@@ -56,7 +57,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         model=args.model, benchmarks=names, out=out, data_dir=_data_dir(args.data_dir), limit=args.limit,
         samples_per_task=args.samples_per_task, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
         seed=args.seed, temperature=args.temperature, top_p=args.top_p, code_prompt=args.code_prompt,
-        cache_dir=args.cache_dir, device=args.device, progress=not args.no_progress,
+        cache_dir=args.cache_dir, device=args.device, precision=args.precision, progress=not args.no_progress,
     )
     judge = _judge(args, any(b.needs_judge for b in benches))
     results = run_eval(opts, judge=judge)
@@ -101,6 +102,8 @@ def add_eval_parsers(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature when --samples-per-task > 1")
     p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling when --samples-per-task > 1")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="auto: bf16 where the hardware has it; under bf16 greedy outputs can change with --batch-size")
     p.add_argument("--code-prompt", choices=("chat", "completion"), default="chat",
                    help="humaneval/mbpp: chat (instruct models, code from the fenced block) or raw completion (base models)")
     _common(p)

@@ -47,6 +47,7 @@ class EvalOptions:
     code_prompt: str = "chat"
     cache_dir: Path = Path("runs/.cache")
     device: str = "auto"
+    precision: str = "auto"  # auto: bf16 where the hardware has it (greedy outputs can then change with batch size)
     progress: bool = True
 
 
@@ -59,12 +60,12 @@ def resolve_model_spec(spec: str) -> str:
 
 
 def load_model(spec: str, cache_dir: Path, *, batch_size: int = 16, max_new_tokens: int = 512,
-               device: str = "auto", progress: bool = True, name: str = "student"):
+               device: str = "auto", precision: str = "auto", progress: bool = True, name: str = "student"):
     from ioa.config import StudentConfig
     from ioa.students.hf import HFStudent
 
     cfg = StudentConfig(model=resolve_model_spec(spec), gen_batch_size=batch_size,
-                        max_new_tokens=max_new_tokens, device=device)
+                        max_new_tokens=max_new_tokens, device=device, precision=precision)
     return HFStudent(cfg, cache_dir, name=name, progress=progress)
 
 
@@ -139,14 +140,14 @@ def run_eval(opts: EvalOptions, *, judge=None, student=None, log: Callable[[str]
 
     if student is None and any(items for _, items, _ in work):
         student = load_model(opts.model, opts.cache_dir, batch_size=opts.batch_size, device=opts.device,
-                             progress=opts.progress)
+                             precision=opts.precision, progress=opts.progress)
     source = str(getattr(student, "source", opts.model))
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"model": opts.model, "model_source": source, "benchmarks": {}}
     for bench, items, origin in work:
         mode = _mode(bench, opts.code_prompt)
-        settings = _settings(bench, opts, mode, source)
+        settings = _settings(bench, opts, mode, source, student)
         if not items:
             results["benchmarks"][bench.name] = {"status": SKIPPED_NO_JUDGE, "n": 0, "metrics": {}, "settings": settings}
             log(f"{bench.name}: {SKIPPED_NO_JUDGE}")
@@ -160,7 +161,7 @@ def run_eval(opts: EvalOptions, *, judge=None, student=None, log: Callable[[str]
     return results
 
 
-def _settings(bench: Benchmark, opts: EvalOptions, mode: str, source: str) -> dict[str, Any]:
+def _settings(bench: Benchmark, opts: EvalOptions, mode: str, source: str, student=None) -> dict[str, Any]:
     sampled = opts.samples_per_task > 1
     return {
         "prompt_format": bench.prompt_format(mode),
@@ -170,6 +171,8 @@ def _settings(bench: Benchmark, opts: EvalOptions, mode: str, source: str) -> di
         "model": opts.model,
         "model_source": source,
         "samples_per_task": opts.samples_per_task,
+        "batch_size": opts.batch_size,
+        "precision": getattr(student, "precision", opts.precision),
         "decoding": {"temperature": opts.temperature, "top_p": opts.top_p} if sampled else "greedy",
     }
 
