@@ -32,6 +32,8 @@ def write(path: Path, rows: list[dict]) -> Path:
 def score(benchmark: str, samples: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "ioa.evaluation.commands", "score", "--benchmark", benchmark,
            "--samples", str(samples), "--data-dir", str(extra[0]) if extra else str(DATA), "--no-progress"]
+    if benchmark == "vicuna":
+        cmd += ["--judge-config", str(Path(samples).with_name("judge.yaml"))]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
 
 
@@ -171,3 +173,20 @@ def test_missing_data_offline_names_the_hub_dataset(tmp_path):
 def test_unknown_benchmark_is_a_user_error(tmp_path):
     samples = write(tmp_path / "s.jsonl", [{"idx": 0, "completion": "#### 18"}])
     assert "unknown benchmark 'gsm9k'" in one_line_error(score("gsm9k", samples))
+
+
+def test_vicuna_judged_through_a_teacher_endpoint(tmp_path):
+    """--judge-config: the judge is the teacher backend of a run config, here a real local
+    chat-completions server whose judge answers every response with a rating of 7."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from chat_server import ChatServer
+
+    with ChatServer(lambda messages, body: "The answer is helpful and accurate.\nRating: [[7]]") as server:
+        config = tmp_path / "judge.yaml"
+        config.write_text(f"teacher: {{kind: openai, model: judge, base_url: '{server.base_url}', api_key_env: IOA_JUDGE_KEY, "
+                          f"cache_path: '{tmp_path / 'judge.sqlite'}'}}\n")
+        samples = write(tmp_path / "vicuna.jsonl", [{"question_id": i, "completion": f"Answer number {i}."} for i in (1, 2, 3)])
+        proc = score("vicuna", samples, str(DATA), env={**os.environ, "IOA_JUDGE_KEY": "k"})
+        cmd_ok = summary(proc)
+        assert server.completions == 3
+    assert cmd_ok["n"] == 3 and 7 in [v for v in cmd_ok.values() if isinstance(v, (int, float))]

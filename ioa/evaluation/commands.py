@@ -32,8 +32,21 @@ def _data_dir(arg: Path | None) -> Path | None:
 
 
 def _judge(args: argparse.Namespace, needed: bool):
-    """A local-model judge when --judge-model is given and a benchmark needs one; else None."""
-    if not (args.judge_model and needed):
+    """The judge a benchmark needs: the teacher backend of a run configuration (--judge-config: any
+    OpenAI-compatible endpoint or local model, cached and accounted like a teacher), or a local model
+    (--judge-model); None when neither is given or no benchmark needs one."""
+    if not needed:
+        return None
+    if getattr(args, "judge_config", None):
+        from ioa.config import load_config
+        from ioa.llm.client import build_client
+
+        cfg = load_config(args.judge_config)
+        if cfg.teacher.kind == "procedural":
+            raise InputError(f"{args.judge_config}: teacher.kind must be openai or hf to judge")
+        ledger = Path(args.out) / "judge_calls.jsonl" if getattr(args, "out", None) else None
+        return build_client(cfg, args.cache_dir, ledger)
+    if not args.judge_model:
         return None
     from ioa.evaluation.runner import LocalChatBackend, load_model
 
@@ -80,6 +93,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, help="folder of benchmark JSONL files (default: $IOA_DATA_DIR, else the HF hub)")
+    p.add_argument("--judge-config", type=Path, help="run config whose teacher section is the judge (openai endpoint or hf model)")
     p.add_argument("--judge-model", help="local HF model (hub id or path) that grades vicuna, MT-bench single-answer")
     p.add_argument("--judge-batch-size", type=int, default=4)
     p.add_argument("--cache-dir", type=Path, default=Path("runs/.cache"), help="where converted models are kept")
