@@ -164,7 +164,7 @@ def test_run_directory_means_its_model_folder(tmp_path):
 
 
 def test_cli_rejects_unknown_benchmark_in_one_line():
-    proc = subprocess.run([sys.executable, "-m", "ioa.evaluation.commands", "eval", "--benchmarks", "gsm8k,bogus"],
+    proc = subprocess.run([sys.executable, "-m", "ioa.cli", "eval", "--benchmarks", "gsm8k,bogus"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "unknown benchmark 'bogus'" in proc.stderr
 
@@ -176,7 +176,7 @@ def test_eval_real_default_student(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     # One torch thread: on a busy 2-core machine two threads wait on each other (measured ~10x slower).
     env.setdefault("OMP_NUM_THREADS", "1")
-    cmd = [sys.executable, "-m", "ioa.evaluation.commands", "eval", "--model", "smollm2-135m",
+    cmd = [sys.executable, "-m", "ioa.cli", "eval", "--model", "smollm2-135m",
            "--benchmarks", "gsm8k,humaneval,dolly,vicuna", "--limit", "4", "--max-new-tokens", "48",
            "--batch-size", "4", "--data-dir", str(DATA), "--out", str(out),
            "--cache-dir", str(ROOT / "runs" / ".cache"), "--no-progress"]

@@ -1,4 +1,4 @@
-"""`ioa score` end to end, as a subprocess (`python -m ioa.evaluation.commands score ...`), on the real
+"""`ioa score` end to end, as a subprocess (`python -m ioa.cli score ...`), on the real
 benchmark files: reference solutions score perfectly, known-broken samples score exactly as counted by
 hand, and bad input fails with one line naming the file and line."""
 from __future__ import annotations
@@ -30,7 +30,7 @@ def write(path: Path, rows: list[dict]) -> Path:
 
 
 def score(benchmark: str, samples: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "ioa.evaluation.commands", "score", "--benchmark", benchmark,
+    cmd = [sys.executable, "-m", "ioa.cli", "score", "--benchmark", benchmark,
            "--samples", str(samples), "--data-dir", str(extra[0]) if extra else str(DATA), "--no-progress"]
     if benchmark == "vicuna":
         cmd += ["--judge-config", str(Path(samples).with_name("judge.yaml"))]

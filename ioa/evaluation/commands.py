@@ -1,5 +1,5 @@
 """The `ioa eval` and `ioa score` subcommands: `add_eval_parsers(subparsers)` adds both to the `ioa`
-parser; `python -m ioa.evaluation.commands {eval,score} ...` runs them on their own.
+parser (`ioa eval`, `ioa score`).
 
   ioa eval  --model PATH_OR_ID --benchmarks gsm8k,humaneval [--limit N] [--out DIR] ...
   ioa score --benchmark humaneval --samples FILE [--out FILE]
@@ -9,15 +9,13 @@ Errors the user can fix are one line on stderr and exit code 2, as in `ioa.cli`.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 from ioa.io import InputError
 
-__all__ = ["add_eval_parsers", "cmd_eval", "cmd_score", "build_parser", "main"]
+__all__ = ["add_eval_parsers", "cmd_eval", "cmd_score"]
 
-USER_ERRORS = (InputError, ValueError)
 ALL = "gsm8k,math500,aime24,humaneval,mbpp,dolly,vicuna"
 
 
@@ -130,25 +128,3 @@ def add_eval_parsers(subparsers) -> None:
     p.add_argument("--out", type=Path, help="per-sample results (default: FILE_results.jsonl beside the samples)")
     _common(p)
     p.set_defaults(func=cmd_score)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ioa", description="benchmark evaluation")
-    add_eval_parsers(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except USER_ERRORS as e:
-        print(f"ioa: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("ioa: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
