@@ -228,6 +228,19 @@ def _bwrap_argv(bwrap: str, scratch: str, env: dict[str, str], masks: dict[str, 
             "--size", str(_TMPFS_BYTES), "--tmpfs", "/tmp",
             # Writable for POSIX semaphores (multiprocessing locks), capped like /tmp.
             "--perms", "1777", "--size", str(_TMPFS_BYTES), "--tmpfs", "/dev/shm"]
+    # An interpreter or venv that lives under /tmp (a CI checkout in /tmp, say) would vanish under the
+    # private /tmp: bind those directories back, read-only.
+    under_tmp = [p for p in _interpreter_paths() if p.startswith("/tmp/")]
+    under_tmp = [p for p in under_tmp if not any(p.startswith(q + "/") for q in under_tmp)]  # ancestors cover
+    made_tmp: set[str] = set()
+    for p in under_tmp:
+        parts = p[len("/tmp/"):].split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/tmp/" + "/".join(parts[:i])
+            if d not in made_tmp:
+                made_tmp.add(d)
+                argv += ["--perms", "0755", "--dir", d]
+        argv += ["--ro-bind", p, p]
     for blocked, keep in masks.items():
         argv += ["--tmpfs", blocked]
         made = set()
