@@ -255,3 +255,9 @@ def test_configured_benchmarks_are_scored_before_and_after_and_reported(tmp_path
     assert metrics["n"] == 2 and 0.5 in metrics.values()  # one of two right, strict and flexible alike
     write_report(ctx.rd.root)
     assert "## Benchmarks" in (ctx.rd.root / "report.md").read_text()
+
+
+def test_self_instruct_keeps_teacher_calls_for_answering_its_pool(tmp_path):
+    """Rejected near-duplicates cost calls too; the pool must still be answered within the cap."""
+    summary = run(make_ctx(tmp_path, "self-instruct", **{"budget.max_teacher_calls": 60, "budget.max_examples": 1000}))
+    assert 0 < summary["budget"]["used"]["teacher_calls"] <= 60

@@ -128,11 +128,11 @@ def bootstrap_tasks(ctx: Context, modules: Sequence[str], n: int) -> tuple[list[
 
     for k, module in enumerate(modules):
         for i in range(cfg.seed_tasks_per_module):
-            if len(pool) < n and not ctx.teacher.exhausted(2):
+            if len(pool) < n and not ctx.teacher.exhausted(len(pool) + 2):  # each pooled task is solved later
                 d = round(rng.uniform(low, high), 4)
                 stats["seed_tasks"] += admit(ctx.teacher.make_problems(module, d, 1, base + k * 1000 + i)[0], seed_task=True)
     attempt = 0
-    while len(pool) < n and attempt < 20 * n and pool and not ctx.teacher.exhausted(2):
+    while len(pool) < n and attempt < 20 * n and pool and not ctx.teacher.exhausted(len(pool) + 2):
         shown = rng.sample(pool, min(cfg.seeds_per_prompt, len(pool)))
         task = ctx.teacher.new_task(shown, base + 1_000_000 + attempt)
         attempt += 1
