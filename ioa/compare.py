@@ -71,7 +71,7 @@ def mean_std(xs: Sequence[float]) -> tuple[float | None, float | None]:
     if not xs:
         return None, None
     m = sum(xs) / len(xs)
-    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else None  # one run: no spread
     return m, sd
 
 
@@ -120,7 +120,7 @@ def fmt(ms: tuple[float | None, float | None], scale: float = 100.0, digits: int
     m, sd = ms
     if m is None:
         return "—"
-    return f"{m * scale:.{digits}f} ± {sd * scale:.{digits}f}"
+    return f"{m * scale:.{digits}f}" if sd is None else f"{m * scale:.{digits}f} ± {sd * scale:.{digits}f}"
 
 
 def fmt_count(ms: tuple[float | None, float | None]) -> str:

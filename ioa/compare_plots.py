@@ -14,7 +14,7 @@ def accuracy_bars(rows: Sequence[dict[str, Any]]):
     for k, (key, label, color) in enumerate((("deficient_after", "deficient modules", "#e06666"), ("all_after", "all modules", "#6fa8dc"))):
         xs = [i + (k - 0.5) * width for i in range(len(rows))]
         means = [100 * (r[key][0] or 0) for r in rows]
-        stds = [100 * (r[key][1] or 0) for r in rows]
+        stds = [100 * (r[key][1] or 0) for r in rows]  # one run per method: no error bar
         ax.bar(xs, means, width, yerr=stds, capsize=3, label=label, color=color)
     before = [100 * (r["deficient_before"][0] or 0) for r in rows]
     ax.scatter([i - 0.5 * width for i in range(len(rows))], before, marker="_", s=300, color="black", label="deficient, before", zorder=3)
