@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Protocol, Sequence
 
+from ioa.evaluation.extract import last_boxed
 from ioa.llm.base import ChatBackend, strip_think
 from ioa.llm.jsonout import InvalidOutput, ask_parsed_many
 from ioa.llm.prompts import render
@@ -40,19 +41,6 @@ MATH_TIMEOUT_S = 5
 
 
 # ---------------------------------------------------------------- extraction
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last `\\boxed{...}` (balanced braces), or None."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 0, start + len("\\boxed")
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[i + 1:j].strip()
-    return None
 
 
 def final_answer(text: str) -> str | None:
