@@ -335,9 +335,9 @@ def benchmark_blocks(data: RunData) -> list[Any]:
 
 def usage_blocks(data: RunData) -> list[Any]:
     """Teacher calls, tokens and cost per phase (LLM teachers), from the run's ledger."""
-    from ioa.llm.usage import read_totals
+    from ioa.llm.accounting import Ledger
 
-    totals = read_totals(data.rd.root / "teacher_calls.jsonl")
+    totals = Ledger.totals_of(data.rd.root / "teacher_calls.jsonl")
     if not totals:
         return []
     rows = []

@@ -86,7 +86,7 @@ def benchmark_metrics(rd: RunDir) -> dict[str, dict[str, Any]] | None:
 
 
 def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
-    from ioa.llm.usage import read_totals
+    from ioa.llm.accounting import Ledger
     from ioa.methods.budget import spent
 
     after = final["accuracy"]
@@ -129,7 +129,7 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
         "budget": {"used": spent(rd).to_dict(), "caps": {"examples": budget.max_examples, "steps": budget.max_steps,
                                                           "teacher_calls": budget.max_teacher_calls}},
         "curve": learning_curve(rd, before_acc),
-        "teacher_usage": read_totals(rd.root / "teacher_calls.jsonl"),
+        "teacher_usage": Ledger.totals_of(rd.root / "teacher_calls.jsonl"),
         "benchmarks": benchmark_metrics(rd),
         "domain": cfg.domain,
         "student": cfg.student.model,

@@ -48,24 +48,34 @@ class Ledger:
         self._file = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            torn = self._read_back()
+            torn = self._read_back(self.path)
             self._file = open(self.path, "a", encoding="utf-8")
             if torn:
                 self._file.write("\n")  # the killed run's partial line stays on its own line
                 self._file.flush()
 
-    def _read_back(self) -> bool:
-        """Totals of an existing ledger; True when its last line is incomplete (a run killed mid-write)."""
-        if not self.path.is_file():
+    @classmethod
+    def totals_of(cls, path: str | Path) -> dict[str, Any] | None:
+        """The totals of a ledger file, read without opening it for appending; None when there is none."""
+        if not Path(path).is_file():
+            return None
+        ledger = cls(None)
+        ledger._read_back(Path(path))
+        return ledger.totals()
+
+    def _read_back(self, path: Path) -> bool:
+        """Add an existing ledger's lines to the totals; True when its last line is incomplete (a run
+        killed mid-write)."""
+        if not path.is_file():
             return False
-        data = self.path.read_text(encoding="utf-8")
+        data = path.read_text(encoding="utf-8")
         for number, line in enumerate(data.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
-                log.warning("%s:%d: skipping an unreadable ledger line (a run killed while writing it?)", self.path, number)
+                log.warning("%s:%d: skipping an unreadable ledger line (a run killed while writing it?)", path, number)
                 continue
             self._add(entry)
         return bool(data) and not data.endswith("\n")
