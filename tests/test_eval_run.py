@@ -143,6 +143,82 @@ def test_vicuna_skipped_without_judge_and_graded_with_one(tmp_path):
     assert first.temperature == 0.0 and first.phase == "judge"
 
 
+class Killed(Exception):
+    """Stands for the process dying mid-generation."""
+
+
+class BatchingModel(ScriptedModel):
+    """Like HFStudent.generate: prompts in batches of `size` (here in input order), batches already in
+    `done` skipped, each finished batch reported to `on_batch`; dies after `die_after` generated batches."""
+
+    def __init__(self, reply, size=2, die_after=None):
+        super().__init__(reply)
+        self.size, self.die_after, self.generated = size, die_after, []
+
+    def generate(self, prompts, done=None, on_batch=None, **options):
+        self.calls.append((list(prompts), options))
+        out, batches = [], 0
+        for i in range(0, len(prompts), self.size):
+            idx = list(range(i, min(i + self.size, len(prompts))))
+            if done and all(j in done for j in idx):
+                out += [done[j] for j in idx]
+                continue
+            if self.die_after is not None and batches == self.die_after:
+                raise Killed
+            texts = [self.reply(prompts[j]) for j in idx]
+            self.generated += [prompts[j] for j in idx]
+            if on_batch:
+                on_batch(idx, texts)
+            out += texts
+            batches += 1
+        return out
+
+
+def _numbered_reply(prompt):
+    return f"#### {len(prompt) % 97}"
+
+
+@needs_data
+def test_killed_evaluation_resumes_from_its_last_finished_batch(tmp_path):
+    reference = run_eval(options(tmp_path / "ref", ["gsm8k"], limit=6), student=BatchingModel(_numbered_reply))
+    expected = (tmp_path / "ref" / "out" / "gsm8k.samples.jsonl").read_text()
+
+    with pytest.raises(Killed):
+        run_eval(options(tmp_path, ["gsm8k"], limit=6), student=BatchingModel(_numbered_reply, die_after=2))
+    partial = tmp_path / "out" / "gsm8k.generations.partial.jsonl"
+    assert len(partial.read_text().splitlines()) == 1 + 4  # header + two batches of two
+    with partial.open("a") as f:
+        f.write('{"i": 4, "compl')  # a write cut short by the kill: ignored, its batch redone
+
+    resumed = BatchingModel(_numbered_reply)
+    results = run_eval(options(tmp_path, ["gsm8k"], limit=6), student=resumed)
+    prompts = resumed.calls[0][0]
+    assert resumed.generated == prompts[4:6]  # only the batch that had not finished
+    assert (tmp_path / "out" / "gsm8k.samples.jsonl").read_text() == expected
+    assert results["benchmarks"]["gsm8k"]["metrics"] == reference["benchmarks"]["gsm8k"]["metrics"]
+    assert not partial.exists()
+
+    again = BatchingModel(_numbered_reply)
+    assert run_eval(options(tmp_path, ["gsm8k"], limit=6), student=again) == json.loads(json.dumps(results))
+    assert again.calls == []  # already scored with the same settings: kept
+    fresh = BatchingModel(_numbered_reply)
+    run_eval(options(tmp_path, ["gsm8k"], limit=6, resume=False), student=fresh)
+    assert len(fresh.generated) == 6
+
+
+@needs_data
+def test_checkpoint_from_other_settings_is_set_aside(tmp_path):
+    with pytest.raises(Killed):
+        run_eval(options(tmp_path, ["gsm8k"], limit=6, max_new_tokens=100), student=BatchingModel(_numbered_reply, die_after=1))
+    model = BatchingModel(_numbered_reply)
+    results = run_eval(options(tmp_path, ["gsm8k"], limit=6, max_new_tokens=200), student=model)
+    assert len(model.generated) == 6 and results["benchmarks"]["gsm8k"]["settings"]["max_new_tokens"] == 200
+    assert (tmp_path / "out" / "gsm8k.generations.partial.jsonl.stale").exists()
+    changed = BatchingModel(_numbered_reply)
+    run_eval(options(tmp_path, ["gsm8k"], limit=5, max_new_tokens=200), student=changed)
+    assert len(changed.generated) == 5  # another --limit is another run: not kept
+
+
 def test_data_is_checked_before_any_model_loads(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -197,3 +273,44 @@ def test_eval_real_default_student(tmp_path):
     assert set(benches["humaneval"]["metrics"]) == {"pass@1"}
     assert 0.0 <= benches["dolly"]["metrics"]["rougeL"] <= 100.0
     assert "skipped: no judge configured" in proc.stdout and "humaneval" in proc.stdout
+
+
+@pytest.mark.slow
+@needs_data
+def test_real_eval_killed_with_sigkill_resumes_to_the_uninterrupted_outputs(tmp_path):
+    """The real student, batch size 2: a SIGKILL after two finished batches, then the same command again.
+    Batches are cut the same way on resume, so the completions equal an uninterrupted run's exactly."""
+    import signal
+    import time
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+    def cmd(out):
+        return [sys.executable, "-m", "ioa.cli", "eval", "--model", "smollm2-135m", "--benchmarks", "gsm8k",
+                "--limit", "8", "--max-new-tokens", "32", "--batch-size", "2", "--data-dir", str(DATA),
+                "--out", str(out), "--cache-dir", str(ROOT / "runs" / ".cache"), "--no-progress"]
+
+    def completions(out):
+        return [json.loads(x)["completions"] for x in (out / "gsm8k.samples.jsonl").read_text().splitlines()]
+
+    whole = subprocess.run(cmd(tmp_path / "whole"), capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    partial = out / "gsm8k.generations.partial.jsonl"
+    proc = subprocess.Popen(cmd(out), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not (partial.exists() and len(partial.read_text().splitlines()) >= 1 + 4):
+        assert proc.poll() is None and time.monotonic() < deadline, "finished or stuck before two batches"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    recorded = len(partial.read_text().splitlines()) - 1
+    assert 4 <= recorded < 8 and not (out / "gsm8k.samples.jsonl").exists()
+
+    again = subprocess.run(cmd(out), capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resuming; {recorded} of 8 completions" in again.stderr
+    assert completions(out) == completions(tmp_path / "whole")
+    generated = json.loads((out / "results.json").read_text())["benchmarks"]["gsm8k"]["generation"]
+    assert generated["reused"] == recorded and generated["prompts"] == 8 - recorded

@@ -2,7 +2,10 @@
 file of pre-generated samples. Both write per-sample records for inspection and return the metrics.
 
 `ioa eval` writes OUT/results.json (per benchmark: status, n, metrics, settings, generation speed) and
-OUT/<benchmark>.samples.jsonl (one line per item: prompt, gold, every completion and its score).
+OUT/<benchmark>.samples.jsonl (one line per item: prompt, gold, every completion and its score). It
+resumes: a benchmark already scored in OUT with the same settings is kept, and one that was being
+generated when the process died continues from OUT/<benchmark>.generations.partial.jsonl (every finished
+batch is appended there; see checkpoint.py). `--fresh` starts over.
 `ioa score` reads JSONL samples, one line per sample: an id (`task_id`, `id`, `unique_id`,
 `question_id` or `idx`) or the question text (`question`, `problem`, `prompt` or `instruction`), and
 the model output in the first present of `completion`, `response`, `output`, `answer`.
@@ -17,8 +20,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ioa.evaluation.benchmarks import Benchmark, CodeBenchmark, Item, get_benchmark
+from ioa.evaluation.checkpoint import GenerationCheckpoint, fingerprint
 from ioa.evaluation.data import load_rows
-from ioa.io import InputError, atomic_write_json, atomic_write_jsonl, iter_jsonl
+from ioa.io import InputError, atomic_write_json, atomic_write_jsonl, iter_jsonl, read_json
 
 __all__ = [
     "EvalOptions", "run_eval", "score_samples", "format_table", "resolve_model_spec", "load_model",
@@ -49,6 +53,7 @@ class EvalOptions:
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 where the hardware has it (greedy outputs can then change with batch size)
     progress: bool = True
+    resume: bool = True  # keep what an earlier call with the same settings left in `out`
 
 
 def resolve_model_spec(spec: str) -> str:
@@ -145,6 +150,7 @@ def run_eval(opts: EvalOptions, *, judge=None, student=None, log: Callable[[str]
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"model": opts.model, "model_source": source, "benchmarks": {}}
+    earlier = _earlier_results(out) if opts.resume else {}
     for bench, items, origin in work:
         mode = _mode(bench, opts.code_prompt)
         settings = _settings(bench, opts, mode, source, student)
@@ -152,13 +158,34 @@ def run_eval(opts: EvalOptions, *, judge=None, student=None, log: Callable[[str]
             results["benchmarks"][bench.name] = {"status": SKIPPED_NO_JUDGE, "n": 0, "metrics": {}, "settings": settings}
             log(f"{bench.name}: {SKIPPED_NO_JUDGE}")
             continue
+        kept = earlier.get(bench.name)
+        if _same_run(kept, settings, origin, out):
+            results["benchmarks"][bench.name] = kept
+            log(f"{bench.name}: already scored in {out} with these settings; kept (--fresh to redo)")
+            continue
         log(f"{bench.name}: {len(items)} items x {opts.samples_per_task} samples from {origin}")
-        entry = _run_one(bench, items, mode, opts, settings, student, judge, out)
+        entry = _run_one(bench, items, mode, opts, settings, student, judge, out, log)
         entry["settings"]["data"] = origin
         results["benchmarks"][bench.name] = entry
         atomic_write_json(out / "results.json", results)  # partial results survive a crash mid-run
     atomic_write_json(out / "results.json", results)
     return results
+
+
+def _earlier_results(out: Path) -> dict[str, Any]:
+    path = out / "results.json"
+    if not path.exists():
+        return {}
+    try:
+        return dict(read_json(path).get("benchmarks", {}))
+    except (InputError, AttributeError):
+        return {}
+
+
+def _same_run(entry: dict[str, Any] | None, settings: dict[str, Any], origin: str, out: Path) -> bool:
+    if not entry or entry.get("status") != "ok" or not (out / str(entry.get("samples_file", ""))).is_file():
+        return False
+    return entry.get("settings") == {**settings, "data": origin}
 
 
 def _settings(bench: Benchmark, opts: EvalOptions, mode: str, source: str, student=None) -> dict[str, Any]:
@@ -177,15 +204,23 @@ def _settings(bench: Benchmark, opts: EvalOptions, mode: str, source: str, stude
     }
 
 
-def _run_one(bench, items, mode, opts, settings, student, judge, out: Path) -> dict[str, Any]:
+def _run_one(bench, items, mode, opts, settings, student, judge, out: Path, log) -> dict[str, Any]:
     import torch
 
     n = opts.samples_per_task
     prompts = [bench.prompt(item, mode) for item in items]
+    flat_prompts = [p for p in prompts for _ in range(n)]
+    checkpoint = GenerationCheckpoint(out / f"{bench.name}.generations.partial.jsonl",
+                                      fingerprint({"settings": settings, "prompts": flat_prompts}), len(flat_prompts), log)
+    if not opts.resume:
+        checkpoint.remove()
+    done = checkpoint.load()
+    if done:
+        log(f"{bench.name}: resuming; {len(done)} of {len(flat_prompts)} completions were generated before")
     torch.manual_seed(opts.seed)
-    sampling = {"temperature": opts.temperature, "top_p": opts.top_p} if n > 1 else {}
-    flat = student.generate([p for p in prompts for _ in range(n)],
-                            max_new_tokens=settings["max_new_tokens"], **sampling, **bench.generation(mode))
+    sampling = {"temperature": opts.temperature, "top_p": opts.top_p, "seed": opts.seed} if n > 1 else {}
+    flat = student.generate(flat_prompts, max_new_tokens=settings["max_new_tokens"], done=done,
+                            on_batch=checkpoint.append, **sampling, **bench.generation(mode))
     generation = dict(getattr(student, "last_generation", {}) or {})
     completions = [flat[i * n : (i + 1) * n] for i in range(len(items))]
     start = time.perf_counter()
@@ -200,6 +235,7 @@ def _run_one(bench, items, mode, opts, settings, student, judge, out: Path) -> d
         rows.append(row)
     samples_file = out / f"{bench.name}.samples.jsonl"
     atomic_write_jsonl(samples_file, rows)
+    checkpoint.remove()
     entry = {"status": "ok", "n": len(items), "metrics": scored.metrics, "settings": settings,
              "samples_file": samples_file.name, "generation": generation, "scoring_seconds": round(scoring_s, 3)}
     if scored.notes:

@@ -15,7 +15,7 @@ import re
 import time
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
@@ -168,6 +168,9 @@ class HFStudent:
         chat: bool = True,
         temperature: float | None = None,
         top_p: float | None = None,
+        seed: int | None = None,
+        done: Mapping[int, str] | None = None,
+        on_batch: Callable[[Sequence[int], Sequence[str]], None] | None = None,
     ) -> list[str]:
         """Completions of `prompts`, batched with left padding; completions only.
 
@@ -175,7 +178,14 @@ class HFStudent:
         sequence stops after a complete `Answer:` line, and completions are stripped. `chat=False` feeds
         the raw prompt (base-model code completion) and keeps the completion's leading whitespace;
         `stop` strings end a sequence and are cut from its completion; a `temperature` > 0 samples
-        (with `top_p`), seeded by the caller through torch's global RNG.
+        (with `top_p`), seeded by the caller through torch's global RNG, or per batch with `seed` (batch b
+        draws from seed + b, so a resumed generation samples what an uninterrupted one would).
+
+        Resuming: prompts are ordered by length and cut into batches the same way every call, so a
+        generation that reports each finished batch through `on_batch(indices, completions)` and is
+        called again with those completions as `done` (index -> completion) skips exactly those batches
+        and produces the remaining ones as the uninterrupted call would have. `last_generation` counts
+        only what this call generated (`reused`: completions taken from `done`).
         """
         if not prompts:
             return []
@@ -188,20 +198,31 @@ class HFStudent:
             max_new_tokens=max_new_tokens or self.cfg.max_new_tokens, stop=tuple(stop or ()),
             answer_line_stop=answer_line_stop, chat=chat, temperature=temperature, top_p=top_p,
         )
-        new_tokens, start = 0, time.perf_counter()
+        new_tokens, reused, start = 0, 0, time.perf_counter()
         self.model.eval()
         bar = tqdm(total=len(texts), desc="generate", unit="prompt", disable=not self.progress)
         with self.merged_adapter(), bar:
-            for i in range(0, len(order), size):
+            for b, i in enumerate(range(0, len(order), size)):
                 batch = order[i : i + size]
+                if done is not None and all(j in done for j in batch):
+                    for j in batch:
+                        outputs[j] = done[j]
+                    reused += len(batch)
+                    bar.update(len(batch))
+                    continue
+                if seed is not None and temperature:
+                    torch.manual_seed(seed + b)
                 completions, count = self._generate_batch([texts[j] for j in batch], **options)
                 for j, text in zip(batch, completions):
                     outputs[j] = text
+                if on_batch is not None:
+                    on_batch(batch, completions)
                 new_tokens += count
                 bar.update(len(batch))
         seconds = time.perf_counter() - start
         self.last_generation = {
-            "prompts": len(texts),
+            "prompts": len(texts) - reused,
+            "reused": reused,
             "new_tokens": new_tokens,
             "seconds": seconds,
             "tokens_per_s": new_tokens / seconds if seconds > 0 else 0.0,
