@@ -1,7 +1,9 @@
 """How a question is put to a learner and how its final answer is read back.
 
-Every learner (procedural teacher, simulated or real student) is asked with `student_prompt` and is
-expected to end with one `Answer: ...` line. `extract_answer` is strict first (the last `Answer:`
+Every learner (procedural teacher, simulated or real student) is asked a problem with `prompt_for`:
+the question, then the problem's answer format (`meta["answer_format"]`, set by LLM-described domains
+from their spec: an `Answer: <number>` line, one ```python block, a free response), by default one
+`Answer: ...` line. `extract_answer` is strict first (the last `Answer:`
 line), then flexible (the last number in the text), the same two filters lm-evaluation-harness names.
 """
 from __future__ import annotations
@@ -14,8 +16,24 @@ NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
 INSTRUCTION = "Solve step by step. End with one line of the form 'Answer: <final answer>'."
 
 
-def student_prompt(question: str) -> str:
-    return f"{question.strip()}\n\n{INSTRUCTION}"
+def student_prompt(question: str, answer_format: str = INSTRUCTION) -> str:
+    return f"{question.strip()}\n\n{answer_format}"
+
+
+def answer_format_of(item) -> str:
+    """How the response to a Problem (or an Example made from one) should end: its domain's format,
+    else the `Answer:` line."""
+    return item.meta.get("answer_format") or INSTRUCTION
+
+
+def prompt_for(problem) -> str:
+    """The prompt a learner sees for a Problem."""
+    return student_prompt(problem.question, answer_format_of(problem))
+
+
+def asks_answer_line(answer_format: str) -> bool:
+    """Whether the format ends with an `Answer:` line (generation may then stop right after it)."""
+    return "Answer:" in answer_format
 
 
 def extract_answer(text: str, mode: str = "flexible") -> str | None:
@@ -29,7 +47,7 @@ def extract_answer(text: str, mode: str = "flexible") -> str | None:
     return numbers[-1] if numbers else None
 
 
-def question_of(prompt: str) -> str:
+def question_of(prompt: str, answer_format: str = INSTRUCTION) -> str:
     """The question inside a `student_prompt` (what a training example's prompt was built from)."""
-    suffix = f"\n\n{INSTRUCTION}"
+    suffix = f"\n\n{answer_format}"
     return prompt[: -len(suffix)] if prompt.endswith(suffix) else prompt

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from ioa.answers import student_prompt
+from ioa.answers import prompt_for, student_prompt
 from ioa.config import RunConfig
 from ioa.domains.base import Domain
 from ioa.evaluate import evaluate, gate, per_module_accuracy
@@ -101,8 +101,8 @@ def ensure_probes(ctx: Context) -> None:
         atomic_write_jsonl(ctx.rd.probes, [x.to_dict() for x in problems])
     for x in problems:
         ctx.probes.setdefault(x.module, []).append(x)
-        ctx.seen.add(student_prompt(x.question))
-        ctx.seen.update(student_prompt(s.question) for s in x.steps)
+        ctx.seen.add(prompt_for(x))
+        ctx.seen.update(student_prompt(s.question) for s in x.steps)  # steps have short answers: an Answer: line
 
 
 def ensure_test_items(ctx: Context) -> None:
@@ -119,7 +119,7 @@ def ensure_test_items(ctx: Context) -> None:
         problems = distinct_from_probes(ctx, problems)
         atomic_write_jsonl(path, [x.to_dict() for x in problems])
     ctx.test = problems
-    ctx.seen.update(student_prompt(x.question) for x in problems)
+    ctx.seen.update(prompt_for(x) for x in problems)
 
 
 def distinct_from_probes(ctx: Context, problems: list[Problem], tries: int = 8) -> list[Problem]:
@@ -131,7 +131,7 @@ def distinct_from_probes(ctx: Context, problems: list[Problem], tries: int = 8) 
     for attempt in range(tries):
         redo = []
         for i, x in pending:
-            prompt = student_prompt(x.question)
+            prompt = prompt_for(x)
             if prompt in taken:
                 redo.append(i)
             else:

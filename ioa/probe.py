@@ -47,7 +47,7 @@ def expand_groups(problems: Sequence[Problem]) -> list[Problem]:
         for i, s in enumerate(p.steps):
             items.append(Problem(
                 id=f"{p.id}#s{i}", module=s.module, difficulty=p.difficulty, question=s.question,
-                answer=s.answer, meta={"group": p.id, "role": "step"},
+                answer=s.answer, meta={"group": p.id, "role": "step"},  # asked with the Answer: line
             ))
     return items
 

@@ -14,11 +14,11 @@ from typing import Iterable, Sequence
 from tqdm.auto import tqdm
 
 from ioa.adapt import adapt_solution, load_ramp
-from ioa.answers import student_prompt
+from ioa.answers import prompt_for
 from ioa.config import AdapterConfig
 from ioa.domains.base import Domain
 from ioa.teachers.base import Teacher
-from ioa.types import Example, Module, Problem
+from ioa.types import Example, Module, Problem, Solution
 
 # Synthesis seeds live below this; probe seeds start at ioa.probe.PROBE_SEED_BASE (1e9).
 SYNTH_SEED_SPACE = 500_000_000
@@ -76,7 +76,7 @@ def _new_problems(teacher: Teacher, module: Module, difficulties: Sequence[float
         made = make_many(teacher, [(module.id, difficulties[i], base + i * 4 + attempt) for i in pending])
         retry = []
         for i, problem in zip(pending, made):
-            prompt = student_prompt(problem.question)
+            prompt = prompt_for(problem)
             if prompt in seen or prompt in taken:
                 duplicates += 1
                 retry.append(i)
@@ -85,6 +85,17 @@ def _new_problems(teacher: Teacher, module: Module, difficulties: Sequence[float
                 found[i] = problem
         pending = retry
     return sorted(found.items()), duplicates
+
+
+def checked_solutions(teacher: Teacher, domain: Domain, problems: Sequence[Problem]) -> tuple[list[tuple[int, Solution]], int]:
+    """The teacher's solutions that pass the domain's checker, as (index into problems, solution), and
+    how many were rejected. A teacher is never trusted unchecked."""
+    if not problems:
+        return [], 0
+    solutions = teacher.solve(problems)
+    ok = check_many(domain, problems, [s.raw for s in solutions])
+    kept = [(i, s) for i, (s, good) in enumerate(zip(solutions, ok)) if good]
+    return kept, len(problems) - len(kept)
 
 
 def _examples_for(
@@ -101,11 +112,8 @@ def _examples_for(
         indexed = indexed[:left]
     if not indexed:
         return [], 0, duplicates
-    problems = [p for _, p in indexed]
-    solutions = teacher.solve(problems)
-    ok = check_many(domain, problems, [s.raw for s in solutions])
-    kept = [(i, p, s) for (i, p), s, good in zip(indexed, solutions, ok) if good]
-    rejected = len(problems) - len(kept)
+    solved, rejected = checked_solutions(teacher, domain, [p for _, p in indexed])
+    kept = [(*indexed[j], s) for j, s in solved]
     adapt_batch = getattr(teacher, "adapt_many", None)
     if adapt_batch is not None:
         texts = list(adapt_batch([p for _, p, _ in kept], [s for _, _, s in kept], [module] * len(kept), adapter))
@@ -113,7 +121,7 @@ def _examples_for(
         texts = [adapt_solution(p, s.text, s.raw, module, adapter, names) for _, p, s in kept]
     made = []
     for (i, p, s), text in zip(kept, texts):
-        seen.add(student_prompt(p.question))
+        seen.add(prompt_for(p))
         made.append((p, text, s.raw, remediates[i] if remediates else ""))
     return made, rejected, duplicates
 
@@ -139,9 +147,9 @@ def synthesize(
         out.duplicates += duplicates
         for problem, text, raw, target in made:
             out.examples.append(Example(
-                id=f"{id_prefix}-{len(out.examples):05d}", module=module.id, prompt=student_prompt(problem.question),
+                id=f"{id_prefix}-{len(out.examples):05d}", module=module.id, prompt=prompt_for(problem),
                 completion=text, answer=problem.answer, difficulty=problem.difficulty, kind=kind,
-                problem_id=problem.id, raw=raw, remediates=target,
+                problem_id=problem.id, raw=raw, remediates=target, meta=dict(problem.meta),
             ))
     return out
 

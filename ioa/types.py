@@ -185,3 +185,4 @@ class Example(Record):
     problem_id: str = ""
     raw: str = ""  # the teacher's raw text before adaptation
     remediates: str = ""  # for remedial examples: the id of the failed probe item it answers
+    meta: dict[str, Any] = field(default_factory=dict)  # the problem's meta (answer format, entry point)

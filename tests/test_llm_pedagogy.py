@@ -482,3 +482,45 @@ def test_module_objects_pass_through_adapt_lookup():
     concrete = Module("multi_step_problems", "Multi-step problems", 2, abstract=False)
     (text,) = teacher.adapt_many(problems, teacher.solve(problems), [concrete], AdapterConfig())
     assert not text.startswith("Idea:")  # the given module (not abstract here) wins over the domain's
+
+
+# ---------------------------------------------------------------- how the student is asked
+
+
+def test_problems_carry_their_domains_answer_format_into_prompts_and_examples():
+    from ioa.answers import INSTRUCTION, answer_format_of, prompt_for
+    from ioa.methods.baselines import as_problem
+    from ioa.synthesize import synthesize
+
+    backend = ScriptedBackend()
+    domain = LLMDomain(load_domain_spec("python-functions"), backend, TeacherConfig())
+    teacher = LLMTeacher(domain, backend, TeacherConfig())
+    module = domain.modules()[0]
+    problem = domain.generate(module.id, 0.3, 5)
+    assert answer_format_of(problem) == domain.answer_format != INSTRUCTION
+    assert prompt_for(problem).endswith("give the complete function in one ```python fenced block.")
+    made = synthesize(teacher, domain, [module], {module.id: [0.2, 0.4]}, AdapterConfig(), set(), "s0r0", "synth", 0)
+    assert made.examples
+    for e in made.examples:
+        assert e.prompt.endswith(domain.answer_format) and "Answer:" not in e.prompt
+        assert e.meta["answer_format"] == domain.answer_format and e.meta["entry_point"]
+        again = as_problem(e)  # error-targeted rebuilds the problem from its training example
+        assert prompt_for(again) == e.prompt and again.meta["entry_point"] == e.meta["entry_point"]
+
+
+def test_the_hf_student_stops_at_an_answer_line_only_when_the_format_asks_for_one():
+    from ioa.students.hf import HFStudent
+
+    class Recorder:  # stands in for the model half of HFStudent; respond() is the code under test
+        def generate(self, prompts, **options):
+            self.prompts, self.options = prompts, options
+            return [""] * len(prompts)
+
+    code = Problem(id="c", module="m", difficulty=0.1, question="Write f.", answer="assert f()",
+                   meta={"answer_format": ANSWER_FORMATS["code"]})
+    plain = Problem(id="p", module="m", difficulty=0.1, question="What is 2 + 2?", answer="4")
+    rec = Recorder()
+    HFStudent.respond(rec, [code])
+    assert rec.options == {"answer_line_stop": False} and rec.prompts[0].endswith("```python fenced block.")
+    HFStudent.respond(rec, [plain])
+    assert rec.options == {"answer_line_stop": True} and rec.prompts[0].endswith("'Answer: <final answer>'.")

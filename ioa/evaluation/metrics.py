@@ -4,8 +4,9 @@
 - ROUGE-L: Google's `rouge_score` with the `rougeL` type and `use_stemmer=True`, F-measure, the
   maximum over references, as MiniLLM's `rouge_metric.py` (from Super-NaturalInstructions); the
   benchmark mean is reported x100 as MiniLLM does.
-- MATH/AIME: math-verify, `verify(parse(gold), parse(pred))` with the gold wrapped in `$...$`, under a
-  per-call time limit (math-verify's signal-based timeout, main thread only).
+- MATH/AIME: math-verify, `verify(parse(gold), parse(pred))` with each side wrapped in `$...$` unless it
+  is already in math mode, under a per-call time limit (math-verify's signal-based timeout, main thread
+  only). The LLM domains' symbolic checker uses the same function.
 """
 from __future__ import annotations
 
@@ -71,12 +72,21 @@ def _timeouts() -> tuple[int | None, int | None]:
     return (MATH_TIMEOUT_S, MATH_TIMEOUT_S) if on_main else (None, None)
 
 
+MATH_MODE = re.compile(r"(?<!\\)\$|\\boxed|\\\(|\\\[")
+
+
+def as_math(text: str) -> str:
+    """`text` in math mode for math-verify's parser: `$`-wrapped unless it already is (an unescaped `$`,
+    `\\(`, `\\[` or a `\\boxed`); MATH's `\\$32` is an escaped dollar sign, not math mode."""
+    return text if MATH_MODE.search(text) else f"${text}$"
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse_gold(gold: str):
     from math_verify import parse
 
     parse_timeout, _ = _timeouts()
-    return parse(f"${gold}$", parsing_timeout=parse_timeout)
+    return parse(as_math(gold), parsing_timeout=parse_timeout)
 
 
 def math_equal(pred: str | None, gold: str) -> bool:
@@ -88,8 +98,8 @@ def math_equal(pred: str | None, gold: str) -> bool:
     parse_timeout, verify_timeout = _timeouts()
     try:
         gold_parsed = _parse_gold(gold)
-        pred_parsed = parse(f"${strip_text_units(pred)}$", parsing_timeout=parse_timeout)
-        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=verify_timeout))
+        pred_parsed = parse(as_math(strip_text_units(pred)), parsing_timeout=parse_timeout)
+        return bool(gold_parsed and pred_parsed and verify(gold_parsed, pred_parsed, timeout_seconds=verify_timeout))
     except Exception:  # math-verify's own timeouts and sympy failures both mean "not shown equal"
         return False
 

@@ -15,12 +15,12 @@ four are pure. Think blocks are stripped from responses first. `CHECKERS[kind](s
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Protocol, Sequence
 
 from ioa.evaluation.extract import last_boxed
+from ioa.evaluation.metrics import math_equal
 from ioa.llm.base import ChatBackend, strip_think
 from ioa.llm.jsonout import InvalidOutput, ask_parsed_many
 from ioa.llm.prompts import render
@@ -37,7 +37,6 @@ CHOICE_PATTERNS = (  # option letters are capitals, so "the answer is a triangle
     re.compile(r"\b[Aa]nswer is\s*:?\s*[*_]*\s*\(?([A-E])\b\)?"),
     re.compile(r"\(([A-E])\)"),
 )
-MATH_TIMEOUT_S = 5
 
 
 # ---------------------------------------------------------------- extraction
@@ -77,27 +76,6 @@ def numeric_value(text: str) -> Fraction | None:
         return None
 
 
-def _math_timeout() -> int | None:
-    # math-verify's timeout uses SIGALRM, which only the main thread may set.
-    return MATH_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
-
-
-def math_equal(gold: str, pred: str) -> bool:
-    """math-verify equivalence of two answers, `$`-wrapped unless already in math mode."""
-    from math_verify import parse, verify
-
-    def wrap(s: str) -> str:
-        return s if "$" in s or "\\boxed" in s or "\\(" in s or "\\[" in s else f"${s}$"
-
-    timeout = _math_timeout()
-    try:
-        g = parse(wrap(gold), parsing_timeout=timeout)
-        p = parse(wrap(pred), parsing_timeout=timeout)
-        return bool(g and p and verify(g, p, timeout_seconds=timeout))
-    except Exception:  # math-verify raises on malformed LaTeX and timeouts; both mean "not shown equal"
-        return False
-
-
 # ---------------------------------------------------------------- pure matchers (reference, response)
 
 
@@ -109,13 +87,13 @@ def check_numeric(reference: str, response: str) -> bool:
     gold_value, pred_value = numeric_value(reference), numeric_value(pred)
     if gold_value is not None and pred_value is not None:
         return abs(gold_value - pred_value) <= Fraction(1, 10**6) * max(1, abs(gold_value))
-    return math_equal(reference, pred)
+    return math_equal(pred, reference)
 
 
 def check_symbolic(reference: str, response: str) -> bool:
     response = strip_think(response)
     pred = final_answer(response)
-    return math_equal(reference, pred if pred is not None else response)
+    return math_equal(pred if pred is not None else response, reference)
 
 
 def normalise(text: str) -> str:

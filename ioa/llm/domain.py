@@ -136,9 +136,6 @@ class LLMDomain:
         """How a response should end (the spec's hint, else the check kind's)."""
         return self.spec.answer_format or ANSWER_FORMATS[self.spec.check]
 
-    def student_prompt(self, question: str) -> str:
-        return f"{question.strip()}\n\n{self.answer_format}"
-
     def _examples(self) -> str:
         return examples_block([(e.question, e.answer) for e in self.spec.seed_examples])
 
@@ -201,7 +198,10 @@ class LLMDomain:
         values = ask_json_many(self.client, requests, problems_schema(1, self.spec.check), self.cfg.max_json_retries,
                                check=answer_errors(self.spec.check))
         known = {m.id for m in self.modules()}
-        return [to_problem(v["problems"][0], m, d, s, known) for v, (m, d, s) in zip(values, clean)]
+        problems = [to_problem(v["problems"][0], m, d, s, known) for v, (m, d, s) in zip(values, clean)]
+        for p in problems:
+            p.meta["answer_format"] = self.answer_format
+        return problems
 
     # ------------------------------------------------------------ checking
 

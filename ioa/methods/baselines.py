@@ -18,13 +18,13 @@ import random
 from pathlib import Path
 from typing import Sequence
 
-from ioa.answers import question_of, student_prompt
+from ioa.answers import answer_format_of, prompt_for, question_of
 from ioa.evaluate import evaluate
 from ioa.io import atomic_write_json, read_json, read_jsonl
 from ioa.loop import (Context, as_replay, probe_band, run_modules, single_stage, teacher_usage, train_round,
                       usage_delta, write_round_data)
 from ioa.methods.budget import examples_left, spent, steps_left
-from ioa.synthesize import Synthesis, check_many, seed_base, stage_difficulties, synthesize
+from ioa.synthesize import Synthesis, checked_solutions, seed_base, stage_difficulties, synthesize
 from ioa.types import Curriculum, Diagnosis, Example, Problem
 
 
@@ -114,7 +114,7 @@ def bootstrap_tasks(ctx: Context, modules: Sequence[str], n: int) -> tuple[list[
     stats = {"seed_tasks": 0, "generated": 0, "filtered_similar": 0, "filtered_seen": 0}
 
     def admit(p: Problem, seed_task: bool = False) -> bool:
-        prompt = student_prompt(p.question)
+        prompt = prompt_for(p)
         if prompt in ctx.seen:
             stats["filtered_seen"] += 1
             return False
@@ -160,18 +160,13 @@ def run_self_instruct(ctx: Context, diagnosis: Diagnosis) -> Curriculum:
 def answered(ctx: Context, tasks: Sequence[Problem], prefix: str, kind: str, remediates: Sequence[str] = ()) -> Synthesis:
     """The teacher answers the tasks; answers that fail the domain's check are dropped (and counted)."""
     out = Synthesis()
-    if not tasks:
-        return out
-    solutions = ctx.teacher.solve(tasks)
-    ok = check_many(ctx.domain, tasks, [s.raw for s in solutions])
-    for i, (task, solution, good) in enumerate(zip(tasks, solutions, ok)):
-        if not good:
-            out.rejected += 1
-            continue
+    solved, out.rejected = checked_solutions(ctx.teacher, ctx.domain, tasks)
+    for i, solution in solved:
+        task = tasks[i]
         out.examples.append(Example(
-            id=f"{prefix}-{len(out.examples):05d}", module=task.module, prompt=student_prompt(task.question),
+            id=f"{prefix}-{len(out.examples):05d}", module=task.module, prompt=prompt_for(task),
             completion=solution.raw, answer=task.answer, difficulty=task.difficulty, kind=kind,
-            problem_id=task.id, raw=solution.raw, remediates=remediates[i] if remediates else "",
+            problem_id=task.id, raw=solution.raw, remediates=remediates[i] if remediates else "", meta=dict(task.meta),
         ))
     return out
 
@@ -179,7 +174,9 @@ def answered(ctx: Context, tasks: Sequence[Problem], prefix: str, kind: str, rem
 # ---- error-targeted ------------------------------------------------------------------------------
 
 def as_problem(e: Example) -> Problem:
-    return Problem(id=e.id, module=e.module, difficulty=e.difficulty, question=question_of(e.prompt), answer=e.answer)
+    """The problem a training example was made from (its meta carries the answer format and entry point)."""
+    return Problem(id=e.id, module=e.module, difficulty=e.difficulty, question=question_of(e.prompt, answer_format_of(e)),
+                   answer=e.answer, meta=dict(e.meta))
 
 
 def training_errors(ctx: Context, rdir: Path, trained: Sequence[Example]) -> list[Example]:

@@ -21,7 +21,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from tqdm.auto import tqdm
 
-from ioa.answers import student_prompt
+from ioa.answers import answer_format_of, asks_answer_line, prompt_for
 from ioa.config import StudentConfig
 from ioa.io import atomic_dir, atomic_write_json
 from ioa.students.hf_convert import StudentLoadError, load_pretrained
@@ -151,7 +151,8 @@ class HFStudent:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def respond(self, problems: Sequence[Problem]) -> list[str]:
-        return self.generate([student_prompt(p.question) for p in problems])
+        line = all(asks_answer_line(answer_format_of(p)) for p in problems)  # code or free text: no early stop
+        return self.generate([prompt_for(p) for p in problems], answer_line_stop=line)
 
     def chat_text(self, user_message: str) -> str:
         return self.tokenizer.apply_chat_template(
