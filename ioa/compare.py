@@ -5,10 +5,14 @@ per-module accuracy on the held-out items, the mean over deficient modules, the 
 benchmark scores when the runs have them, and the budget actually used. "Deficient" is the
 Identifier's rule (gap > tau_gap) applied to each run's own pre-training diagnosis, for every method
 alike, so the ablation that teaches every module is still scored on the modules that needed it.
+Runs of one seed share their probes and held-out items, so each method is also compared with `ioa`
+seed by seed (paired differences and win/tie/loss counts): with a few seeds and a dozen items per
+module, that is what tells a difference from noise.
 Writes compare.json, compare.md, compare.html and plots/ (accuracy bars, accuracy against examples).
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +36,7 @@ class RunResult:
     budget: dict[str, int]
     curve: list[dict[str, Any]]
     benchmarks: dict[str, float] = field(default_factory=dict)
+    items_per_module: float | None = None  # held-out items each module was scored on
 
 
 def load_result(root: Path) -> RunResult:
@@ -51,7 +56,22 @@ def load_result(root: Path) -> RunResult:
         before={m["id"]: m["p_student_before"] for m in modules},
         deficient=deficient, budget=(summary.get("budget") or {}).get("used", {}), curve=summary.get("curve") or [],
         benchmarks=flat_benchmarks(summary.get("benchmarks") or {}),
+        items_per_module=items_per_module(root),
     )
+
+
+def items_per_module(root: Path) -> float | None:
+    """Mean held-out items per module (test_items.jsonl, else the probes the accuracy was read on)."""
+    for name in ("test_items.jsonl", "probes.jsonl"):
+        path = root / name
+        if path.exists():
+            counts: dict[str, int] = {}
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    module = json.loads(line).get("module", "")
+                    counts[module] = counts.get(module, 0) + 1
+            return sum(counts.values()) / len(counts) if counts else None
+    return None
 
 
 def flat_benchmarks(bench: dict[str, Any]) -> dict[str, float]:
@@ -113,7 +133,31 @@ def compare(results: Sequence[RunResult]) -> dict[str, Any]:
         row["budget"] = {k: mean_std([r.budget.get(k) for r in runs]) for k in ("examples", "steps", "teacher_calls", "teacher_tokens")}
         row["curves"] = [r.curve for r in runs]
         rows.append(row)
-    return {"methods": rows, "modules": modules, "benchmarks": bench_keys}
+    items = [r.items_per_module for r in results if r.items_per_module]
+    return {"methods": rows, "modules": modules, "benchmarks": bench_keys,
+            "paired": paired(results, "ioa"), "items_per_module": min(items) if items else None}
+
+
+def paired(results: Sequence[RunResult], reference: str) -> list[dict[str, Any]]:
+    """Each other method against `reference` on the seeds both ran: mean +- std of the per-seed
+    differences (method - reference) and how often the method was ahead, level or behind."""
+    ref = {r.seed: run_scores(r) for r in results if r.method == reference}
+    methods = method_order(sorted({r.method for r in results} - {reference}))
+    out = []
+    for method in methods:
+        diffs: dict[str, list[float]] = {"deficient_after": [], "all_after": []}
+        for r in sorted((r for r in results if r.method == method and r.seed in ref), key=lambda r: r.seed):
+            mine = run_scores(r)
+            for key in diffs:
+                if mine[key] is not None and ref[r.seed][key] is not None:
+                    diffs[key].append(mine[key] - ref[r.seed][key])
+        if not diffs["all_after"]:
+            continue
+        d = diffs["deficient_after"]
+        out.append({"method": method, "reference": reference, "seeds": len(diffs["all_after"]),
+                    **{f"delta_{k}": mean_std(v) for k, v in diffs.items()},
+                    "ahead": sum(x > 1e-9 for x in d), "level": sum(abs(x) <= 1e-9 for x in d), "behind": sum(x < -1e-9 for x in d)})
+    return out
 
 
 def fmt(ms: tuple[float | None, float | None], scale: float = 100.0, digits: int = 1) -> str:
@@ -136,13 +180,25 @@ def blocks(table: dict[str, Any], images: dict[str, Image]) -> list[Any]:
                       Para("Accuracy in % on held-out items (mean ± std over seeds). Deficient: modules with gap > tau_gap "
                            "in each run's own pre-training diagnosis. Budget: what each method actually used.")]
     headers = ("method", "runs", "deficient before", "deficient after", "all before", "all after",
-               "examples", "steps", "teacher calls") + tuple(table["benchmarks"])
+               "examples", "steps", "teacher calls", "teacher tokens") + tuple(table["benchmarks"])
     body = []
     for r in rows:
         body.append((r["method"], str(r["n"]), fmt(r["deficient_before"]), fmt(r["deficient_after"]), fmt(r["all_before"]),
                      fmt(r["all_after"]), fmt_count(r["budget"]["examples"]), fmt_count(r["budget"]["steps"]),
-                     fmt_count(r["budget"]["teacher_calls"])) + tuple(fmt(r["benchmarks"][k]) for k in table["benchmarks"]))
+                     fmt_count(r["budget"]["teacher_calls"]), fmt_count(r["budget"]["teacher_tokens"])) + tuple(fmt(r["benchmarks"][k]) for k in table["benchmarks"]))
     out.append(Table(headers, tuple(body)))
+    if table.get("items_per_module"):
+        n = table["items_per_module"]
+        out.append(Para(f"Each run scores about {n:.0f} held-out items per module: one item is {100 / n:.1f} points of a "
+                        "module's accuracy."))
+    if table.get("paired"):
+        ref = table["paired"][0]["reference"]
+        out.append(Heading(2, f"Paired against {ref} (same seed: same probes and held-out items)"))
+        out.append(Para(f"Differences in points, method − {ref}, mean ± std over the shared seeds; ahead / level / behind "
+                        f"counts the seeds on the deficient-module mean."))
+        out.append(Table(("method", "seeds", "Δ deficient after", "Δ all after", "ahead / level / behind"), tuple(
+            (p["method"], str(p["seeds"]), fmt(p["delta_deficient_after"]), fmt(p["delta_all_after"]),
+             f"{p['ahead']} / {p['level']} / {p['behind']}") for p in table["paired"])))
     out.append(Heading(2, "Per module (accuracy after, %)"))
     out.append(Table(("method",) + tuple(table["modules"]),
                      tuple((r["method"],) + tuple(fmt(r["modules"][m]) for m in table["modules"]) for r in rows)))

@@ -195,7 +195,7 @@ def test_even_counts_and_like_failed():
 
 def test_compare_table_is_mean_and_std_over_seeds_of_each_method(tmp_path, capsys):
     from ioa.cli import main
-    from ioa.compare import compare, load_result
+    from ioa.compare import compare, load_result, run_scores
 
     dirs = []
     for method in ("ioa", "vanilla"):
@@ -219,6 +219,14 @@ def test_compare_table_is_mean_and_std_over_seeds_of_each_method(tmp_path, capsy
     assert row["deficient_after"][0] == pytest.approx(sum(deficient) / 2)
     assert row["budget"]["examples"][0] == pytest.approx(sum(r.budget["examples"] for r in results) / 2)
     assert compare(results)["methods"][0]["n"] == 2
+    (pair,) = table["paired"]  # vanilla against ioa, seed by seed
+    ioa_runs = {r.seed: r for r in (load_result(d) for d in dirs if d.name.startswith("ioa"))}
+    deltas = [run_scores(r)["all_after"] - run_scores(ioa_runs[r.seed])["all_after"] for r in results]
+    assert pair["method"] == "vanilla" and pair["seeds"] == 2
+    assert pair["delta_all_after"][0] == pytest.approx(sum(deltas) / 2)
+    assert pair["ahead"] + pair["level"] + pair["behind"] == 2
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "teacher tokens" in md and "Paired against ioa" in md and "held-out items per module" in md
 
 
 def test_compare_names_a_run_that_has_not_finished(tmp_path, capsys):
