@@ -223,6 +223,13 @@ def ensure_curriculum(ctx: Context, diagnosis: Diagnosis) -> Curriculum:
     return Curriculum.from_dict(read_json(ctx.rd.curriculum))
 
 
+def one_stage_takes_the_budget(ctx: Context) -> bool:
+    """The no-organizer ablation under an equal budget: with no gates there are no remedial rounds, so
+    its one stage gets every example and step the budget allows (as the one-stage baselines do) instead
+    of IOA's per-stage share; the comparison then measures the curriculum, not a smaller budget."""
+    return ctx.cfg.method == "ioa-no-organizer"
+
+
 def single_stage(modules: Sequence[str], cfg: RunConfig, shuffle: bool = False) -> Curriculum:
     """One stage over the given modules at the top of the probe band (baselines, no-organizer ablation)."""
     modules = list(dict.fromkeys(modules))
@@ -319,6 +326,8 @@ def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval
     before = teacher_usage(ctx.teacher)
     if rnd == 0:
         n = syn.examples_per_module if not stage.bridge else max(4, syn.examples_per_module // 4)
+        if one_stage_takes_the_budget(ctx) and allowed is not None:
+            n = -(-allowed // len(modules))  # no remedial rounds to spend it on: the one stage gets it all
         counts = trim_counts({m.id: stage_difficulties(n, low, high, reach, ctx.cfg.adapter.load_ramp, ctx.cfg.seed) for m in modules}, allowed)
         made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, "bridge" if stage.bridge else "synth", ctx.cfg.seed,
                           progress=ctx.progress)
@@ -395,7 +404,7 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
             break
         log.examples.extend(e for e in examples if e.kind != "replay")
         log.replayed.extend(e for e in examples if e.kind == "replay")
-        train_round(ctx, rdir, examples)
+        train_round(ctx, rdir, examples, steps_left(ctx.cfg.budget, spent(ctx.rd)) if one_stage_takes_the_budget(ctx) else None)
         if stage.bridge:
             return
         last_eval = eval_round(ctx, rdir, stage, log)

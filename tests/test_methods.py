@@ -142,10 +142,13 @@ def test_ablations_switch_off_one_part_each(tmp_path):
     taught = {m for s in read_json(no_id.rd.curriculum)["stages"] for m in s["modules"]}
     assert taught == {m["id"] for m in read_json(no_id.rd.diagnosis)["modules"] if m["teachable"]}
 
-    no_org = make_ctx(tmp_path, "ioa-no-organizer")
-    run(no_org)
+    no_org = make_ctx(tmp_path, "ioa-no-organizer", **{"student.max_steps_per_stage": 6})
+    used = run(no_org)["budget"]["used"]
     stages = read_json(no_org.rd.curriculum)["stages"]
     assert len(stages) == 1 and len(list((no_org.rd.root / "stages" / "0").glob("round-*"))) == 1
+    # no remedial rounds to spend it on: the one stage gets the whole equal budget, not IOA's per-stage share
+    assert used["steps"] == CAPS["budget.max_steps"] > no_org.cfg.student.max_steps_per_stage
+    assert used["examples"] > no_org.cfg.synthesis.examples_per_module * len(stages[0]["modules"])
     difficulties = [e["difficulty"] for e in new_examples(no_org.rd) if e["module"] == stages[0]["modules"][0]]
     assert difficulties != sorted(difficulties)  # no easy-to-hard ramp
 

@@ -21,7 +21,8 @@ def method_config(cfg: RunConfig) -> RunConfig:
 
     ioa-no-adapter: the teacher's raw solutions (decompose, template, simplify, analogies off); the load
     ramp stays, as it orders difficulty rather than rewriting text. ioa-no-organizer: no gates
-    (no remedial rounds) and no difficulty ramp. Baselines train on raw solutions too.
+    (no remedial rounds) and no difficulty ramp; its one stage takes the whole budget (loop.one_stage_takes_the_budget).
+    Baselines train on raw solutions too.
     """
     if cfg.method in ("ioa-no-adapter", *BASELINES):
         adapter = cfg.adapter.model_copy(update={"decompose": False, "template": False, "simplify": False, "analogies": False})
