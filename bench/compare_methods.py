@@ -1,6 +1,7 @@
 """Every method x seeds on the built-in arithmetic domain at an equal budget, then `ioa compare`.
 
     python bench/compare_methods.py [--seeds 0,1,2] [--methods ioa,vanilla,...] [--preset compare] [--out runs/compare]
+                                    [--jobs N]
 
 Each run is its own `ioa run` process (the real default student, SmolLM2-135M on the CPU) in
 OUT/<method>-s<seed>; a run that already finished is kept and one that was stopped is resumed, so the
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,37 +54,52 @@ def share_pretraining(first: Path, run_dir: Path, method: str, seed: int, args: 
     (run_dir / "config.yaml").write_text(config_to_yaml(cfg))
 
 
+def run_seed(seed: int, methods: list[str], args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
+    """Every method at one seed, in order (the first computes the pre-training files the rest share)."""
+    timings = {}
+    for method in methods:
+        run_dir = args.out / f"{method}-s{seed}"
+        if (run_dir / "summary.json").exists():
+            continue
+        start = time.perf_counter()
+        first = args.out / f"{methods[0]}-s{seed}"
+        if not (run_dir / "config.yaml").exists() and run_dir != first and (first / "summary.json").exists():
+            share_pretraining(first, run_dir, method, seed, args)
+        if (run_dir / "config.yaml").exists():
+            cmd = ioa("resume", str(run_dir), "--no-progress")
+        else:
+            sets = [f"method={method}", f"seed={seed}", *args.overrides]
+            cmd = ioa("run", "--preset", args.preset, "--run-dir", str(run_dir), "--no-progress",
+                      *[x for s in sets for x in ("--set", s)])
+        print(f"[{time.strftime('%H:%M:%S')}] {method} seed {seed}", flush=True)
+        subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        timings[run_dir.name] = round(time.perf_counter() - start, 1)
+        print(f"[{time.strftime('%H:%M:%S')}] {run_dir.name} done in {timings[run_dir.name]} s", flush=True)
+    return timings
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--preset", default="compare")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "compare")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="seeds run side by side, each with cores/jobs torch threads (default 1: one seed at a time)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = args.methods.split(",")
-    dirs, timings = [], {}
-    for seed in seeds:  # seeds outermost: a stopped bench still has whole seeds to compare
-        for method in methods:
-            run_dir = args.out / f"{method}-s{seed}"
-            dirs.append(run_dir)
-            if (run_dir / "summary.json").exists():
-                continue
-            start = time.perf_counter()
-            first = args.out / f"{methods[0]}-s{seed}"
-            if not (run_dir / "config.yaml").exists() and run_dir != first and (first / "summary.json").exists():
-                share_pretraining(first, run_dir, method, seed, args)
-            if (run_dir / "config.yaml").exists():
-                cmd = ioa("resume", str(run_dir), "--no-progress")
-            else:
-                sets = [f"method={method}", f"seed={seed}", *args.overrides]
-                cmd = ioa("run", "--preset", args.preset, "--run-dir", str(run_dir), "--no-progress",
-                          *[x for s in sets for x in ("--set", s)])
-            print(f"[{time.strftime('%H:%M:%S')}] {method} seed {seed}", flush=True)
-            subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-            timings[run_dir.name] = round(time.perf_counter() - start, 1)
-            print(f"  {timings[run_dir.name]} s", flush=True)
+    env = dict(os.environ)
+    if args.jobs > 1:  # torch threads that outnumber the cores wait on each other (measured ~10x slower)
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
+    timings: dict[str, float] = {}
+    # A seed is a chain (its first run's files are shared by the rest); chains run side by side. Seeds
+    # in the given order, so a stopped bench still has whole seeds to compare.
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for done in pool.map(lambda seed: run_seed(seed, methods, args, env), seeds):
+            timings.update(done)
+    dirs = [args.out / f"{m}-s{seed}" for seed in seeds for m in methods]
     subprocess.run(ioa("compare", *map(str, dirs), "--out", str(args.out / "report")), check=True, cwd=ROOT)
     print(json.dumps({"runs": len(dirs), "seconds_per_run": timings}))
     return 0
