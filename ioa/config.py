@@ -182,7 +182,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The equal-budget comparison of methods (bench/compare_methods.py): four modules, a held-out test
     # set apart from the probes (so IOA's gates and best-round choice never see the items it is scored
-    # on), and caps that IOA's own plan roughly fills. About 2-3 minutes per run on a 2-core CPU.
+    # on), and caps that IOA's own plan roughly fills. 3-9 minutes per run on one CPU thread.
     "compare": {
         "modules": ["addition_facts", "multiplication_facts", "multi_digit_addition", "multi_digit_subtraction"],
         "identifier": {"coverage": 1.0},
