@@ -106,6 +106,9 @@ def run_scores(r: RunResult) -> dict[str, float | None]:
         "deficient_after": _mean([r.after.get(m) for m in r.deficient]),
         "all_before": _mean(list(r.before.values())),
         "all_after": _mean(list(r.after.values())),
+        # what the student already knew (the other modules): kept, or forgotten while being taught
+        "known_before": _mean([v for m, v in r.before.items() if m not in r.deficient]),
+        "known_after": _mean([v for m, v in r.after.items() if m not in r.deficient]),
     }
 
 
@@ -126,7 +129,7 @@ def compare(results: Sequence[RunResult]) -> dict[str, Any]:
         runs = sorted(by_method[method], key=lambda r: r.seed)
         scores = [run_scores(r) for r in runs]
         row: dict[str, Any] = {"method": method, "n": len(runs), "seeds": [r.seed for r in runs], "runs": [str(r.root) for r in runs]}
-        for key in ("deficient_before", "deficient_after", "all_before", "all_after"):
+        for key in ("deficient_before", "deficient_after", "known_before", "known_after", "all_before", "all_after"):
             row[key] = mean_std([s[key] for s in scores])
         row["modules"] = {m: mean_std([r.after.get(m) for r in runs]) for m in modules}
         row["benchmarks"] = {k: mean_std([r.benchmarks.get(k) for r in runs]) for k in bench_keys}
@@ -145,7 +148,7 @@ def paired(results: Sequence[RunResult], reference: str) -> list[dict[str, Any]]
     methods = method_order(sorted({r.method for r in results} - {reference}))
     out = []
     for method in methods:
-        diffs: dict[str, list[float]] = {"deficient_after": [], "all_after": []}
+        diffs: dict[str, list[float]] = {"deficient_after": [], "known_after": [], "all_after": []}
         for r in sorted((r for r in results if r.method == method and r.seed in ref), key=lambda r: r.seed):
             mine = run_scores(r)
             for key in diffs:
@@ -178,12 +181,14 @@ def blocks(table: dict[str, Any], images: dict[str, Image]) -> list[Any]:
     rows = table["methods"]
     out: list[Any] = [Heading(1, "Comparison of methods"),
                       Para("Accuracy in % on held-out items (mean ± std over seeds). Deficient: modules with gap > tau_gap "
-                           "in each run's own pre-training diagnosis. Budget: what each method actually used.")]
-    headers = ("method", "runs", "deficient before", "deficient after", "all before", "all after",
+                           "in each run's own pre-training diagnosis; known: the other modules (what the student "
+                           "already knew: kept or forgotten). Budget: what each method actually used.")]
+    headers = ("method", "runs", "deficient before", "deficient after", "known before", "known after", "all before", "all after",
                "examples", "steps", "teacher calls", "teacher tokens") + tuple(table["benchmarks"])
     body = []
     for r in rows:
-        body.append((r["method"], str(r["n"]), fmt(r["deficient_before"]), fmt(r["deficient_after"]), fmt(r["all_before"]),
+        body.append((r["method"], str(r["n"]), fmt(r["deficient_before"]), fmt(r["deficient_after"]),
+                     fmt(r["known_before"]), fmt(r["known_after"]), fmt(r["all_before"]),
                      fmt(r["all_after"]), fmt_count(r["budget"]["examples"]), fmt_count(r["budget"]["steps"]),
                      fmt_count(r["budget"]["teacher_calls"]), fmt_count(r["budget"]["teacher_tokens"])) + tuple(fmt(r["benchmarks"][k]) for k in table["benchmarks"]))
     out.append(Table(headers, tuple(body)))
@@ -196,8 +201,8 @@ def blocks(table: dict[str, Any], images: dict[str, Image]) -> list[Any]:
         out.append(Heading(2, f"Paired against {ref} (same seed: same probes and held-out items)"))
         out.append(Para(f"Differences in points, method − {ref}, mean ± std over the shared seeds; ahead / level / behind "
                         f"counts the seeds on the deficient-module mean."))
-        out.append(Table(("method", "seeds", "Δ deficient after", "Δ all after", "ahead / level / behind"), tuple(
-            (p["method"], str(p["seeds"]), fmt(p["delta_deficient_after"]), fmt(p["delta_all_after"]),
+        out.append(Table(("method", "seeds", "Δ deficient after", "Δ known after", "Δ all after", "ahead / level / behind"), tuple(
+            (p["method"], str(p["seeds"]), fmt(p["delta_deficient_after"]), fmt(p["delta_known_after"]), fmt(p["delta_all_after"]),
              f"{p['ahead']} / {p['level']} / {p['behind']}") for p in table["paired"])))
     out.append(Heading(2, "Per module (accuracy after, %)"))
     out.append(Table(("method",) + tuple(table["modules"]),

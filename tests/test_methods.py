@@ -220,6 +220,8 @@ def test_compare_table_is_mean_and_std_over_seeds_of_each_method(tmp_path, capsy
     assert row["all_after"] == pytest.approx([mean, std])
     deficient = [sum(r.after[m] for m in r.deficient) / len(r.deficient) for r in results]
     assert row["deficient_after"][0] == pytest.approx(sum(deficient) / 2)
+    known = [sum(v for m, v in r.after.items() if m not in r.deficient) / (len(r.after) - len(r.deficient)) for r in results]
+    assert row["known_after"][0] == pytest.approx(sum(known) / 2)
     assert row["budget"]["examples"][0] == pytest.approx(sum(r.budget["examples"] for r in results) / 2)
     assert compare(results)["methods"][0]["n"] == 2
     (pair,) = table["paired"]  # vanilla against ioa, seed by seed
