@@ -12,8 +12,8 @@ Writes compare.json, compare.md, compare.html and plots/ (accuracy bars, accurac
 """
 from __future__ import annotations
 
-import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import yaml
 
 from ioa.config import METHODS
-from ioa.io import InputError, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from ioa.io import InputError, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_jsonl
 from ioa.report import Heading, Image, Para, Table, to_html, to_markdown
 
 
@@ -63,13 +63,8 @@ def load_result(root: Path) -> RunResult:
 def items_per_module(root: Path) -> float | None:
     """Mean held-out items per module (test_items.jsonl, else the probes the accuracy was read on)."""
     for name in ("test_items.jsonl", "probes.jsonl"):
-        path = root / name
-        if path.exists():
-            counts: dict[str, int] = {}
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    module = json.loads(line).get("module", "")
-                    counts[module] = counts.get(module, 0) + 1
+        if (root / name).exists():
+            counts = Counter(row.get("module", "") for row in read_jsonl(root / name))
             return sum(counts.values()) / len(counts) if counts else None
     return None
 

@@ -361,14 +361,15 @@ def train_round(ctx: Context, rdir: Path, examples: list[Example], max_steps: in
     """Train on the round's data unless its state already exists; then that state is the latest.
 
     Steps: `max_steps` when given (baselines share out their budget themselves), else the recipe's plan
-    capped by `max_steps_per_stage` and by what the step budget has left.
+    capped by `max_steps_per_stage` and by what the step budget has left (all of it for the one stage
+    of the no-organizer ablation).
     """
     state = rdir / "state"
     if not (state / "ioa_student.json").exists():
         ctx.sync_student()
         cap = steps_left(ctx.cfg.budget, spent(ctx.rd))
         if max_steps is None and cap is not None:
-            max_steps = min(cap, ctx.cfg.student.max_steps_per_stage)
+            max_steps = cap if one_stage_takes_the_budget(ctx) else min(cap, ctx.cfg.student.max_steps_per_stage)
         kwargs = {} if max_steps is None else {"max_steps": max_steps}
         metrics = ctx.timed("train", lambda: ctx.student.train(examples, rdir / "trainer", **kwargs))
         ctx.student.save_state(state)
@@ -404,7 +405,7 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
             break
         log.examples.extend(e for e in examples if e.kind != "replay")
         log.replayed.extend(e for e in examples if e.kind == "replay")
-        train_round(ctx, rdir, examples, steps_left(ctx.cfg.budget, spent(ctx.rd)) if one_stage_takes_the_budget(ctx) else None)
+        train_round(ctx, rdir, examples)
         if stage.bridge:
             return
         last_eval = eval_round(ctx, rdir, stage, log)

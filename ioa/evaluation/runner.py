@@ -158,14 +158,14 @@ def run_eval(opts: EvalOptions, *, judge=None, student=None, log: Callable[[str]
             results["benchmarks"][bench.name] = {"status": SKIPPED_NO_JUDGE, "n": 0, "metrics": {}, "settings": settings}
             log(f"{bench.name}: {SKIPPED_NO_JUDGE}")
             continue
+        settings["data"] = origin
         kept = earlier.get(bench.name)
-        if _same_run(kept, settings, origin, out):
+        if _same_run(kept, settings, out):
             results["benchmarks"][bench.name] = kept
             log(f"{bench.name}: already scored in {out} with these settings; kept (--fresh to redo)")
             continue
         log(f"{bench.name}: {len(items)} items x {opts.samples_per_task} samples from {origin}")
         entry = _run_one(bench, items, mode, opts, settings, student, judge, out, log)
-        entry["settings"]["data"] = origin
         results["benchmarks"][bench.name] = entry
         atomic_write_json(out / "results.json", results)  # partial results survive a crash mid-run
     atomic_write_json(out / "results.json", results)
@@ -182,10 +182,10 @@ def _earlier_results(out: Path) -> dict[str, Any]:
         return {}
 
 
-def _same_run(entry: dict[str, Any] | None, settings: dict[str, Any], origin: str, out: Path) -> bool:
+def _same_run(entry: dict[str, Any] | None, settings: dict[str, Any], out: Path) -> bool:
     if not entry or entry.get("status") != "ok" or not (out / str(entry.get("samples_file", ""))).is_file():
         return False
-    return entry.get("settings") == {**settings, "data": origin}
+    return entry.get("settings") == settings
 
 
 def _settings(bench: Benchmark, opts: EvalOptions, mode: str, source: str, student=None) -> dict[str, Any]:

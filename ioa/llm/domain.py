@@ -99,8 +99,10 @@ def problem_id(module_id: str, difficulty: float, seed: int) -> str:
     return f"{module_id}-{seed}-{round(difficulty, 3)}"
 
 
-def to_problem(value: dict[str, Any], module_id: str, difficulty: float, seed: int, known: set[str]) -> Problem:
-    """A Problem from one validated problem object; steps of unknown modules dropped and noted."""
+def to_problem(value: dict[str, Any], module_id: str, difficulty: float, seed: int, known: set[str],
+               answer_format: str) -> Problem:
+    """A Problem from one validated problem object; steps of unknown modules dropped and noted; the
+    domain's answer format in its meta (how the student is asked)."""
     steps, dropped = [], []
     for s in value.get("steps", ()):
         if s["module"] in known:
@@ -108,7 +110,8 @@ def to_problem(value: dict[str, Any], module_id: str, difficulty: float, seed: i
         else:
             dropped.append({"question": s["question"], "module": s["module"]})
     template = PROMPTS["probe_problems"]
-    meta: dict[str, Any] = {"prompt": template.name, "prompt_version": template.version, "seed": seed}
+    meta: dict[str, Any] = {"prompt": template.name, "prompt_version": template.version, "seed": seed,
+                            "answer_format": answer_format}
     if value.get("entry_point"):
         meta["entry_point"] = value["entry_point"]
     if dropped:
@@ -198,10 +201,7 @@ class LLMDomain:
         values = ask_json_many(self.client, requests, problems_schema(1, self.spec.check), self.cfg.max_json_retries,
                                check=answer_errors(self.spec.check))
         known = {m.id for m in self.modules()}
-        problems = [to_problem(v["problems"][0], m, d, s, known) for v, (m, d, s) in zip(values, clean)]
-        for p in problems:
-            p.meta["answer_format"] = self.answer_format
-        return problems
+        return [to_problem(v["problems"][0], m, d, s, known, self.answer_format) for v, (m, d, s) in zip(values, clean)]
 
     # ------------------------------------------------------------ checking
 
