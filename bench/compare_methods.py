@@ -35,7 +35,20 @@ SHARED = ("probes.jsonl", "attempts.jsonl", "responses_before.jsonl", "diagnosis
           "test_before.json", "probe_usage.json")
 
 
-def share_pretraining(first: Path, run_dir: Path, method: str, seed: int, args: argparse.Namespace) -> None:
+def parse_variant(text: str) -> tuple[str, str, list[str]]:
+    """'NAME=METHOD,key=value,...' -> (NAME, METHOD, ['key=value', ...]); a plain method name is itself."""
+    if "=" not in text.split(",")[0]:
+        return text, text, []
+    name, rest = text.split("=", 1)
+    method, *sets = rest.split(",")
+    return name, method, sets
+
+
+def run_sets(name: str, method: str, sets: list[str], seed: int, args: argparse.Namespace) -> list[str]:
+    return [f"method={method}", f"seed={seed}", *([f"label={name}"] if name != method else []), *args.overrides, *sets]
+
+
+def share_pretraining(first: Path, run_dir: Path, method: str, seed: int, args: argparse.Namespace, sets: list[str]) -> None:
     """Start a run from the seed's first run's pre-training files: the same probes, test items and the
     untrained student's answers (identical for every method at a seed), so they are computed once per
     seed. Only IOA and its ablations spend teacher calls on probing (probe_usage "counted")."""
@@ -45,7 +58,7 @@ def share_pretraining(first: Path, run_dir: Path, method: str, seed: int, args: 
     from ioa.config import config_to_yaml, load_config
     from ioa.io import atomic_write_json, read_json
 
-    cfg = load_config(None, args.preset, [f"method={method}", f"seed={seed}", *args.overrides])
+    cfg = load_config(None, args.preset, sets)
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in SHARED:
         if (first / name).exists():
@@ -58,21 +71,22 @@ def share_pretraining(first: Path, run_dir: Path, method: str, seed: int, args: 
 def run_seed(seed: int, methods: list[str], args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
     """Every method at one seed, in order (the first computes the pre-training files the rest share)."""
     timings = {}
-    for method in methods:
-        run_dir = args.out / f"{method}-s{seed}"
+    for spec in methods:
+        name, method, extra = parse_variant(spec)
+        run_dir = args.out / f"{name}-s{seed}"
         if (run_dir / "summary.json").exists():
             continue
         start = time.perf_counter()
-        first = args.out / f"{methods[0]}-s{seed}"
+        first = args.out / f"{parse_variant(methods[0])[0]}-s{seed}"
+        sets = run_sets(name, method, extra, seed, args)
         if not (run_dir / "config.yaml").exists() and run_dir != first and (first / "summary.json").exists():
-            share_pretraining(first, run_dir, method, seed, args)
+            share_pretraining(first, run_dir, method, seed, args, sets)
         if (run_dir / "config.yaml").exists():
             cmd = ioa("resume", str(run_dir), "--no-progress")
         else:
-            sets = [f"method={method}", f"seed={seed}", *args.overrides]
             cmd = ioa("run", "--preset", args.preset, "--run-dir", str(run_dir), "--no-progress",
                       *[x for s in sets for x in ("--set", s)])
-        print(f"[{time.strftime('%H:%M:%S')}] {method} seed {seed}", flush=True)
+        print(f"[{time.strftime('%H:%M:%S')}] {name} seed {seed}", flush=True)
         subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
         timings[run_dir.name] = round(time.perf_counter() - start, 1)
         print(f"[{time.strftime('%H:%M:%S')}] {run_dir.name} done in {timings[run_dir.name]} s", flush=True)
@@ -82,7 +96,8 @@ def run_seed(seed: int, methods: list[str], args: argparse.Namespace, env: dict[
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods; ';'-separated when a variant "
+                    "NAME=METHOD,key=value,... is among them (its runs are labelled NAME in the comparison)")
     ap.add_argument("--preset", default="compare")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "compare")
     ap.add_argument("--jobs", type=int, default=1,
@@ -90,7 +105,7 @@ def main() -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    methods = args.methods.split(",")
+    methods = args.methods.split(";") if ";" in args.methods or "=" in args.methods else args.methods.split(",")
     env = dict(os.environ)
     if args.jobs > 1:  # torch threads that outnumber the cores wait on each other (measured ~10x slower)
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
@@ -100,7 +115,7 @@ def main() -> int:
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for done in pool.map(lambda seed: run_seed(seed, methods, args, env), seeds):
             timings.update(done)
-    dirs = [args.out / f"{m}-s{seed}" for seed in seeds for m in methods]
+    dirs = [args.out / f"{parse_variant(m)[0]}-s{seed}" for seed in seeds for m in methods]
     subprocess.run(ioa("compare", *map(str, dirs), "--out", str(args.out / "report")), check=True, cwd=ROOT)
     print(json.dumps({"runs": len(dirs), "seconds_per_run": timings}))
     return 0

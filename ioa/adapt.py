@@ -2,8 +2,11 @@
 
 Pure functions, one per transform, each switchable in `AdapterConfig`:
 
-  decompose   the solution laid out as extract -> relate -> formulate -> solve -> verify
-  template    one standard layout for every example, ending in a single `Answer:` line
+  decompose   the solution laid out in phases; `layout` says which:
+                focused     formulate -> solve -> result: the goal, the module's own solving lines and the
+                            result restated right before the answer line (the default)
+                structured  extract -> relate -> formulate -> solve -> verify (the paper's five phases)
+  template    the phases as labelled lines ending in a single `Answer:` line (structured: numbered steps)
   simplify    plainer words and shorter sentences
   load_ramp   small numbers first: a stage's examples run from the easy end of the difficulty band
               to the hard end (bridge stages stay in the easier half)
@@ -53,8 +56,34 @@ def _as_task(question: str) -> str:
     return q[8:] if q.lower().startswith("what is ") else q[:1].lower() + q[1:]
 
 
+def states_result(line: str, answer: str) -> bool:
+    """Whether a solving line already ends on the answer ("So 58 + 5 = 63.")."""
+    return bool(answer) and re.search(rf"(?:=|is)\s*{re.escape(answer)}\.?\s*$", line.strip()) is not None
+
+
+def focus(problem: Problem, solution: str) -> list[tuple[str, str]]:
+    """(phase, text) for formulate, solve (one entry per line) and, unless the last solving line already
+    says it, result.
+
+    Only lines this module's problem needs: a 135M student trained on the structured layout answered
+    multiplication facts with the addition layout ("Plan: Use addition facts, then place value ..."),
+    since the lines every module shares (the numbers, the plan, the check) outweighed the few that
+    differ. The result comes right before the answer line, so the last number the student writes
+    before `Answer:` is the result, never a check's operand.
+    """
+    question = SENTENCE_END.split(problem.question.strip())[-1]
+    phases = [("formulate", problem.meta.get("equation") or f"{_as_task(question)} = ?")] \
+        if question.lower().startswith("what is ") or problem.meta.get("equation") else []
+    phases += [("solve", line.strip()) for line in solution.splitlines() if line.strip()]
+    solved = [text for phase, text in phases if phase == "solve"]
+    if not solved or not states_result(solved[-1], problem.answer):
+        phases.append(("result", f"So the answer is {problem.answer}."))
+    return phases
+
+
 def decompose(problem: Problem, solution: str, names: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
-    """(phase, text) for extract, relate, formulate, solve (one entry per line), verify.
+    """(phase, text) for extract, relate, formulate, solve (one entry per line), verify: the paper's
+    structured layout.
 
     The relate phase names the knowledge the problem builds on (its steps' modules, side steps left
     out) rather than precomputing sub-results: a small student asked to state "13 - 6" before it has
@@ -79,14 +108,17 @@ def decompose(problem: Problem, solution: str, names: Mapping[str, str] | None =
 PHASE_LABEL = {"extract": "Given", "relate": "Plan", "formulate": "Goal", "verify": "Check"}
 
 
-def template(phases: list[tuple[str, str]], note: str | None = None) -> str:
-    """The standard layout: labelled phases and numbered solving steps (the answer line comes last)."""
+def template(phases: list[tuple[str, str]], note: str | None = None, numbered: bool = True) -> str:
+    """The standard layout: labelled phases and solving steps, numbered unless `numbered` is off (the
+    answer line comes last). Solving and result lines carry no label of their own when unnumbered."""
     lines = [f"Idea: {note}"] if note else []
     step = 0
     for phase, text in phases:
-        if phase == "solve":
+        if phase == "solve" and numbered:
             step += 1
             lines.append(f"Step {step}: {text}")
+        elif phase in ("solve", "result"):
+            lines.append(text)
         else:
             lines.append(f"{PHASE_LABEL[phase]}: {text}")
     return "\n".join(lines)
@@ -121,12 +153,13 @@ def adapt_solution(
     if not (cfg.decompose or cfg.template or cfg.simplify or cfg.analogies):
         return raw
     note = analogy(module) if cfg.analogies else None
+    structured = cfg.layout == "structured"
     if cfg.decompose:
-        phases = decompose(problem, solution, names)
+        phases = decompose(problem, solution, names) if structured else focus(problem, solution)
     else:
         phases = [("solve", line.strip()) for line in solution.splitlines() if line.strip()]
     if cfg.template:
-        body = template(phases, note)
+        body = template(phases, note, numbered=structured)
     else:
         body = "\n".join(([note] if note else []) + [text for _, text in phases])
     if cfg.simplify:

@@ -51,7 +51,7 @@ def load_result(root: Path) -> RunResult:
     deficient = [m["id"] for m in diagnosis["modules"] if m.get("gap") is not None and m["gap"] > tau_gap + 1e-9]
     modules = summary["modules"]
     return RunResult(
-        root=root, method=summary.get("method") or cfg.get("method", "ioa"), seed=int(summary.get("seed", cfg.get("seed", 0))),
+        root=root, method=cfg.get("label") or summary.get("method") or cfg.get("method", "ioa"), seed=int(summary.get("seed", cfg.get("seed", 0))),
         after={m["id"]: m["p_student_after"] for m in modules if m["p_student_after"] is not None},
         before={m["id"]: m["p_student_before"] for m in modules},
         deficient=deficient, budget=(summary.get("budget") or {}).get("used", {}), curve=summary.get("curve") or [],

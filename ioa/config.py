@@ -40,10 +40,17 @@ class OrganizerConfig(Section):
     tau_zpd: float = Field(0.15, gt=0.0, le=1.0, description="max difficulty step between adjacent stages (paper)")
     tau_mastery: float = Field(0.9, ge=0.0, le=1.0, description="stage passes when min_k P_S(k)/P_T(k) >= tau_mastery (paper)")
     max_modules_per_stage: int = Field(3, ge=1, le=1000)
+    max_known_drop: float | None = Field(
+        0.05, ge=0.0, le=1.0, description="a stage does not end on a round whose mean accuracy on the modules not taught "
+        "fell more than this below the pre-run probes (when every round did, the one that cost least); None: off")
 
 
 class AdapterConfig(Section):
-    decompose: bool = True  # extract -> relate -> formulate -> solve -> verify
+    layout: Literal["focused", "structured"] = Field(
+        "focused", description="focused: the goal, the module's own solving lines, the result restated right before "
+        "the answer line; structured: the paper's Given/Plan/Goal/Step k/Check layout for every module (measured to "
+        "make modules look alike to a 135M student, see README)")
+    decompose: bool = True  # extract -> relate -> formulate -> solve -> verify (focused: formulate -> solve -> result)
     template: bool = True  # standard template ending in one `Answer:` line
     simplify: bool = True  # simpler wording
     load_ramp: bool = True  # small numbers first within a stage
@@ -61,6 +68,10 @@ class SynthesisConfig(Section):
     remedial_examples_per_module: int = Field(32, ge=0, le=1_000_000)
     max_remedial_rounds: int = Field(2, ge=0, le=100)
     replay_fraction: float = Field(0.2, ge=0.0, le=0.9, description="share of each stage's data replayed from mastered modules")
+    replay_untaught: bool = Field(
+        True, description="replay every teachable module the curriculum does not teach (off: only those mastered before the run)")
+    retention_boost: float = Field(
+        2.0, ge=1.0, le=10.0, description="replay weight of a module whose accuracy fell at the last gate, against 1 for the rest (1: off)")
 
 
 class StudentConfig(Section):
@@ -151,6 +162,8 @@ Method = Literal["ioa", "vanilla", "self-instruct", "error-targeted", "ioa-no-id
 
 class RunConfig(Section):
     method: Method = Field("ioa", description="ioa, a baseline (vanilla, self-instruct, error-targeted) or an ablation (ioa-no-*)")
+    label: str | None = Field(None, max_length=80, description="the name `ioa compare` groups and shows this run under "
+                              "(default: the method); tells variants of one method apart")
     domain: str = "arithmetic"
     modules: list[str] | None = Field(None, description="restrict the run to these modules (default: all)")
     seed: int = Field(0, ge=0)

@@ -260,8 +260,15 @@ def bridge_reach(curriculum: Curriculum, stage: Stage) -> float:
     return round((stage.difficulty - before.difficulty) / span, 6) if span else 1.0
 
 
-def known_before(diagnosis: Diagnosis, tau_mastery: float) -> dict[str, float]:
-    """Modules the student had mastered before any teaching: replayed too, so it does not forget them."""
+def known_before(diagnosis: Diagnosis, tau_mastery: float, curriculum: Curriculum | None = None) -> dict[str, float]:
+    """Modules to keep, with their pre-run accuracy: replayed and checked at every gate so the student
+    does not forget them. With a curriculum: every teachable, non-deficient module it does not teach (a
+    module just below mastery but not deficient, e.g. subtraction facts at 75%, was neither taught nor
+    protected and fell to 60% in a default run; deficient modules left for a later run are not kept);
+    without: the modules mastered before the run."""
+    if curriculum is not None:
+        taught = {m for s in curriculum.stages for m in s.modules}
+        return {m.id: m.p_student for m in diagnosis.modules if m.teachable and not m.deficient and m.id not in taught}
     return {m.id: m.p_student for m in diagnosis.modules
             if m.teachable and not m.deficient and m.p_student / m.p_teacher >= tau_mastery - 1e-9}
 
@@ -273,8 +280,13 @@ class StageLog:
     examples: list[Example] = field(default_factory=list)
     mastered: dict[str, float] = field(default_factory=dict)  # module -> accuracy when mastered
     taught: list[str] = field(default_factory=list)  # modules of finished (non-bridge) stages
-    known: list[str] = field(default_factory=list)  # modules mastered before the run
+    known: list[str] = field(default_factory=list)  # modules kept from before the run (not taught)
     replayed: list[Example] = field(default_factory=list)  # replay examples so far (reused for known modules)
+    latest: dict[str, float] = field(default_factory=dict)  # module -> accuracy at the latest gate
+
+    def dropped(self) -> list[str]:
+        """Mastered or kept modules whose accuracy at the latest gate is below what it was."""
+        return [m for m, acc in self.mastered.items() if m in self.latest and self.latest[m] < acc - 1e-9]
 
 
 def probe_band(cfg: RunConfig) -> tuple[float, float]:
@@ -290,7 +302,8 @@ def as_replay(examples: Sequence[Example], prefix: str) -> list[Example]:
 def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefix: str) -> list[Example]:
     """Examples of already mastered modules, `replay_fraction` of the round's data: sampled from the
     run's earlier examples of a module, or freshly made for modules the student knew before the run."""
-    counts = replay_counts([m for m in log.mastered if m not in stage.modules], ctx.cfg.synthesis.replay_fraction, n_new)
+    boost = {m: ctx.cfg.synthesis.retention_boost for m in log.dropped()}  # forgetting gets more replay
+    counts = replay_counts([m for m in log.mastered if m not in stage.modules], ctx.cfg.synthesis.replay_fraction, n_new, boost)
     rng = random.Random(f"replay:{ctx.cfg.seed}:{prefix}")
     low, high = probe_band(ctx.cfg)
     picked: list[Example] = []
@@ -410,6 +423,7 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
             return
         last_eval = eval_round(ctx, rdir, stage, log)
         acc = last_eval["accuracy"]  # the stage's modules and the retention modules alike
+        log.latest.update(acc)
         tried.append((sum(acc.values()) / len(acc), rnd, last_eval))
         decision_path = rdir / "gate.json"
         if not decision_path.exists():
@@ -422,7 +436,8 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
         if decision["action"] != "remediate":
             break
     if tried:
-        last_eval = keep_best_round(ctx, stage, tried)
+        last_eval = keep_best_round(ctx, stage, tried, {m: log.mastered[m] for m in log.known if m in log.mastered})
+        log.latest.update(last_eval["accuracy"])
     log.taught.extend(m for m in stage.modules if m not in log.taught)
     if last_eval is not None:
         for m, acc in last_eval["accuracy"].items():
@@ -431,19 +446,43 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
                 log.mastered[m] = acc
 
 
-def keep_best_round(ctx: Context, stage: Stage, tried: list[tuple[float, int, dict]]) -> dict:
+def known_drop(accuracy: dict[str, float], kept: dict[str, float]) -> float:
+    """How far the kept modules' mean accuracy fell below their pre-run accuracy (0 when none was evaluated)."""
+    shared = [m for m in kept if m in accuracy]
+    if not shared:
+        return 0.0
+    return sum(kept[m] - accuracy[m] for m in shared) / len(shared)
+
+
+def choose_round(tried: list[tuple[float, int, dict]], kept: dict[str, float], max_drop: float | None) -> tuple[int, float]:
+    """(index into `tried`, known drop) of the round a stage ends on: the best mean held-out accuracy over
+    every module its gate evaluated, ties to the later round, among the rounds whose kept modules fell
+    no more than `max_drop`; when every round fell more, the one that cost the kept modules least."""
+    drops = [known_drop(t[2]["accuracy"], kept) for t in tried]
+    eligible = [i for i, d in enumerate(drops) if max_drop is None or d <= max_drop + 1e-9]
+    if eligible:
+        best = max(eligible, key=lambda i: (tried[i][0], tried[i][1]))
+    else:
+        best = min(range(len(tried)), key=lambda i: (drops[i], -tried[i][0], -tried[i][1]))
+    return best, drops[best]
+
+
+def keep_best_round(ctx: Context, stage: Stage, tried: list[tuple[float, int, dict]], kept: dict[str, float] | None = None) -> dict:
     """The stage ends on its best round by mean held-out accuracy over every module its gate evaluated:
-    the stage's own and the retention modules (earlier stages, prior knowledge). Ties: the later round.
+    the stage's own and the retention modules (earlier stages, prior knowledge), skipping a round that
+    cost the modules kept from before the run more than `organizer.max_known_drop`. Ties: the later round.
 
     A remedial round can make things worse (a narrow data mix, a fresh learning-rate schedule): a
     default run's remedial round raised the stage's modules from 48% to 53% while prior knowledge fell
     from 97.5% to 42.5%. The student then continues from the better state; `selected.json` says which.
     """
-    score, rnd, result = max(tried, key=lambda t: (t[0], t[1]))
+    i, drop = choose_round(tried, kept or {}, ctx.cfg.organizer.max_known_drop)
+    score, rnd, result = tried[i]
     ctx.latest_state = ctx.rd.round(stage.index, rnd) / "state"
     path = ctx.rd.round(stage.index, 0).parent / "selected.json"
     if not path.exists():
-        atomic_write_json(path, {"round": rnd, "mean_accuracy": round(score, 6), "rounds": len(tried)})
+        atomic_write_json(path, {"round": rnd, "mean_accuracy": round(score, 6), "rounds": len(tried),
+                                 "known_drop": round(drop, 6), "max_known_drop": ctx.cfg.organizer.max_known_drop})
     return result
 
 
@@ -477,7 +516,7 @@ def final_eval(ctx: Context) -> dict[str, Any]:
 def run_ioa(ctx: Context, diagnosis: Diagnosis) -> Curriculum:
     """IOA (and its ablations): the Organizer's curriculum, stage by stage with gates."""
     curriculum = ensure_curriculum(ctx, diagnosis)
-    known = known_before(diagnosis, ctx.cfg.organizer.tau_mastery)
+    known = known_before(diagnosis, ctx.cfg.organizer.tau_mastery, curriculum if ctx.cfg.synthesis.replay_untaught else None)
     log = StageLog(mastered=dict(known), known=list(known))
     for stage in tqdm(curriculum.stages, desc="stages", unit="stage", disable=not ctx.progress):
         run_stage(ctx, curriculum, stage, log)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -181,10 +181,18 @@ def remedial_targets(failed: Sequence[Problem], per_module: int) -> tuple[dict[s
     return counts, targets
 
 
-def replay_counts(modules: Sequence[str], share: float, n_new: int) -> dict[str, int]:
-    """How many replayed examples each mastered module gets so replay is `share` of the stage's data."""
+def replay_counts(modules: Sequence[str], share: float, n_new: int, weights: Mapping[str, float] | None = None) -> dict[str, int]:
+    """How many replayed examples each mastered module gets so replay is `share` of the stage's data,
+    split in proportion to `weights` (default 1 each; largest remainders, ties by module id)."""
     if not modules or share <= 0 or n_new == 0:
         return {}
     want = round(n_new * share / (1 - share))
-    base, extra = divmod(want, len(modules))
-    return {m: base + (i < extra) for i, m in enumerate(sorted(modules)) if base + (i < extra)}
+    ordered = sorted(modules)
+    w = [max(0.0, (weights or {}).get(m, 1.0)) for m in ordered]
+    total = sum(w) or float(len(ordered))
+    exact = [want * x / total for x in w] if sum(w) else [want / len(ordered)] * len(ordered)
+    counts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(ordered)), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in by_remainder[: want - sum(counts)]:
+        counts[i] += 1
+    return {m: k for m, k in zip(ordered, counts) if k}

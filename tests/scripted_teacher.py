@@ -223,7 +223,9 @@ def on_adapt(domain: str, user: str, seed: int) -> str:
     if "Given (" in user:
         numbers = ", ".join(dict.fromkeys(re.findall(r"\d+", question)))
         out += [f"Given: the numbers {numbers}.", "Plan: combine the amounts in order.", "Goal: find the final amount."]
-    out += [f"Step {i}: {ln}" for i, ln in enumerate(lines, 1)]
+    elif "Goal (" in user:
+        out.append("Goal: find the final amount.")
+    out += [f"Step {i}: {ln}" for i, ln in enumerate(lines, 1)] if "no step numbers" not in user else lines
     if "Check (" in user:
         out.append("Check: every step uses the numbers given.")
     return "\n".join(out + [f"Answer: {reference}"])

@@ -9,6 +9,7 @@ from ioa.types import Module, Problem, Step
 
 DOMAIN = load_domain("arithmetic")
 MODULES = {m.id: m for m in DOMAIN.modules()}
+STRUCTURED = AdapterConfig(layout="structured")  # the paper's Given/Plan/Goal/Step/Check layout
 
 
 def test_decompose_has_the_five_phases_in_order():
@@ -65,9 +66,9 @@ def test_every_module_adapts_to_one_answer_line_with_the_right_answer():
 
 def test_switches_turn_transforms_off():
     p = DOMAIN.generate("fractions", 0.5, 1)
-    full = adapt_solution(p, p.solution, "RAW", MODULES["fractions"], AdapterConfig())
+    full = adapt_solution(p, p.solution, "RAW", MODULES["fractions"], STRUCTURED)
     assert full.startswith("Idea: Think of a pizza") and "Given:" in full and "Step 1:" in full
-    no_analogy = adapt_solution(p, p.solution, "RAW", MODULES["fractions"], AdapterConfig(analogies=False))
+    no_analogy = adapt_solution(p, p.solution, "RAW", MODULES["fractions"], AdapterConfig(analogies=False, layout="structured"))
     assert "pizza" not in no_analogy
     plain = adapt_solution(p, p.solution, "RAW", MODULES["fractions"], AdapterConfig(decompose=False, template=False, simplify=True, analogies=False))
     assert "Given:" not in plain and "Step 1:" not in plain and plain.endswith(f"Answer: {p.answer}")
@@ -77,6 +78,37 @@ def test_switches_turn_transforms_off():
 
 def test_a_problem_without_steps_or_numbers_still_adapts():
     p = Problem(id="q", module="m", difficulty=0.0, question="Name the capital of France.", answer="Paris", solution="It is Paris.")
-    text = adapt_solution(p, p.solution, "", Module("m", "m", 0), AdapterConfig())
+    text = adapt_solution(p, p.solution, "", Module("m", "m", 0), STRUCTURED)
     assert "Read what is given." in text and text.endswith("Answer: Paris")
     assert decompose(Problem("q", "m", 0, "What is 1+1?", "2", steps=(Step("a", "b", "c"),)), "x")[1][0] == "relate"
+
+
+def test_every_module_adapts_in_both_layouts():
+    for cfg in (AdapterConfig(), STRUCTURED):
+        for module in MODULES.values():
+            for seed in range(3):
+                p = DOMAIN.generate(module.id, 0.5, seed)
+                text = adapt_solution(p, p.solution, "raw", module, cfg)
+                assert text.count("Answer:") == 1 and DOMAIN.check(p, text)
+
+
+def test_focused_layout_carries_only_the_modules_own_lines():
+    names = {m.id: m.name for m in MODULES.values()}
+    for module_id in ("addition_facts", "multiplication_facts", "multi_digit_addition", "multi_digit_subtraction", "word_problems"):
+        p = DOMAIN.generate(module_id, 0.3, 5)
+        text = adapt_solution(p, p.solution, "raw", MODULES[module_id], AdapterConfig(), names)
+        lines = text.splitlines()
+        assert not any(ln.startswith(("Given:", "Plan:", "Check:", "Step ")) for ln in lines)
+        # every solving line of the teacher is kept, in order
+        solving = [ln.strip() for ln in p.solution.splitlines() if ln.strip()]
+        assert [ln for ln in lines if ln in solving] == solving
+        # the result is restated right before the answer line
+        assert lines[-1] == f"Answer: {p.answer}" and lines[-2].rstrip(".").endswith(p.answer)
+
+
+def test_focused_layout_restates_a_result_the_solution_left_implicit():
+    p = Problem(id="q", module="m", difficulty=0.0, question="What is 2 + 2?", answer="4", solution="Count on from 2 by 2.")
+    text = adapt_solution(p, p.solution, "", Module("m", "m", 0), AdapterConfig(simplify=False))
+    assert text.splitlines() == ["Goal: 2 + 2 = ?", "Count on from 2 by 2.", "So the answer is 4.", "Answer: 4"]
+    p2 = Problem(id="q", module="m", difficulty=0.0, question="What is 2 + 2?", answer="4", solution="So 2 + 2 = 4.")
+    assert adapt_solution(p2, p2.solution, "", Module("m", "m", 0), AdapterConfig()).splitlines()[-2] == "So 2 + 2 = 4."

@@ -227,14 +227,19 @@ def test_make_problems_and_decompose():
 def test_adapt_rewrites_with_exactly_one_answer_line():
     domain, teacher, backend = gsm8k()
     problems = teacher.make_problems("multi_step_problems", 0.5, 2, 7)
-    texts = teacher.adapt_many(problems, teacher.solve(problems), domain.modules(), AdapterConfig())
+    texts = teacher.adapt_many(problems, teacher.solve(problems), domain.modules(), AdapterConfig(layout="structured"))
     for p, text in zip(problems, texts):
         lines = text.splitlines()
         assert lines[0].startswith("Idea:") and any(ln.startswith("Given:") for ln in lines)
         assert lines[-1] == f"Answer: {p.answer}" and sum(ln.startswith("Answer:") for ln in lines) == 1
     assert teacher.adapt_stats == {"rewritten": 2, "fallbacks": 0}
+    focused = teacher.adapt_many(problems, teacher.solve(problems), domain.modules(), AdapterConfig())
+    for p, text in zip(problems, focused):
+        lines = text.splitlines()
+        assert any(ln.startswith("Goal:") for ln in lines) and lines[-1] == f"Answer: {p.answer}"
+        assert not any(ln.startswith(("Given:", "Plan:", "Check:", "Step ")) for ln in lines)
     adapt = [q for q in backend.requests if q.prompt == "adapt"]
-    assert len(adapt) == 2 and all(q.phase == "adapt" for q in adapt)
+    assert len(adapt) == 4 and all(q.phase == "adapt" for q in adapt)
     assert "Use short sentences" in adapt[0].messages[1][1]
 
 

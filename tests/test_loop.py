@@ -142,3 +142,41 @@ def test_round_selection_counts_retention_not_only_the_stage(tmp_path):
     assert r1["place_value"] < r0["place_value"]  # retention module evaluated at the gate
     assert first_real["selected_round"] == 0
     assert summary["prior_knowledge"]["modules"] == ["place_value"]
+
+
+def test_round_choice_skips_a_round_that_cost_the_kept_modules():
+    from ioa.loop import choose_round
+
+    kept = {"facts": 1.0}
+    good_but_forgetful = (0.80, 1, {"accuracy": {"taught": 0.9, "facts": 0.7}})
+    steady = (0.75, 0, {"accuracy": {"taught": 0.5, "facts": 1.0}})
+    assert choose_round([steady, good_but_forgetful], kept, None) == (1, pytest.approx(0.3))  # guard off: best mean
+    assert choose_round([steady, good_but_forgetful], kept, 0.05) == (0, 0.0)
+    # every round cost more than the guard: the one that cost least
+    worse = (0.9, 0, {"accuracy": {"taught": 1.0, "facts": 0.5}})
+    assert choose_round([worse, good_but_forgetful], kept, 0.05)[0] == 1
+    assert choose_round([steady], {}, 0.05) == (0, 0.0)  # nothing kept: nothing to guard
+
+
+def test_every_untaught_module_is_kept_not_only_the_mastered_ones():
+    from ioa.loop import known_before
+    from ioa.types import Curriculum, Diagnosis, ModuleDiagnosis, Stage
+
+    def diag(id_, ps, deficient):
+        return ModuleDiagnosis(id=id_, p_teacher=1.0, p_student=ps, gap=1 - ps, deficient=deficient, teachable=True,
+                               connectivity=0.0, severity=0.0, difficulty=0.0)
+
+    diagnosis = Diagnosis(modules=(diag("mastered", 0.95, False), diag("half_known", 0.75, False),
+                                   diag("taught", 0.1, True), diag("left_for_later", 0.2, True)), edges=())
+    curriculum = Curriculum(stages=(Stage(index=0, modules=("taught",), difficulty=0.0, mastery_threshold=0.9),))
+    assert known_before(diagnosis, 0.9) == {"mastered": 0.95}
+    assert known_before(diagnosis, 0.9, curriculum) == {"mastered": 0.95, "half_known": 0.75}
+
+
+def test_replay_weights_shift_the_share_toward_dropped_modules():
+    from ioa.synthesize import replay_counts
+
+    even = replay_counts(["a", "b", "c"], 0.5, 10)
+    assert even == {"a": 4, "b": 3, "c": 3} and sum(even.values()) == 10
+    boosted = replay_counts(["a", "b", "c"], 0.5, 10, {"c": 2.0})
+    assert boosted == {"a": 3, "b": 2, "c": 5} and sum(boosted.values()) == 10

@@ -122,7 +122,7 @@ SOLVE = PromptTemplate(
 )
 
 ADAPT = PromptTemplate(
-    "adapt", "1", "adapt",
+    "adapt", "2", "adapt",
     system=(
         "You are a teacher who rewrites worked solutions so that a small, beginner student model can "
         "learn from them. You keep every fact, number and result of the original; you change only how "
@@ -236,13 +236,22 @@ def adapt_instructions(cfg: AdapterConfig, module: Module, answer_line: bool) ->
     ending = ("end with exactly one final line 'Answer: <reference>'" if answer_line
               else "end with the final result exactly as in the original (for code: one ```python block)")
     lines = []
-    if cfg.decompose:
+    structured = cfg.layout == "structured"
+    if cfg.decompose and structured:
         lines.append("Lay it out in phases: Given (the facts the problem states), Plan (the ideas that "
                      "connect them), Goal (exactly what must be found), Steps (one small operation each), "
                      "Check (verify the result against the problem).")
+    elif cfg.decompose:
+        lines.append("Lay it out as: Goal (exactly what must be found), then the steps this problem needs, one "
+                     "small operation each, in the problem's own terms, then the result restated on its own line. "
+                     "No summary of the given facts, no plan and no check lines.")
     if cfg.template:
-        layout = ("'Given: ...', 'Plan: ...', 'Goal: ...', 'Step 1: ...', 'Step 2: ...', 'Check: ...'"
-                  if cfg.decompose else "'Step 1: ...', 'Step 2: ...'")
+        if structured:
+            layout = ("'Given: ...', 'Plan: ...', 'Goal: ...', 'Step 1: ...', 'Step 2: ...', 'Check: ...'"
+                      if cfg.decompose else "'Step 1: ...', 'Step 2: ...'")
+        else:
+            layout = "'Goal: ...', then one line per step (no step numbers), then the result" if cfg.decompose \
+                else "one line per step (no step numbers), then the result"
         lines.append(f"Use exactly this layout, one item per line: {layout}; {ending}.")
     else:
         lines.append(f"Keep the result and {ending}.")
