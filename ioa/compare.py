@@ -23,6 +23,7 @@ import yaml
 from ioa.config import METHODS
 from ioa.io import InputError, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_jsonl
 from ioa.report import Heading, Image, Para, Table, to_html, to_markdown
+from ioa.stats import paired_bootstrap
 
 
 @dataclass
@@ -37,6 +38,7 @@ class RunResult:
     curve: list[dict[str, Any]]
     benchmarks: dict[str, float] = field(default_factory=dict)
     items_per_module: float | None = None  # held-out items each module was scored on
+    items: dict[str, dict[str, bool]] = field(default_factory=dict)  # module -> item id -> correct (final evaluation)
 
 
 def load_result(root: Path) -> RunResult:
@@ -57,7 +59,17 @@ def load_result(root: Path) -> RunResult:
         deficient=deficient, budget=(summary.get("budget") or {}).get("used", {}), curve=summary.get("curve") or [],
         benchmarks=flat_benchmarks(summary.get("benchmarks") or {}),
         items_per_module=items_per_module(root),
+        items=final_items(root),
     )
+
+
+def final_items(root: Path) -> dict[str, dict[str, bool]]:
+    """module -> item id -> correct, from final_eval.json (empty when the run has none)."""
+    path = root / "final_eval.json"
+    out: dict[str, dict[str, bool]] = {}
+    for it in (read_json(path).get("items") or []) if path.exists() else []:
+        out.setdefault(it["module"], {})[it["id"]] = bool(it["correct"])
+    return out
 
 
 def items_per_module(root: Path) -> float | None:
@@ -133,13 +145,38 @@ def compare(results: Sequence[RunResult]) -> dict[str, Any]:
         rows.append(row)
     items = [r.items_per_module for r in results if r.items_per_module]
     return {"methods": rows, "modules": modules, "benchmarks": bench_keys,
-            "paired": paired(results, "ioa"), "items_per_module": min(items) if items else None}
+            "paired": paired(results, "ioa"), "paired_vs_vanilla": paired(results, "vanilla"),
+            "items_per_module": min(items) if items else None}
+
+
+GROUPS = ("deficient", "known", "all")
+
+
+def group_modules(r: RunResult, group: str) -> list[str]:
+    if group == "deficient":
+        return [m for m in r.deficient if m in r.after]
+    if group == "known":
+        return [m for m in r.after if m not in r.deficient]
+    return list(r.after)
+
+
+def seed_pairs(mine: RunResult, ref: RunResult, group: str) -> dict[str, tuple[list[bool], list[bool]]]:
+    """The group's modules (by the reference run's diagnosis) -> both runs' correctness on the items both scored."""
+    out = {}
+    for m in group_modules(ref, group):
+        a, b = mine.items.get(m, {}), ref.items.get(m, {})
+        shared = sorted(set(a) & set(b))
+        if shared:
+            out[m] = ([a[i] for i in shared], [b[i] for i in shared])
+    return out
 
 
 def paired(results: Sequence[RunResult], reference: str) -> list[dict[str, Any]]:
     """Each other method against `reference` on the seeds both ran: mean +- std of the per-seed
-    differences (method - reference) and how often the method was ahead, level or behind."""
-    ref = {r.seed: run_scores(r) for r in results if r.method == reference}
+    differences (method - reference), how often the method was ahead, level or behind, and per group
+    (deficient, known, all) the paired difference with a 95% bootstrap interval over seeds and items."""
+    refs = {r.seed: r for r in results if r.method == reference}
+    ref = {seed: run_scores(r) for seed, r in refs.items()}
     methods = method_order(sorted({r.method for r in results} - {reference}))
     out = []
     for method in methods:
@@ -152,8 +189,13 @@ def paired(results: Sequence[RunResult], reference: str) -> list[dict[str, Any]]
         if not diffs["all_after"]:
             continue
         d = diffs["deficient_after"]
+        pairs = [(r, refs[r.seed]) for r in results if r.method == method and r.seed in refs]
+        intervals = {}
+        for group in GROUPS:
+            ci = paired_bootstrap([seed_pairs(a, b, group) for a, b in pairs])
+            intervals[group] = ci.to_dict() if ci else None
         out.append({"method": method, "reference": reference, "seeds": len(diffs["all_after"]),
-                    **{f"delta_{k}": mean_std(v) for k, v in diffs.items()},
+                    **{f"delta_{k}": mean_std(v) for k, v in diffs.items()}, "ci": intervals,
                     "ahead": sum(x > 1e-9 for x in d), "level": sum(abs(x) <= 1e-9 for x in d), "behind": sum(x < -1e-9 for x in d)})
     return out
 
@@ -170,6 +212,26 @@ def fmt_count(ms: tuple[float | None, float | None]) -> str:
     if m is None:
         return "—"
     return f"{m:.0f}" if not sd else f"{m:.0f} ± {sd:.0f}"
+
+
+def fmt_ci(ci: dict[str, Any] | None) -> str:
+    if not ci:
+        return "—"
+    return f"{ci['mean'] * 100:+.1f} [{ci['low'] * 100:+.1f}, {ci['high'] * 100:+.1f}] {ci['verdict']}"
+
+
+def paired_blocks(pairs: list[dict[str, Any]]) -> list[Any]:
+    ref = pairs[0]["reference"]
+    return [
+        Heading(2, f"Paired against {ref} (same seed: same probes and held-out items)"),
+        Para(f"Differences in points, method − {ref}: the mean over shared seeds with its 95% bootstrap interval "
+             "(seeds and, within each seed, items resampled; the same items for both methods). \"within noise\": "
+             "the interval crosses 0, so this comparison cannot tell the two apart. Ahead / level / behind counts "
+             "the seeds on the deficient-module mean."),
+        Table(("method", "seeds", "Δ deficient [95% CI]", "Δ known [95% CI]", "Δ all [95% CI]", "ahead / level / behind"), tuple(
+            (p["method"], str(p["seeds"]), *(fmt_ci((p.get("ci") or {}).get(g)) for g in GROUPS),
+             f"{p['ahead']} / {p['level']} / {p['behind']}") for p in pairs)),
+    ]
 
 
 def blocks(table: dict[str, Any], images: dict[str, Image]) -> list[Any]:
@@ -191,14 +253,9 @@ def blocks(table: dict[str, Any], images: dict[str, Image]) -> list[Any]:
         n = table["items_per_module"]
         out.append(Para(f"Each run scores about {n:.0f} held-out items per module: one item is {100 / n:.1f} points of a "
                         "module's accuracy."))
-    if table.get("paired"):
-        ref = table["paired"][0]["reference"]
-        out.append(Heading(2, f"Paired against {ref} (same seed: same probes and held-out items)"))
-        out.append(Para(f"Differences in points, method − {ref}, mean ± std over the shared seeds; ahead / level / behind "
-                        f"counts the seeds on the deficient-module mean."))
-        out.append(Table(("method", "seeds", "Δ deficient after", "Δ known after", "Δ all after", "ahead / level / behind"), tuple(
-            (p["method"], str(p["seeds"]), fmt(p["delta_deficient_after"]), fmt(p["delta_known_after"]), fmt(p["delta_all_after"]),
-             f"{p['ahead']} / {p['level']} / {p['behind']}") for p in table["paired"])))
+    for key in ("paired", "paired_vs_vanilla"):
+        if table.get(key):
+            out += paired_blocks(table[key])
     out.append(Heading(2, "Per module (accuracy after, %)"))
     out.append(Table(("method",) + tuple(table["modules"]),
                      tuple((r["method"],) + tuple(fmt(r["modules"][m]) for m in table["modules"]) for r in rows)))

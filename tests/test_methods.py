@@ -230,8 +230,13 @@ def test_compare_table_is_mean_and_std_over_seeds_of_each_method(tmp_path, capsy
     assert pair["method"] == "vanilla" and pair["seeds"] == 2
     assert pair["delta_all_after"][0] == pytest.approx(sum(deltas) / 2)
     assert pair["ahead"] + pair["level"] + pair["behind"] == 2
+    ci = pair["ci"]["all"]  # the bootstrap's point estimate is the mean paired difference over seeds and items
+    assert ci["seeds"] == 2 and ci["low"] <= ci["mean"] <= ci["high"]
+    assert ci["mean"] == pytest.approx(sum(deltas) / 2, abs=1e-6)
+    assert table["paired_vs_vanilla"][0]["method"] == "ioa"
     md = (tmp_path / "cmp" / "compare.md").read_text()
     assert "teacher tokens" in md and "Paired against ioa" in md and "held-out items per module" in md
+    assert "Paired against vanilla" in md and "95% CI" in md
 
 
 def test_compare_names_a_run_that_has_not_finished(tmp_path, capsys):
