@@ -165,6 +165,10 @@ def execute(ctx) -> int:
     if d["count"]:
         print(f"deficient modules ({d['count']}): mean accuracy {d['mean_before']:.3f} -> {d['mean_after']:.3f} "
               f"({d['gain_points']:+.1f} points)")
+    u = summary.get("not_taught") or {}
+    if u.get("modules") and u.get("change_points") is not None:
+        print(f"modules not taught ({len(u['modules'])}: {', '.join(u['modules'])}): mean accuracy "
+              f"{u['mean_before']:.3f} -> {u['mean_after']:.3f} ({u['change_points']:+.1f} points)")
     return 0
 
 

@@ -208,10 +208,17 @@ def header_blocks(data: RunData, rows: list[dict[str, Any]]) -> list[Any]:
     known = (f"prior knowledge (mastered before the run, not taught: {', '.join(prior['modules'])}): "
              f"{pct(prior['mean_before'])} → {pct(prior['mean_after'])} (drop {points(prior['drop_points'], sign=False)})"
              if prior.get("modules") else None)
+    untaught = summary.get("not_taught") or {}
+    cost = (f"modules not taught ({', '.join(untaught['modules'])}): {pct(untaught['mean_before'])} → "
+            f"{pct(untaught['mean_after'])} ({points(untaught['change_points'])})"
+            if untaught.get("modules") and untaught.get("change_points") is not None else None)
+    lengths = summary.get("completion_tokens") or {}
+    length = ("completion length, raw → adapted (≈ tokens): "
+              + ", ".join(f"{m} {v['raw']:.0f} → {v['adapted']:.0f}" for m, v in lengths.items()) if lengths else None)
     items = tuple(x for x in (
         f"domain: {domain}", f"student model: {student}", f"status: {'finished' if data.finished else 'unfinished'}",
         f"deficient modules ({h['count']}): mean accuracy {pct(h['before'])} → {pct(h['after'])} ({points(h['gain'])})",
-        retained, known,
+        cost, retained, known, length,
         f"total wall time: {fmt_seconds(total) if data.timings else DASH}"
         + (f" ({', '.join(f'{r[0]} {r[1]}' for r in timing)})" if timing else ""),
     ) if x)

@@ -85,6 +85,25 @@ def benchmark_metrics(rd: RunDir) -> dict[str, dict[str, Any]] | None:
     return out or None
 
 
+def completion_lengths(rd: RunDir) -> dict[str, dict[str, float | int]]:
+    """module -> mean completion length, the teacher's raw text vs the adapted text the student was
+    trained on, over the run's new examples (replay copies left out); lengths in estimated tokens
+    (characters / 4, the teacher meter's estimate), so runs of different students compare."""
+    from ioa.teachers.metered import estimate_tokens
+
+    sums: dict[str, list[int]] = {}
+    stages = rd.root / "stages"
+    for path in sorted(stages.glob("*/round-*/train.jsonl")) if stages.is_dir() else []:
+        for e in read_jsonl(path):
+            if e.get("kind") == "replay":
+                continue
+            t = sums.setdefault(e["module"], [0, 0, 0])
+            t[0] += estimate_tokens(e.get("raw") or e["completion"])
+            t[1] += estimate_tokens(e["completion"])
+            t[2] += 1
+    return {m: {"raw": round(r / n, 2), "adapted": round(a / n, 2), "examples": n} for m, (r, a, n) in sorted(sums.items())}
+
+
 def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
     from ioa.llm.accounting import Ledger
     from ioa.methods.budget import spent
@@ -117,6 +136,9 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
     prior = [x for x in modules if not x["taught"] and x["p_teacher"] > 0 and x["p_student_before"] / x["p_teacher"] >= tau - 1e-9]
     prior_before = _mean([x["p_student_before"] for x in prior])
     prior_after = _mean([x["p_student_after"] for x in prior if x["p_student_after"] is not None])
+    untaught = [x for x in modules if not x["taught"]]
+    untaught_before = _mean([x["p_student_before"] for x in untaught])
+    untaught_after = _mean([x["p_student_after"] for x in untaught if x["p_student_after"] is not None])
     retention_at = _mean([x["p_student_at_mastery"] for x in earlier])
     retention_end = _mean([x["p_student_after"] for x in earlier])
     budget = cfg.budget
@@ -146,6 +168,11 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
             "modules": [x["id"] for x in prior], "mean_before": prior_before, "mean_after": prior_after,
             "drop_points": round(100 * (prior_before - prior_after), 2) if prior and prior_after is not None else None,
         },
+        "not_taught": {  # every module the run did not teach, whatever its level: what teaching the others cost
+            "modules": [x["id"] for x in untaught], "mean_before": untaught_before, "mean_after": untaught_after,
+            "change_points": round(100 * (untaught_after - untaught_before), 2) if untaught and untaught_after is not None else None,
+        },
+        "completion_tokens": completion_lengths(rd),
         "stages": history,
         "timings": read_json(rd.timings) if rd.timings.exists() else {},
     }

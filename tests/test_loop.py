@@ -93,6 +93,12 @@ def test_replay_mixes_in_mastered_modules(tmp_path):
     assert replayed and {e["module"] for e in replayed} <= mastered | known
     assert any(e["module"] == "place_value" for e in replayed)  # made fresh: it was never taught
     assert summary["prior_knowledge"]["drop_points"] is not None
+    untaught = summary["not_taught"]
+    assert untaught["modules"] == [m["id"] for m in summary["modules"] if not m["taught"]]
+    assert untaught["change_points"] == pytest.approx(100 * (untaught["mean_after"] - untaught["mean_before"]), abs=0.01)
+    lengths = summary["completion_tokens"]
+    taught = {m["id"] for m in summary["modules"] if m["taught"]}
+    assert set(lengths) >= taught and all(v["examples"] > 0 and v["adapted"] > 0 and v["raw"] > 0 for v in lengths.values())
 
 
 @pytest.mark.parametrize("interrupt_at", [1, 2, 4])
