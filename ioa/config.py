@@ -33,6 +33,9 @@ class IdentifierConfig(Section):
         "student adds (ok, ok) pairs to every module pair and manufactures dependencies (Simpson's paradox)",
     )
     alpha: float = Field(0.6, ge=0.0, le=1.0, description="severity = alpha * gap + (1 - alpha) * connectivity")
+    prior: Literal["none", "declared"] = Field(
+        "none", description="declared: the domain's declared prerequisites are edges unless the student's data reject "
+        "them (enough pairs and no lift); each edge is marked data / confirmed / prior in diagnosis.json")
     coverage: float = Field(0.25, gt=0.0, le=1.0, description="share of deficient modules taught per round (paper: 0.2-0.3)")
 
 

@@ -23,6 +23,14 @@ Rules, exactly as implemented:
 * Cycles are broken deterministically: while the graph has a cycle, the weakest edge on it (smallest
   lift, then smallest support, then the lexicographically largest (source, target)) is dropped and a
   warning is issued; dropped edges are kept in the diagnosis.
+* A declared prior (`prior` pairs, e.g. the domain's declared prerequisites, with cfg.prior = "declared"):
+  a declared A -> B found by the analysis is marked "confirmed"; one not found is still an edge, marked
+  "prior", unless the data can test it and contradict it: n >= min_support pairs, A failed at least
+  min_source_failures times and succeeded at least once, B succeeded at least min_source_failures times
+  (a student who never solves B gives no contrast), and the lift P(b | a) - P(b | not a) <= 0.
+  Those are kept in `rejected_prior`. Found edges that were not declared are marked "data".
+  An untrained student fails nearly every composite, so on its own the analysis rarely has the
+  contrast to find an edge; the prior lets the data confirm or reject instead of having to discover.
 * Connectivity(k) = |{modules that depend on k, directly or transitively}| / (m - 1), in [0, 1].
 * Severity(k) = alpha * clip(gap, 0, 1) + (1 - alpha) * Connectivity(k) (gap taken as 0 when None).
 * Difficulty(k) = longest prerequisite chain ending at k / longest chain in the graph (0 when there
@@ -118,6 +126,44 @@ def candidate_edges(counts: pl.DataFrame, cfg: IdentifierConfig) -> list[Edge]:
         )
         for r in kept.iter_rows(named=True)
     ]
+
+
+def scored_pairs(counts: pl.DataFrame) -> dict[tuple[str, str], Edge]:
+    """(source, target) -> an Edge with the pair's statistics (NaN-free: undefined ratios are 0)."""
+    out = {}
+    for r in counts.iter_rows(named=True):
+        n, n_a, n_b, n_ab = r["n"], r["n_a"], r["n_b"], r["n_ab"]
+        p_a_given_b = n_ab / n_b if n_b else 0.0
+        p_b_given_not_a = (n_b - n_ab) / (n - n_a) if n - n_a else 0.0
+        p_b_given_a = n_ab / n_a if n_a else 0.0
+        out[(r["source"], r["target"])] = Edge(
+            source=r["source"], target=r["target"], support=int(n), p_source_ok_given_target_ok=round(p_a_given_b, 6),
+            p_target_ok_given_source_fail=round(p_b_given_not_a, 6), lift=round(p_b_given_a - p_b_given_not_a, 6))
+    return out
+
+
+def with_prior(found: list[Edge], counts: pl.DataFrame, prior: Iterable[tuple[str, str]], cfg: IdentifierConfig) -> tuple[list[Edge], list[Edge]]:
+    """(edges, rejected): found edges marked data/confirmed, plus declared edges the data do not reject."""
+    import dataclasses
+
+    declared = sorted(set(prior))
+    found_keys = {(e.source, e.target) for e in found}
+    edges = [dataclasses.replace(e, origin="confirmed" if (e.source, e.target) in set(declared) else "data") for e in found]
+    stats = scored_pairs(counts)
+    tally = {(r["source"], r["target"]): (r["n"], r["n"] - r["n_a"], r["n_a"], r["n_b"]) for r in counts.iter_rows(named=True)}
+    rejected = []
+    for key in declared:
+        if key in found_keys:
+            continue
+        edge = stats.get(key) or Edge(key[0], key[1], 0, 0.0, 0.0, 0.0)
+        n, n_fail, n_ok, n_target_ok = tally.get(key, (0, 0, 0, 0))
+        # A student who never solves B gives no contrast either way: that is no evidence against A -> B.
+        testable = n >= cfg.min_support and n_fail >= cfg.min_source_failures and n_ok > 0 and n_target_ok >= cfg.min_source_failures
+        if testable and edge.lift <= EPS:
+            rejected.append(dataclasses.replace(edge, origin="prior"))
+        else:
+            edges.append(dataclasses.replace(edge, origin="prior"))
+    return sorted(edges, key=lambda e: (e.source, e.target)), rejected
 
 
 def _find_cycle(nodes: list[str], succ: dict[str, list[str]]) -> list[tuple[str, str]] | None:
@@ -221,12 +267,20 @@ def severity(gap: float | None, connectivity: float, alpha: float) -> float:
     return alpha * g + (1.0 - alpha) * connectivity
 
 
-def diagnose(attempts: pl.DataFrame | Iterable[Attempt], cfg: IdentifierConfig) -> Diagnosis:
-    """The whole Identifier: accuracies, gaps, edges (acyclic), connectivity and severity per module."""
+def diagnose(attempts: pl.DataFrame | Iterable[Attempt], cfg: IdentifierConfig,
+             prior: Iterable[tuple[str, str]] = ()) -> Diagnosis:
+    """The whole Identifier: accuracies, gaps, edges (acyclic), connectivity and severity per module.
+    `prior`: declared (prerequisite, module) pairs, used when cfg.prior is "declared"."""
     df = attempts if isinstance(attempts, pl.DataFrame) else attempts_frame(attempts)
     acc = module_accuracy(df)
     modules = acc["module"].to_list()
-    edges, dropped = break_cycles(candidate_edges(pair_counts(df, cfg.dependency_learners), cfg))
+    counts = pair_counts(df, cfg.dependency_learners)
+    found = candidate_edges(counts, cfg)
+    rejected: list[Edge] = []
+    if cfg.prior == "declared":
+        inside = set(modules)
+        found, rejected = with_prior(found, counts, [(a, b) for a, b in prior if a in inside and b in inside], cfg)
+    edges, dropped = break_cycles(found)
     known = set(modules)
     edges = [e for e in edges if e.source in known and e.target in known]
     below = descendants(modules, edges)
@@ -247,7 +301,7 @@ def diagnose(attempts: pl.DataFrame | Iterable[Attempt], cfg: IdentifierConfig) 
             difficulty=round(depth[k] / max_depth, 6) if max_depth else 0.0,
             n_teacher=row["n_teacher"], n_student=row["n_student"],
         ))
-    return Diagnosis(modules=tuple(out), edges=tuple(edges), dropped_edges=tuple(dropped))
+    return Diagnosis(modules=tuple(out), edges=tuple(edges), dropped_edges=tuple(dropped), rejected_prior=tuple(rejected))
 
 
 def parse_diagnosis(data: object, source: str) -> Diagnosis:

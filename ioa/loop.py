@@ -203,7 +203,7 @@ def ensure_diagnosis(ctx: Context) -> Diagnosis:
         # they cannot be probed or gated here, so the diagnosis covers the run's modules only.
         inside = set(ctx.probes)
         attempts = [a for a in t_attempts + s_attempts if a.module in inside]
-        diagnosis = ctx.timed("identify", lambda: diagnose(attempts, ctx.cfg.identifier))
+        diagnosis = ctx.timed("identify", lambda: diagnose(attempts, ctx.cfg.identifier, ctx.domain.declared_prerequisites()))
         atomic_write_json(rd.diagnosis, diagnosis.to_dict())
     diagnosis = Diagnosis.from_dict(read_json(rd.diagnosis))
     if ctx.cfg.method == "ioa-no-identifier":  # ablation: no gap targeting, every teachable module is taught

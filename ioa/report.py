@@ -254,11 +254,16 @@ def graph_blocks(data: RunData, images: dict[str, Image]) -> list[Any]:
     if "dependency_graph" in images:
         blocks.append(images["dependency_graph"])
     edges = data.diagnosis.edges if data.diagnosis else ()
+    rejected = data.diagnosis.rejected_prior if data.diagnosis else ()
+    if rejected:
+        blocks.append(Para("Declared prerequisites the student's data rejected (no lift): "
+                           + ", ".join(f"{e.source} → {e.target} (lift {e.lift:.3f}, {e.support} pairs)" for e in rejected[:50])))
     if not edges:
         blocks.append(Para("No prerequisite edges were discovered."))
         return blocks
-    rows = tuple((e.source, e.target, str(e.support), f"{e.lift:.3f}") for e in edges[:MAX_EDGE_ROWS])
-    blocks.append(Table(("source (prerequisite)", "target", "support", "lift"), rows))
+    origin = {"data": "found in the data", "confirmed": "declared, confirmed by the data", "prior": "declared, not rejected"}
+    rows = tuple((e.source, e.target, str(e.support), f"{e.lift:.3f}", origin.get(e.origin, e.origin)) for e in edges[:MAX_EDGE_ROWS])
+    blocks.append(Table(("source (prerequisite)", "target", "support", "lift", "origin"), rows))
     if len(edges) > MAX_EDGE_ROWS:
         blocks.append(Para(f"… and {len(edges) - MAX_EDGE_ROWS} more edges (see diagnosis.json)."))
     dropped = data.diagnosis.dropped_edges

@@ -114,6 +114,7 @@ class Edge(Record):
     p_source_ok_given_target_ok: float
     p_target_ok_given_source_fail: float
     lift: float
+    origin: str = "data"  # data: found by the conditional analysis; confirmed: declared and found; prior: declared, not rejected
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class Diagnosis(Record):
     modules: tuple[ModuleDiagnosis, ...]
     edges: tuple[Edge, ...]
     dropped_edges: tuple[Edge, ...] = ()  # removed to break cycles
+    rejected_prior: tuple[Edge, ...] = ()  # declared prerequisites the student's data contradict (no lift)
 
     def module(self, module_id: str) -> ModuleDiagnosis:
         for m in self.modules:
@@ -133,6 +135,7 @@ class Diagnosis(Record):
             "modules": [m.to_dict() for m in self.modules],
             "edges": [e.to_dict() for e in self.edges],
             "dropped_edges": [e.to_dict() for e in self.dropped_edges],
+            "rejected_prior": [e.to_dict() for e in self.rejected_prior],
         }
 
     @classmethod
@@ -141,6 +144,7 @@ class Diagnosis(Record):
             modules=tuple(ModuleDiagnosis.from_dict(m) for m in data["modules"]),
             edges=tuple(Edge.from_dict(e) for e in data.get("edges", ())),
             dropped_edges=tuple(Edge.from_dict(e) for e in data.get("dropped_edges", ())),
+            rejected_prior=tuple(Edge.from_dict(e) for e in data.get("rejected_prior", ())),
         )
 
 

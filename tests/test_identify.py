@@ -145,3 +145,25 @@ def test_two_cycles_each_lose_one_edge():
         kept, dropped = break_cycles([e("a", "b", 0.3), e("b", "a", 0.4), e("c", "d", 0.9), e("d", "c", 0.2)])
     assert sorted((x.source, x.target) for x in dropped) == [("a", "b"), ("d", "c")]
     assert len(kept) == 2
+
+
+def test_declared_prior_is_confirmed_kept_or_rejected_by_the_data():
+    cfg = IdentifierConfig(prior="declared", min_support=6, min_source_failures=2)
+    found = [(True, True)] * 4 + [(False, False)] * 4  # a clear A -> B: confirmed
+    no_contrast = [(True, False)] * 3 + [(False, False)] * 3  # B never solved: no evidence either way, kept
+    contradicted = [(True, True)] * 2 + [(False, True)] * 2 + [(True, False)] * 2 + [(False, False)] * 2  # no lift
+    atts = (problems("student", "a", [True]) + problems("student", "c", [True]) + problems("student", "e", [True])
+            + pairs("student", "a", "b", found, "g") + pairs("student", "c", "d", no_contrast, "h")
+            + pairs("student", "e", "f", contradicted, "k") + pairs("student", "b", "d", found, "m"))
+    prior = [("a", "b"), ("c", "d"), ("e", "f"), ("x", "b")]  # x is not in the run: ignored
+    d = diagnose(atts, cfg, prior)
+    origins = {(e.source, e.target): e.origin for e in d.edges}
+    assert origins == {("a", "b"): "confirmed", ("c", "d"): "prior", ("b", "d"): "data"}
+    assert [(e.source, e.target) for e in d.rejected_prior] == [("e", "f")] and d.rejected_prior[0].lift == 0.0
+    # without the prior: only what the data found, all marked data
+    plain = diagnose(atts, IdentifierConfig(min_support=6, min_source_failures=2), prior)
+    assert {(e.source, e.target): e.origin for e in plain.edges} == {("a", "b"): "data", ("b", "d"): "data"}
+    assert plain.rejected_prior == ()
+    from ioa.types import Diagnosis
+
+    assert Diagnosis.from_dict(d.to_dict()) == d  # origins and rejections survive diagnosis.json

@@ -186,3 +186,17 @@ def test_replay_weights_shift_the_share_toward_dropped_modules():
     assert even == {"a": 4, "b": 3, "c": 3} and sum(even.values()) == 10
     boosted = replay_counts(["a", "b", "c"], 0.5, 10, {"c": 2.0})
     assert boosted == {"a": 3, "b": 2, "c": 5} and sum(boosted.values()) == 10
+
+
+def test_the_declared_prior_orders_the_curriculum(tmp_path):
+    ctx = make_ctx(tmp_path, **{"identifier.prior": "declared", "synthesis.max_remedial_rounds": 0})
+    summary = run(ctx)
+    diagnosis = json.loads(ctx.rd.diagnosis.read_text())
+    origins = {(e["source"], e["target"]): e["origin"] for e in diagnosis["edges"]}
+    assert origins[("addition_facts", "multi_digit_addition")] in ("confirmed", "prior")
+    assert set(origins.values()) <= {"data", "confirmed", "prior"}
+    stage_of = {m: s["index"] for s in summary["stages"] if not s["bridge"] for m in s["modules"]}
+    assert len({s["index"] for s in summary["stages"] if not s["bridge"]}) >= 2
+    for (a, b) in origins:  # every prerequisite that is taught comes in an earlier stage
+        if a in stage_of and b in stage_of:
+            assert stage_of[a] < stage_of[b]
