@@ -24,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-METHODS = ["ioa", "vanilla", "self-instruct", "error-targeted", "ioa-no-identifier", "ioa-no-organizer", "ioa-no-adapter"]
+sys.path.insert(0, str(ROOT))
+from ioa.config import METHODS  # noqa: E402  (the bench runs from a checkout, the package need not be installed)
 
 
 def ioa(*args: str) -> list[str]:

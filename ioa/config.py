@@ -159,12 +159,13 @@ class EvalConfig(Section):
     data_dir: str | None = Field(None, description="benchmark JSONL folder (default: $IOA_DATA_DIR)")
 
 
-METHODS = ("ioa", "vanilla", "self-instruct", "error-targeted", "ioa-no-identifier", "ioa-no-organizer", "ioa-no-adapter")
-Method = Literal["ioa", "vanilla", "self-instruct", "error-targeted", "ioa-no-identifier", "ioa-no-organizer", "ioa-no-adapter"]
+METHODS = ("ioa", "vanilla", "easy-to-hard", "self-instruct", "error-targeted", "ioa-no-identifier", "ioa-no-organizer",
+           "ioa-no-adapter")
+Method = Literal[METHODS]  # type: ignore[valid-type]  # one list: the config's choices are the registry's
 
 
 class RunConfig(Section):
-    method: Method = Field("ioa", description="ioa, a baseline (vanilla, self-instruct, error-targeted) or an ablation (ioa-no-*)")
+    method: Method = Field("ioa", description="ioa, a baseline (vanilla, easy-to-hard, self-instruct, error-targeted) or an ablation (ioa-no-*)")
     label: str | None = Field(None, max_length=80, description="the name `ioa compare` groups and shows this run under "
                               "(default: the method); tells variants of one method apart")
     domain: str = "arithmetic"

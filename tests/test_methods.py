@@ -41,7 +41,8 @@ def new_examples(rd):
     return [e for f in sorted((rd.root / "stages").rglob("train.jsonl")) for e in read_jsonl(f) if e["kind"] != "replay"]
 
 
-METHODS = ["ioa", "vanilla", "self-instruct", "error-targeted", "ioa-no-identifier", "ioa-no-organizer", "ioa-no-adapter"]
+METHODS = ["ioa", "vanilla", "easy-to-hard", "self-instruct", "error-targeted", "ioa-no-identifier", "ioa-no-organizer",
+           "ioa-no-adapter"]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -158,7 +159,27 @@ def test_ablations_switch_off_one_part_each(tmp_path):
     assert not all(e["completion"] == e["raw"] for e in new_examples(full.rd))
 
 
-@pytest.mark.parametrize("method", ["vanilla", "error-targeted", "self-instruct"])
+def test_easy_to_hard_teaches_every_module_by_level_with_rising_numbers(tmp_path):
+    ctx = make_ctx(tmp_path, "easy-to-hard")
+    summary = run(ctx)
+    levels = {m.id: m.level for m in ctx.domain.modules()}
+    stages = summary["stages"]
+    stage_levels = [{levels[m] for m in s["modules"]} for s in stages]
+    assert all(len(lv) == 1 for lv in stage_levels) and len(stages) >= 2
+    assert [lv.pop() for lv in stage_levels] == sorted({levels[m] for m in MODULES})  # foundations first
+    assert sorted(m for s in stages for m in s["modules"]) == sorted(MODULES)  # every module, no identification
+    for s in stages:
+        rounds = list((ctx.rd.root / "stages" / str(s["index"])).glob("round-*"))
+        assert len(rounds) == 1 and not (rounds[0] / "gate.json").exists()  # no gates, no remediation
+        examples = read_jsonl(rounds[0] / "train.jsonl")
+        for m in s["modules"]:
+            ds = [e["difficulty"] for e in examples if e["module"] == m]
+            assert ds == sorted(ds)  # small numbers first
+        assert all(e["completion"] == e["raw"] for e in examples)
+    assert summary["budget"]["used"]["steps"] == CAPS["budget.max_steps"]  # the budget split over the stages
+
+
+@pytest.mark.parametrize("method", ["vanilla", "easy-to-hard", "error-targeted", "self-instruct"])
 def test_interrupted_baseline_resumes_to_the_same_result(tmp_path, method):
     whole = run(make_ctx(tmp_path, method, name="whole"))
     ctx = make_ctx(tmp_path, method, name="cut", interrupt_at_train=1)

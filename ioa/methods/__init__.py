@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ioa.config import RunConfig
 
-BASELINES = ("vanilla", "self-instruct", "error-targeted")
+BASELINES = ("vanilla", "easy-to-hard", "self-instruct", "error-targeted")
 ABLATIONS = ("ioa-no-identifier", "ioa-no-organizer", "ioa-no-adapter")
 
 

@@ -3,6 +3,9 @@
   vanilla         one-shot synthetic-data distillation: worked examples spread evenly over all modules
   self-instruct   Wang et al. 2023: new tasks bootstrapped from sampled seed tasks, near-duplicates
                   (ROUGE-L >= 0.7 to any pooled task) dropped, then the teacher answers them
+  easy-to-hard    a plain curriculum (the reviewers' baseline): every module, in stages by the domain's
+                  module level (foundations first), numbers rising from small to large inside each
+                  stage; no identification, no gates, no remediation, budget split evenly over stages
   error-targeted  in the spirit of LLM2LLM / Lion: fine-tune -> collect the student's wrong answers on
                   its own training problems -> the teacher writes new examples like the failed ones ->
                   repeat; no modules targeting, curriculum or adaptation
@@ -23,9 +26,9 @@ from ioa.evaluate import evaluate
 from ioa.io import atomic_write_json, read_json, read_jsonl
 from ioa.loop import (Context, as_replay, probe_band, run_modules, single_stage, teacher_usage, train_round,
                       usage_delta, write_round_data)
-from ioa.methods.budget import examples_left, spent, steps_left
+from ioa.methods.budget import examples_left, spent, steps_left, trim_counts
 from ioa.synthesize import Synthesis, checked_solutions, seed_base, stage_difficulties, synthesize
-from ioa.types import Curriculum, Diagnosis, Example, Problem
+from ioa.types import Curriculum, Diagnosis, Example, Problem, Stage
 
 
 def even_counts(modules: Sequence[str], n: int, low: float, high: float, seed: int) -> dict[str, list[float]]:
@@ -79,6 +82,41 @@ def run_vanilla(ctx: Context, diagnosis: Diagnosis) -> Curriculum:
         write_round_data(rdir / "train.jsonl", examples, made, usage_delta(before, ctx.teacher))
     train_if_budget(ctx, rdir, examples, planned_steps(ctx))
     return single_stage(modules, ctx.cfg)
+
+
+def level_stages(ctx: Context, modules: Sequence[str]) -> Curriculum:
+    """One stage per module level present in the run, lowest first (a difficulty of 0 to 1 across them)."""
+    by_level: dict[int, list[str]] = {}
+    for m in domain_modules(ctx, modules):
+        by_level.setdefault(m.level, []).append(m.id)
+    levels = sorted(by_level)
+    return Curriculum(stages=tuple(
+        Stage(index=i, modules=tuple(by_level[lv]), difficulty=round(i / max(1, len(levels) - 1), 6),
+              mastery_threshold=ctx.cfg.organizer.tau_mastery) for i, lv in enumerate(levels)))
+
+
+def run_easy_to_hard(ctx: Context, diagnosis: Diagnosis) -> Curriculum:
+    modules = run_modules(ctx.cfg, ctx.domain)
+    curriculum = level_stages(ctx, modules)
+    low, high = probe_band(ctx.cfg)
+    stages = curriculum.stages
+    for i, stage in enumerate(stages):
+        rdir = ctx.rd.round(stage.index, 0)
+        examples = load_round(ctx, rdir / "train.jsonl")
+        if examples is None:
+            share = math.ceil(planned_examples(ctx, modules) * len(stage.modules) / sum(len(s.modules) for s in stages[i:]))
+            base, extra = divmod(share, len(stage.modules))
+            counts = {m: stage_difficulties(base + (j < extra), low, high, 1.0, True, ctx.cfg.seed)
+                      for j, m in enumerate(stage.modules) if base + (j < extra)}
+            counts = trim_counts(counts, examples_left(ctx.cfg.budget, spent(ctx.rd)))
+            before = teacher_usage(ctx.teacher)
+            made = synthesize(ctx.teacher, ctx.domain, domain_modules(ctx, list(counts)), counts, ctx.cfg.adapter, ctx.seen,
+                              f"s{stage.index}r0", "synth", ctx.cfg.seed, progress=ctx.progress)
+            examples = made.examples
+            write_round_data(rdir / "train.jsonl", examples, made, usage_delta(before, ctx.teacher))
+        if not train_if_budget(ctx, rdir, examples, planned_steps(ctx, len(stages) - i)):
+            break
+    return curriculum
 
 
 # ---- self-instruct -------------------------------------------------------------------------------
@@ -237,4 +275,5 @@ BASELINE_RUNNERS = {
     "vanilla": run_vanilla,
     "self-instruct": run_self_instruct,
     "error-targeted": run_error_targeted,
+    "easy-to-hard": run_easy_to_hard,
 }
