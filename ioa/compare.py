@@ -39,6 +39,8 @@ class RunResult:
     benchmarks: dict[str, float] = field(default_factory=dict)
     items_per_module: float | None = None  # held-out items each module was scored on
     items: dict[str, dict[str, bool]] = field(default_factory=dict)  # module -> item id -> correct (final evaluation)
+    bleed_after: float | None = None  # mean share of final answers written in another module's layout
+    completion_tokens: float | None = None  # mean adapted completion length of the new examples (≈ tokens)
 
 
 def load_result(root: Path) -> RunResult:
@@ -60,7 +62,14 @@ def load_result(root: Path) -> RunResult:
         benchmarks=flat_benchmarks(summary.get("benchmarks") or {}),
         items_per_module=items_per_module(root),
         items=final_items(root),
+        bleed_after=(summary.get("layout_bleed") or {}).get("mean_after"),
+        completion_tokens=mean_completion(summary.get("completion_tokens") or {}),
     )
+
+
+def mean_completion(lengths: dict[str, dict[str, float]]) -> float | None:
+    n = sum(v["examples"] for v in lengths.values())
+    return sum(v["adapted"] * v["examples"] for v in lengths.values()) / n if n else None
 
 
 def final_items(root: Path) -> dict[str, dict[str, bool]]:
@@ -141,6 +150,8 @@ def compare(results: Sequence[RunResult]) -> dict[str, Any]:
         row["modules"] = {m: mean_std([r.after.get(m) for r in runs]) for m in modules}
         row["benchmarks"] = {k: mean_std([r.benchmarks.get(k) for r in runs]) for k in bench_keys}
         row["budget"] = {k: mean_std([r.budget.get(k) for r in runs]) for k in ("examples", "steps", "teacher_calls", "teacher_tokens")}
+        row["bleed_after"] = mean_std([r.bleed_after for r in runs])
+        row["completion_tokens"] = mean_std([r.completion_tokens for r in runs])
         row["curves"] = [r.curve for r in runs]
         rows.append(row)
     items = [r.items_per_module for r in results if r.items_per_module]
@@ -241,13 +252,14 @@ def blocks(table: dict[str, Any], images: dict[str, Image]) -> list[Any]:
                            "in each run's own pre-training diagnosis; known: the other modules (what the student "
                            "already knew: kept or forgotten). Budget: what each method actually used.")]
     headers = ("method", "runs", "deficient before", "deficient after", "known before", "known after", "all before", "all after",
-               "examples", "steps", "teacher calls", "teacher tokens") + tuple(table["benchmarks"])
+               "examples", "steps", "teacher calls", "teacher tokens", "completion ≈tokens", "layout bleed after") + tuple(table["benchmarks"])
     body = []
     for r in rows:
         body.append((r["method"], str(r["n"]), fmt(r["deficient_before"]), fmt(r["deficient_after"]),
                      fmt(r["known_before"]), fmt(r["known_after"]), fmt(r["all_before"]),
                      fmt(r["all_after"]), fmt_count(r["budget"]["examples"]), fmt_count(r["budget"]["steps"]),
-                     fmt_count(r["budget"]["teacher_calls"]), fmt_count(r["budget"]["teacher_tokens"])) + tuple(fmt(r["benchmarks"][k]) for k in table["benchmarks"]))
+                     fmt_count(r["budget"]["teacher_calls"]), fmt_count(r["budget"]["teacher_tokens"]),
+                     fmt_count(r.get("completion_tokens", (None, None))), fmt(r.get("bleed_after", (None, None)))) + tuple(fmt(r["benchmarks"][k]) for k in table["benchmarks"]))
     out.append(Table(headers, tuple(body)))
     if table.get("items_per_module"):
         n = table["items_per_module"]

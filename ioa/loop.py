@@ -25,6 +25,7 @@ from ioa.domains.base import Domain
 from ioa.evaluate import evaluate, gate, per_module_accuracy
 from ioa.identify import diagnose
 from ioa.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from ioa.layouts import bleed_share, module_layouts
 from ioa.methods.budget import examples_left, spent, steps_left, trim_counts
 from ioa.organize import organize
 from ioa.probe import TEST_SEED_BASE, expand_groups, generate_many, grade, probe_problems
@@ -401,7 +402,9 @@ def eval_round(ctx: Context, rdir: Path, stage: Stage, log: StageLog) -> dict[st
         retention = list(dict.fromkeys(retention))
         ctx.sync_student()
         result = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, ctx.probe_items(list(stage.modules) + retention)))
-        atomic_write_json(path, {**result, "stage_modules": list(stage.modules), "retention_modules": retention})
+        layouts = module_layouts(e.to_dict() for e in log.examples + log.replayed)
+        atomic_write_json(path, {**result, "stage_modules": list(stage.modules), "retention_modules": retention,
+                                 "layout_bleed": bleed_share(result["items"], layouts)})
     return read_json(path)
 
 

@@ -215,10 +215,14 @@ def header_blocks(data: RunData, rows: list[dict[str, Any]]) -> list[Any]:
     lengths = summary.get("completion_tokens") or {}
     length = ("completion length, raw → adapted (≈ tokens): "
               + ", ".join(f"{m} {v['raw']:.0f} → {v['adapted']:.0f}" for m, v in lengths.items()) if lengths else None)
+    bleed = summary.get("layout_bleed") or {}
+    bled = (f"answers written in another module's layout: {pct(bleed['mean_before'])} before → {pct(bleed['mean_after'])} after "
+            "(mean over modules; " + ", ".join(f"{m} {pct(v)}" for m, v in bleed["after"].items()) + ")"
+            if bleed.get("mean_after") is not None else None)
     items = tuple(x for x in (
         f"domain: {domain}", f"student model: {student}", f"status: {'finished' if data.finished else 'unfinished'}",
         f"deficient modules ({h['count']}): mean accuracy {pct(h['before'])} → {pct(h['after'])} ({points(h['gain'])})",
-        cost, retained, known, length,
+        cost, retained, known, length, bled,
         f"total wall time: {fmt_seconds(total) if data.timings else DASH}"
         + (f" ({', '.join(f'{r[0]} {r[1]}' for r in timing)})" if timing else ""),
     ) if x)

@@ -104,6 +104,24 @@ def completion_lengths(rd: RunDir) -> dict[str, dict[str, float | int]]:
     return {m: {"raw": round(r / n, 2), "adapted": round(a / n, 2), "examples": n} for m, (r, a, n) in sorted(sums.items())}
 
 
+def trained_examples(rd: RunDir) -> list[dict[str, Any]]:
+    stages = rd.root / "stages"
+    return [e for path in (sorted(stages.glob("*/round-*/train.jsonl")) if stages.is_dir() else []) for e in read_jsonl(path)]
+
+
+def layout_bleed(rd: RunDir, final: dict[str, Any]) -> dict[str, Any]:
+    """Per module, the share of answers written in another module's layout (ioa.layouts), before training
+    (the probe answers) and after (the final evaluation), with the layouts the run trained."""
+    from ioa.layouts import bleed_share, module_layouts
+
+    layouts = module_layouts(trained_examples(rd))
+    before = read_jsonl(rd.responses_before) if rd.responses_before.exists() else []
+    out: dict[str, Any] = {"before": bleed_share(before, layouts), "after": bleed_share(final.get("items") or [], layouts)}
+    for when in ("before", "after"):
+        out[f"mean_{when}"] = _mean(list(out[when].values()))
+    return out
+
+
 def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
     from ioa.llm.accounting import Ledger
     from ioa.methods.budget import spent
@@ -173,6 +191,7 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
             "change_points": round(100 * (untaught_after - untaught_before), 2) if untaught and untaught_after is not None else None,
         },
         "completion_tokens": completion_lengths(rd),
+        "layout_bleed": layout_bleed(rd, final),
         "stages": history,
         "timings": read_json(rd.timings) if rd.timings.exists() else {},
     }
