@@ -100,7 +100,7 @@ def test_replay_mixes_in_mastered_modules(tmp_path):
     taught = {m["id"] for m in summary["modules"] if m["taught"]}
     assert set(lengths) >= taught and all(v["examples"] > 0 and v["adapted"] > 0 and v["raw"] > 0 for v in lengths.values())
     bleed = summary["layout_bleed"]  # the fake answers "Answer: N" only: nothing in any module's layout
-    assert set(bleed["after"]) == set(lengths) and bleed["mean_after"] == 0.0
+    assert set(bleed["after"]) >= set(lengths) and bleed["mean_after"] == 0.0  # replayed modules have a layout too
     first_gate = json.loads(next((ctx.rd.root / "stages").rglob("eval.json")).read_text())
     assert set(first_gate["layout_bleed"]) <= set(lengths)
 
