@@ -20,7 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
-from ioa.config import ConfigError, RunConfig, load_config
+from ioa.config import PRESETS, ConfigError, RunConfig, load_config
 from ioa.io import InputError, atomic_write_json, atomic_write_jsonl, read_json
 from ioa.llm.base import BudgetExceeded, TeacherCallError
 
@@ -29,7 +29,7 @@ USER_ERRORS = (ConfigError, InputError, ValueError)
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="YAML configuration file")
-    p.add_argument("--preset", help="named preset: default, smoke")
+    p.add_argument("--preset", help="named preset: " + ", ".join(PRESETS))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override, e.g. --set identifier.tau_gap=0.25 (repeatable)")
 

@@ -47,7 +47,9 @@ def load_result(root: Path) -> RunResult:
     root = Path(root)
     summary_path = root / "summary.json"
     if not summary_path.exists():
-        raise InputError(f"{root}: no summary.json (not a finished run; `ioa resume {root}` finishes it)")
+        hint = (f"an unfinished run: `ioa resume {root}` finishes it" if (root / "config.yaml").exists()
+                else "not a run directory: give the folders `ioa run` wrote (each has config.yaml)")
+        raise InputError(f"{root}: no summary.json ({hint})")
     summary = read_json(summary_path)
     cfg = yaml.safe_load((root / "config.yaml").read_text()) or {} if (root / "config.yaml").exists() else {}
     tau_gap = summary.get("tau_gap", (cfg.get("identifier") or {}).get("tau_gap", 0.3))

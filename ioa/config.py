@@ -7,11 +7,12 @@ anything runs.
 """
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 Unit = Field(ge=0.0, le=1.0)
 
@@ -94,6 +95,15 @@ class StudentConfig(Section):
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 where the hardware has it")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
 
+
+    @field_validator("model")
+    @classmethod
+    def local_path_exists(cls, value: str) -> str:
+        """A path-looking model (/, ./, ../, ~) must exist: without this check Hugging Face reports a
+        missing folder, 15 s later, as a malformed hub repo id."""
+        if value.startswith(("/", "./", "../", "~")) and not Path(value).expanduser().exists():
+            raise ValueError(f"no such path: {value}")
+        return value
 
     @property
     def effective_learning_rate(self) -> float:
@@ -226,6 +236,18 @@ class ConfigError(ValueError):
     """A configuration problem, already phrased for the user."""
 
 
+def config_keys(model: type[BaseModel] = None, prefix: str = "") -> list[str]:  # type: ignore[assignment]
+    """Every dotted configuration key ("identifier.tau_gap", ...), for suggestions on a typo."""
+    model = model or RunConfig
+    out = []
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        out.append(f"{prefix}{name}")
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out += config_keys(ann, f"{prefix}{name}.")
+    return out
+
+
 def _format_validation_error(err: ValidationError, source: str) -> str:
     lines = [f"invalid configuration ({source}):"]
     for e in err.errors():
@@ -234,7 +256,12 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         bounds = ", ".join(f"{k} {v}" for k, v in ctx.items() if k in ("ge", "gt", "le", "lt"))
         allowed = f" (allowed: {bounds})" if bounds else ""
         got = f"; got {e['input']!r}" if "input" in e and not isinstance(e["input"], dict) else ""
-        lines.append(f"  {field}: {e['msg']}{allowed}{got}")
+        hint = ""
+        if e["type"] == "extra_forbidden":
+            same_depth = [k for k in config_keys() if k.count(".") == field.count(".")]
+            close = difflib.get_close_matches(field, same_depth, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+        lines.append(f"  {field}: {e['msg']}{allowed}{got}{hint}")
     return "\n".join(lines)
 
 

@@ -102,3 +102,25 @@ def test_identify_on_the_builtin_domain_writes_attempts(tmp_path):
 def test_unknown_domain_is_one_clear_error(tmp_path):
     proc = ioa("identify", "--domain", "astrology", "--out", tmp_path / "d", check=False)
     assert proc.returncode == 2 and "unknown domain 'astrology'" in proc.stderr
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("identifier.tau_gpa=0.2", "did you mean identifier.tau_gap?"),
+    ("identifer.coverage=1", "did you mean identifier?"),
+    ("student.model=/no/such/model", "student.model: Value error, no such path: /no/such/model"),
+])
+def test_config_errors_point_at_the_cause(tmp_path, setting, message):
+    proc = ioa("run", "--run-dir", tmp_path / "r", "--set", setting, check=False)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_compare_hints_match_what_the_folder_is(tmp_path):
+    (tmp_path / "plain").mkdir()
+    proc = ioa("compare", tmp_path / "plain", "--out", tmp_path / "c", check=False)
+    assert proc.returncode == 2 and "not a run directory" in proc.stderr and "ioa resume" not in proc.stderr
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.yaml").write_text("method: ioa\n")
+    proc = ioa("compare", tmp_path / "half", "--out", tmp_path / "c", check=False)
+    assert proc.returncode == 2 and f"ioa resume {tmp_path / 'half'}" in proc.stderr
+    assert not (tmp_path / "c").exists()
