@@ -74,6 +74,10 @@ class SynthesisConfig(Section):
     replay_fraction: float = Field(0.2, ge=0.0, le=0.9, description="share of each stage's data replayed from mastered modules")
     replay_untaught: bool = Field(
         True, description="replay every teachable module the curriculum does not teach (off: only those mastered before the run)")
+    replay_source: Literal["teacher", "student"] = Field(
+        "teacher", description="where replay of a module kept from before the run (never taught) comes from: teacher: "
+        "fresh teacher solutions; student: the student's own checked-correct answers to fresh problems (on-policy, "
+        "so replay does not pull what it already does toward the teacher's form)")
     retention_boost: float = Field(
         2.0, ge=1.0, le=10.0, description="replay weight of a module whose accuracy fell at the last gate, against 1 for the rest (1: off)")
 

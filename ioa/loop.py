@@ -32,7 +32,7 @@ from ioa.probe import TEST_SEED_BASE, expand_groups, generate_many, grade, probe
 from ioa.rundir import RunDir
 from ioa.students.base import Student
 from ioa.summary import summarize
-from ioa.synthesize import remedial_targets, replay_counts, stage_difficulties, synthesize
+from ioa.synthesize import own_answers, remedial_targets, replay_counts, stage_difficulties, synthesize
 from ioa.teachers.base import Teacher
 from ioa.teachers.metered import MeteredTeacher
 from ioa.types import Curriculum, Diagnosis, Example, Problem, Stage
@@ -316,7 +316,16 @@ def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefi
             continue
         picked += pool
         module = next(m for m in ctx.domain.modules() if m.id == module_id)
-        difficulties = {module_id: stage_difficulties(k - len(pool), low, high, 1.0, ctx.cfg.adapter.load_ramp, ctx.cfg.seed)}
+        need = k - len(pool)
+        if module_id in log.known and ctx.cfg.synthesis.replay_source == "student":
+            # twice the problems, since only the answers the checker accepts are kept
+            difficulties = stage_difficulties(2 * need, low, high, 1.0, False, ctx.cfg.seed)
+            ctx.sync_student()
+            picked += ctx.timed("replay_own", lambda: own_answers(
+                ctx.teacher, ctx.domain, ctx.student.respond, module, difficulties, ctx.seen, f"{prefix}-own-{module_id}",
+                ctx.cfg.seed, need)).examples
+            continue
+        difficulties = {module_id: stage_difficulties(need, low, high, 1.0, ctx.cfg.adapter.load_ramp, ctx.cfg.seed)}
         picked += synthesize(ctx.teacher, ctx.domain, [module], difficulties, ctx.cfg.adapter, ctx.seen,
                              f"{prefix}-fresh-{module_id}", "replay", ctx.cfg.seed).examples
     return as_replay(picked, f"{prefix}-replay")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -151,6 +151,38 @@ def synthesize(
                 completion=text, answer=problem.answer, difficulty=problem.difficulty, kind=kind,
                 problem_id=problem.id, raw=raw, remediates=target, meta=dict(problem.meta),
             ))
+    return out
+
+
+def own_answers(
+    teacher: Teacher, domain: Domain, respond: Callable[[Sequence[Problem]], list[str]], module: Module,
+    difficulties: Sequence[float], seen: set[str], id_prefix: str, seed: int, n: int,
+) -> Synthesis:
+    """Up to `n` examples of the student's own answers that the domain's checker accepts, to fresh
+    problems the teacher writes (one per difficulty; never a probe, test item or earlier prompt).
+
+    Replaying these keeps what the student already does right in its own words (RL's Razor: forgetting
+    tracks how far training pulls the model from its own distribution); `respond` is the student's.
+    """
+    out = Synthesis()
+    indexed, out.duplicates = _new_problems(teacher, module, difficulties, seed_base(seed, id_prefix, module.id, "own"), seen)
+    problems = [p for _, p in indexed]
+    if not problems:
+        return out
+    responses = respond(problems)
+    ok = check_many(domain, problems, responses)
+    for problem, response, good in zip(problems, responses, ok):
+        if not good:
+            out.rejected += 1
+            continue
+        if len(out.examples) >= n:
+            break
+        seen.add(prompt_for(problem))
+        out.examples.append(Example(
+            id=f"{id_prefix}-{len(out.examples):05d}", module=module.id, prompt=prompt_for(problem),
+            completion=response.strip(), answer=problem.answer, difficulty=problem.difficulty, kind="replay",
+            problem_id=problem.id, raw=response, meta=dict(problem.meta),
+        ))
     return out
 
 

@@ -204,3 +204,22 @@ def test_the_declared_prior_orders_the_curriculum(tmp_path):
     for (a, b) in origins:  # every prerequisite that is taught comes in an earlier stage
         if a in stage_of and b in stage_of:
             assert stage_of[a] < stage_of[b]
+
+
+def test_student_replay_trains_on_its_own_checked_answers(tmp_path):
+    ctx = make_ctx(tmp_path, rate=0.1, **{"synthesis.replay_fraction": 0.3, "synthesis.replay_source": "student"})
+    summary = run(ctx)
+    assert summary["prior_knowledge"]["modules"] == ["place_value"]
+    own = [e for e in all_examples(ctx.rd) if e["module"] == "place_value"]
+    assert own and all(e["kind"] == "replay" and e["completion"] == e["raw"].strip() for e in own)
+    from ioa.methods.baselines import as_problem
+    from ioa.types import Example
+
+    probes = {x.question for x in ctx.probe_items(["place_value"])}
+    for e in own:  # only answers the domain's checker accepts, to problems apart from the probes
+        problem = as_problem(Example.from_dict(e))
+        assert problem.question not in probes and ctx.domain.check(problem, e["completion"])
+    teacher_run = make_ctx(tmp_path, name="teacher-replay", rate=0.1, **{"synthesis.replay_fraction": 0.3})
+    run(teacher_run)
+    theirs = [e for e in all_examples(teacher_run.rd) if e["module"] == "place_value"]
+    assert theirs and all(e["completion"].startswith("Goal:") for e in theirs)  # the teacher's adapted solutions
