@@ -110,7 +110,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def open_run(cfg: RunConfig, run_dir: Path, progress: bool):
+def open_run(cfg: RunConfig, run_dir: Path, progress: bool, quiet: bool = False):
     """Everything that can fail on bad input fails here, before the run directory is touched."""
     from ioa.loop import Context, run_modules
     from ioa.rundir import RunDir
@@ -128,7 +128,7 @@ def open_run(cfg: RunConfig, run_dir: Path, progress: bool):
         from ioa.io import atomic_write_text
 
         atomic_write_text(rd.config, config_to_yaml(cfg))
-    return Context(cfg=cfg, rd=rd, domain=domain, teacher=teacher, student=student, progress=progress)
+    return Context(cfg=cfg, rd=rd, domain=domain, teacher=teacher, student=student, progress=progress and not quiet, quiet=quiet)
 
 
 def check_run_dir(rd, cfg: RunConfig) -> None:
@@ -225,7 +225,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return dry_run(cfg)
     if args.run_dir is None:
         args.run_dir = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    return execute(open_run(cfg, args.run_dir, not args.no_progress))
+    return execute(open_run(cfg, args.run_dir, not args.no_progress and not args.quiet, args.quiet))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -244,7 +244,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
         cfg = load_config(rd.config, None, raised)
         atomic_write_text(rd.config, config_to_yaml(cfg))
-    return execute(open_run(cfg, rd.root, not args.no_progress))
+    return execute(open_run(cfg, rd.root, not args.no_progress and not args.quiet, args.quiet))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -286,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the whole staged distillation (default: built-in arithmetic, SmolLM2-135M)")
     p.add_argument("--run-dir", type=Path, help="run directory (default: runs/<timestamp>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no phase messages: errors and the final lines only (implies --no-progress)")
     p.add_argument("--dry-run", action="store_true", help="estimate teacher calls, tokens and cost of the planned run; spend nothing")
     add_budget_args(p)
     add_config_args(p)
@@ -294,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="continue a stopped run without redoing finished work")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no phase messages (implies --no-progress)")
     add_budget_args(p)
     add_config_args(p)
     p.set_defaults(func=cmd_resume)

@@ -12,6 +12,7 @@ import dataclasses
 import os
 import random
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,12 @@ class Context:
     latest_state: Path | None = None  # student state the run has reached
     loaded_state: Path | None = None  # student state currently in memory
     timings: Timings | None = None
+    quiet: bool = False  # no phase messages (errors and the final lines only)
+
+    def say(self, message: str) -> None:
+        """One line on stderr per phase and decision, so a long run says what it is doing."""
+        if not self.quiet:
+            print(f"ioa: {message}", file=sys.stderr, flush=True)
 
     def sync_student(self) -> None:
         if self.latest_state != self.loaded_state and self.latest_state is not None:
@@ -191,6 +198,7 @@ def ensure_diagnosis(ctx: Context) -> Diagnosis:
     rd = ctx.rd
     if not rd.diagnosis.exists():
         items = expand_groups([x for xs in ctx.probes.values() for x in xs])
+        ctx.say(f"probing: {len(items)} items (composites and their steps) of {len(ctx.probes)} modules, teacher and student")
         before = teacher_usage(ctx.teacher)
         t_attempts = grade(ctx.domain, items, ctx.teacher.respond(items), "teacher")
         # Baselines probe only to report P_T and the before-accuracy; only IOA spends its budget here.
@@ -207,6 +215,10 @@ def ensure_diagnosis(ctx: Context) -> Diagnosis:
         diagnosis = ctx.timed("identify", lambda: diagnose(attempts, ctx.cfg.identifier, ctx.domain.declared_prerequisites()))
         atomic_write_json(rd.diagnosis, diagnosis.to_dict())
     diagnosis = Diagnosis.from_dict(read_json(rd.diagnosis))
+    deficient = [m.id for m in diagnosis.modules if m.deficient]
+    others = [m.id for m in diagnosis.modules if not m.deficient]
+    edges = ", ".join(f"{e.source}->{e.target} ({e.origin})" for e in diagnosis.edges) or "none"
+    ctx.say(f"diagnosis: deficient {', '.join(deficient) or 'none'}; not deficient {', '.join(others) or 'none'}; edges {edges}")
     if ctx.cfg.method == "ioa-no-identifier":  # ablation: no gap targeting, every teachable module is taught
         # (applied on reading: diagnosis.json stays the Identifier's finding, the same for every method)
         diagnosis = dataclasses.replace(diagnosis, modules=tuple(
@@ -221,7 +233,10 @@ def ensure_curriculum(ctx: Context, diagnosis: Diagnosis) -> Curriculum:
         if ctx.cfg.method == "ioa-no-organizer":  # ablation: the targeted modules in one shuffled stage
             cur = single_stage([m for s in cur.stages if not s.bridge for m in s.modules], ctx.cfg, shuffle=True)
         atomic_write_json(ctx.rd.curriculum, cur.to_dict())
-    return Curriculum.from_dict(read_json(ctx.rd.curriculum))
+    cur = Curriculum.from_dict(read_json(ctx.rd.curriculum))
+    ctx.say(f"curriculum: {len(cur.stages)} stage(s): " + " -> ".join(
+        f"[{', '.join(s.modules)}]" + (" (bridge)" if s.bridge else "") for s in cur.stages))
+    return cur
 
 
 def one_stage_takes_the_budget(ctx: Context) -> bool:
@@ -430,6 +445,11 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
             break
         log.examples.extend(e for e in examples if e.kind != "replay")
         log.replayed.extend(e for e in examples if e.kind == "replay")
+        kinds: dict[str, int] = {}
+        for e in examples:
+            kinds[e.kind] = kinds.get(e.kind, 0) + 1
+        ctx.say(f"stage {stage.index} round {rnd}: training on {len(examples)} examples ("
+                + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")")
         train_round(ctx, rdir, examples)
         if stage.bridge:
             return
@@ -444,6 +464,9 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
             decision["action"] = "advance" if decision["passed"] else ("advance-unmastered" if final else "remediate")
             atomic_write_json(decision_path, decision)
         decision = read_json(decision_path)
+        ratios = ", ".join(f"{m} {r:.2f}" for m, r in decision["ratios"].items())
+        ctx.say(f"gate: min P_S/P_T {decision['min_ratio']:.2f} {'>=' if decision['passed'] else '<'} "
+                f"{decision['threshold']:.2f} -> {decision['action']} ({ratios})")
         failing = decision["failing"]
         if decision["action"] != "remediate":
             break
@@ -490,6 +513,8 @@ def keep_best_round(ctx: Context, stage: Stage, tried: list[tuple[float, int, di
     """
     i, drop = choose_round(tried, kept or {}, ctx.cfg.organizer.max_known_drop)
     score, rnd, result = tried[i]
+    ctx.say(f"stage {stage.index} ends on round {rnd} of {len(tried)} (mean held-out accuracy {100 * score:.1f}%, "
+            f"kept modules {-100 * drop:+.1f} points)")
     ctx.latest_state = ctx.rd.round(stage.index, rnd) / "state"
     path = ctx.rd.round(stage.index, 0).parent / "selected.json"
     if not path.exists():

@@ -223,3 +223,18 @@ def test_student_replay_trains_on_its_own_checked_answers(tmp_path):
     run(teacher_run)
     theirs = [e for e in all_examples(teacher_run.rd) if e["module"] == "place_value"]
     assert theirs and all(e["completion"].startswith("Goal:") for e in theirs)  # the teacher's adapted solutions
+
+
+def test_the_run_says_each_phase_and_decision(tmp_path, capsys):
+    ctx = make_ctx(tmp_path, rate=0.05, **{"synthesis.max_remedial_rounds": 1})
+    summary = run(ctx)
+    err = capsys.readouterr().err
+    assert "ioa: probing: " in err and "ioa: diagnosis: deficient " in err and "ioa: curriculum: " in err
+    real = [s for s in summary["stages"] if not s["bridge"]]
+    assert err.count("training on ") == sum(len(s["rounds"]) for s in summary["stages"])
+    assert err.count("ioa: gate: min P_S/P_T ") == sum(len(s["rounds"]) for s in real)
+    assert "-> remediate" in err and err.count(" ends on round ") == len(real)
+    quiet = make_ctx(tmp_path, name="quiet")
+    quiet.quiet = True
+    run(quiet)
+    assert capsys.readouterr().err == ""
