@@ -242,14 +242,19 @@ def _retention(row: dict[str, Any]) -> str:
 
 
 def module_blocks(rows: list[dict[str, Any]]) -> list[Any]:
-    headers = ("module", "P_T (teacher)", "student before", "student after", "gap closed", "deficient",
+    headers = ("module", "P_T (teacher)", "student before", "student after", "change", "gap closed", "deficient",
                "taught in stage", "at gate → final")
-    table = tuple((r["id"], pct(r["p_teacher"]), pct(r["before"]), pct(r["after"]), pct(r["gap_closed"]),
+
+    def change(r: dict[str, Any]) -> str:
+        return points(100 * (r["after"] - r["before"])) if r["after"] is not None else DASH
+
+    table = tuple((r["id"], pct(r["p_teacher"]), pct(r["before"]), pct(r["after"]), change(r),
+                   pct(r["gap_closed"]) if r["stages"] else DASH,
                    "yes" if r["deficient"] else "no", ", ".join(r["stages"]) or DASH, _retention(r)) for r in rows)
     return [Heading(2, "Modules"),
-            Para("Sorted by stage order; modules not taught come last, by severity. Gap closed = "
-                 "(after − before) / (P_T − before). At gate → final: accuracy at the last gate of the module's "
-                 "stage and on the final evaluation (forgetting when it falls)."),
+            Para("Sorted by stage order; modules not taught come last, by severity. Change: after − before, in "
+                 "points. Gap closed (taught modules only) = (after − before) / (P_T − before). At gate → final: "
+                 "accuracy at the last gate of the module's stage and on the final evaluation (forgetting when it falls)."),
             Table(headers, table) if rows else Para("No diagnosis yet.")]
 
 

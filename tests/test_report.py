@@ -110,12 +110,14 @@ def test_markdown_module_table(run_dir):
         assert len(rows) == 1, m
         cells = [c.strip() for c in rows[0].strip("|").split("|")]
         assert cells[1:4] == [f"{100 * P_TEACHER[m]:.1f}%", f"{100 * BEFORE[m]:.1f}%", f"{100 * FINAL[m]:.1f}%"]
-        assert cells[5] == ("no" if m == "add" else "yes")
+        assert cells[4] == f"{100 * (FINAL[m] - BEFORE[m]):+.1f} pts"  # the plain change, for every module
+        assert cells[6] == ("no" if m == "add" else "yes")
     mda = next(line for line in table.splitlines() if line.startswith("| mda |"))
     assert "78.6%" in mda  # gap closed (0.85 - 0.3) / (1 - 0.3)
     assert "95.0% → 85.0% (-10.0 pts)" in mda  # at its gate -> final
     add = next(line for line in table.splitlines() if line.startswith("| add |"))
     assert add.rstrip(" |").endswith("–")  # never taught: no gate
+    assert [c.strip() for c in add.strip("|").split("|")][5] == "–"  # and no "gap closed" for a module not taught
     assert "| 2 (bridge)" not in table and "1 (bridge), 2" in table  # mdm appears in the bridge and in stage 2
 
 
