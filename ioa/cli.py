@@ -117,12 +117,16 @@ def open_run(cfg: RunConfig, run_dir: Path, progress: bool, quiet: bool = False)
     from ioa.students import load_student
     from ioa.teachers import load_domain_and_teacher
 
+    from ioa.lock import acquire
+
     rd = RunDir(run_dir)
     check_run_dir(rd, cfg)
+    if rd.root.exists():  # before loading anything: a second process on a live run stops at once
+        acquire(rd.root)
     domain, teacher, _ = load_domain_and_teacher(cfg, rd.cache, rd.root / "teacher_calls.jsonl", rd.root)
     run_modules(cfg, domain)
     student = load_student("hf", cfg.student, rd.cache, progress=progress, seed=cfg.seed)
-    rd.root.mkdir(parents=True, exist_ok=True)
+    acquire(rd.root)  # creates the folder
     if not rd.config.exists():
         from ioa.config import config_to_yaml
         from ioa.io import atomic_write_text
@@ -250,6 +254,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     if not (args.run_dir / "diagnosis.json").exists():
         raise InputError(f"{args.run_dir}: not a run directory with a diagnosis (diagnosis.json missing)")
+    from ioa.lock import acquire
+
+    acquire(args.run_dir)
     write_report_for(args.run_dir)
     return 0
 
@@ -331,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ioa: interrupted; the run directory is resumable with `ioa resume DIR`", file=sys.stderr)
         return 130
+    finally:
+        from ioa.lock import release_all
+
+        release_all()
 
 
 if __name__ == "__main__":

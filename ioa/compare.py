@@ -23,6 +23,7 @@ import yaml
 from ioa.config import METHODS
 from ioa.io import InputError, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_jsonl
 from ioa.report import Heading, Image, Para, Table, to_html, to_markdown
+from ioa.lock import acquire
 from ioa.stats import paired_bootstrap
 
 
@@ -290,7 +291,7 @@ def write_comparison(run_dirs: Sequence[Path], out: Path) -> list[Path]:
     for key, fig in (("accuracy", accuracy_bars(table["methods"])), ("sample_efficiency", sample_efficiency(table["methods"]))):
         if fig is not None:
             images[key] = Image(f"plots/{key}.png", key.replace("_", " "), png_bytes(fig))
-    out.mkdir(parents=True, exist_ok=True)
+    acquire(out)  # one writer per output folder; creates it
     for img in images.values():
         atomic_write_bytes(out / img.path, img.png)
     content = blocks(table, images)

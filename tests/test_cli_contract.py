@@ -124,3 +124,26 @@ def test_compare_hints_match_what_the_folder_is(tmp_path):
     proc = ioa("compare", tmp_path / "half", "--out", tmp_path / "c", check=False)
     assert proc.returncode == 2 and f"ioa resume {tmp_path / 'half'}" in proc.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_a_second_process_on_a_locked_run_directory_stops_at_once(tmp_path):
+    run_dir = tmp_path / "r"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from ioa.lock import acquire; "
+                               f"acquire({str(run_dir)!r}); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        (run_dir / "config.yaml").write_text("method: ioa\n")
+        proc = ioa("resume", run_dir, check=False)
+        assert proc.returncode == 2 and f"in use by pid {holder.pid}" in proc.stderr
+        (run_dir / "diagnosis.json").write_text("{}")
+        proc = ioa("report", run_dir, check=False)
+        assert proc.returncode == 2 and f"pid {holder.pid}" in proc.stderr and not (run_dir / "report.md").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the kernel released the killed holder's lock: no stale lock to clean up
+    from ioa.lock import acquire, release
+
+    acquire(run_dir)
+    release(run_dir)
