@@ -138,7 +138,7 @@ class TeacherConfig(Section):
     reasoning: Literal["auto", "yes", "no"] = Field(
         "auto", description="reasoning model (no sampling parameters, max_completion_tokens); auto: o1/o3/o4-style names")
     max_json_retries: int = Field(3, ge=0, le=20, description="re-asks with the validation error when JSON output is malformed")
-    cache: bool = Field(True, description="persistent SQLite response cache shared by runs (runs/.cache/teacher.sqlite)")
+    cache: bool = Field(True, description="persistent SQLite response cache shared by runs ($IOA_CACHE or ~/.cache/ioa/teacher.sqlite)")
     cache_path: str | None = Field(None, description="override the cache file")
     prices: dict[str, Price] = Field(default_factory=dict, description="model -> price per million tokens, for cost accounting and --max-cost")
 

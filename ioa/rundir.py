@@ -71,8 +71,10 @@ class RunDir:
 
     @property
     def cache(self) -> Path:
-        """Shared across runs: converted base models live here (not inside one run's directory)."""
-        return self.root.parent / ".cache"
+        """Shared across runs wherever they are: converted base models and the teacher cache (ioa.paths)."""
+        from ioa.paths import user_cache_dir
+
+        return user_cache_dir()
 
     def round(self, stage: int, rnd: int) -> Path:
         return self.root / "stages" / str(stage) / f"round-{rnd}"

@@ -58,3 +58,16 @@ def test_round_trip_through_yaml(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text(config_to_yaml(cfg))
     assert load_config(f) == cfg
+
+
+def test_every_run_shares_one_user_cache_wherever_its_directory_is(tmp_path, monkeypatch):
+    from ioa.rundir import RunDir
+
+    monkeypatch.setenv("IOA_CACHE", str(tmp_path / "cache"))
+    assert RunDir(tmp_path / "a" / "run").cache == RunDir(tmp_path / "elsewhere" / "deep" / "run").cache == tmp_path / "cache"
+    monkeypatch.delenv("IOA_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert RunDir(tmp_path / "r").cache == tmp_path / "xdg" / "ioa"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert RunDir(tmp_path / "r").cache == tmp_path / "home" / ".cache" / "ioa"

@@ -8,6 +8,8 @@ Errors the user can fix are one line on stderr and exit code 2, as in `ioa.cli`.
 """
 from __future__ import annotations
 
+from ioa.paths import user_cache_dir
+
 import argparse
 import time
 from pathlib import Path
@@ -95,7 +97,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--judge-config", type=Path, help="run config whose teacher section is the judge (openai endpoint or hf model)")
     p.add_argument("--judge-model", help="local HF model (hub id or path) that grades vicuna, MT-bench single-answer")
     p.add_argument("--judge-batch-size", type=int, default=4)
-    p.add_argument("--cache-dir", type=Path, default=Path("runs/.cache"), help="where converted models are kept")
+    p.add_argument("--cache-dir", type=Path, default=user_cache_dir(),
+                   help="where converted models are kept (default: $IOA_CACHE, else ~/.cache/ioa)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

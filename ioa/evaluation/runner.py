@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -23,6 +23,7 @@ from ioa.evaluation.benchmarks import Benchmark, CodeBenchmark, Item, get_benchm
 from ioa.evaluation.checkpoint import GenerationCheckpoint, fingerprint
 from ioa.evaluation.data import load_rows
 from ioa.io import InputError, atomic_write_json, atomic_write_jsonl, iter_jsonl, read_json
+from ioa.paths import user_cache_dir
 
 __all__ = [
     "EvalOptions", "run_eval", "score_samples", "format_table", "resolve_model_spec", "load_model",
@@ -49,7 +50,7 @@ class EvalOptions:
     temperature: float = 0.8  # only when samples_per_task > 1
     top_p: float = 0.95
     code_prompt: str = "chat"
-    cache_dir: Path = Path("runs/.cache")
+    cache_dir: Path = field(default_factory=user_cache_dir)
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 where the hardware has it (greedy outputs can then change with batch size)
     progress: bool = True
