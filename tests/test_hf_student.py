@@ -134,6 +134,9 @@ def test_train_resumes_and_keeps_one_adapter(lora_run, student):
 
     more = student.train(make_examples(), out, max_steps=4)  # as if a 4-step run had died after step 3
     assert more["steps"] == 4 and len(more["train_loss"]) == 4
+    # the round's mean loss covers all four steps, not only the one after the resume
+    assert more["mean_loss"] == pytest.approx(sum(more["train_loss"]) / 4)
+    assert more["train_loss"][:3] == lora_run["metrics"]["train_loss"]
     assert student.model is lora_run["model"] and list(student.model.peft_config) == ["default"]
 
 
