@@ -460,6 +460,9 @@ def test_missing_key_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("IOA_UNSET_KEY", raising=False)
     with pytest.raises(ValueError, match="IOA_UNSET_KEY"):
         OpenAIBackend(TeacherConfig(kind="openai", model="gpt-4o-mini", api_key_env="IOA_UNSET_KEY"))
+    # a remote endpoint fails at once too, before any connection (it used to retry seven times first)
+    with pytest.raises(ValueError, match="IOA_UNSET_KEY.*https://api.example.com/v1 needs a key"):
+        OpenAIBackend(TeacherConfig(kind="openai", model="m", base_url="https://api.example.com/v1", api_key_env="IOA_UNSET_KEY"))
 
 
 def test_local_server_without_key_gets_placeholder(server, monkeypatch):

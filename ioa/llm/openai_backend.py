@@ -198,12 +198,21 @@ def _shutdown(runner: _LoopThread, clients: list) -> None:
     runner.stop()
 
 
+def is_local_url(url: str) -> bool:
+    """Whether an endpoint is on this machine (a local server that needs no API key)."""
+    from urllib.parse import urlparse
+
+    host = (urlparse(url).hostname or "").lower()
+    return host in ("localhost", "::1", "0.0.0.0") or host.startswith("127.")
+
+
 class OpenAIBackend:
     """ChatBackend over an OpenAI-compatible endpoint.
 
     The API key is read from the environment variable named by `cfg.api_key_env` when the backend is
-    built. If that variable is unset, a `base_url` endpoint gets the placeholder key "EMPTY" (local
-    servers ignore it); without `base_url` (api.openai.com) it is a ValueError naming the variable.
+    built. If that variable is unset, a local `base_url` (localhost, 127.x, ::1) gets the placeholder key
+    "EMPTY" (local servers ignore it); a remote endpoint, or none (api.openai.com), is a ValueError naming
+    the variable at once, before any call (a missing key would otherwise surface after every retry).
     """
 
     def __init__(self, cfg: TeacherConfig):
@@ -211,10 +220,11 @@ class OpenAIBackend:
             raise ValueError("teacher.model must name the model at the endpoint for teacher.kind 'openai'")
         key = os.environ.get(cfg.api_key_env, "").strip()
         if not key:
-            if not cfg.base_url:
+            if not cfg.base_url or not is_local_url(cfg.base_url):
+                where = f"the endpoint {cfg.base_url}" if cfg.base_url else "api.openai.com"
                 raise ValueError(
-                    f"the API key environment variable {cfg.api_key_env} is not set (teacher.api_key_env); "
-                    f"export it, or set teacher.base_url for a local server that needs no key"
+                    f"the API key environment variable {cfg.api_key_env} is not set (teacher.api_key_env), and "
+                    f"{where} needs a key; export it (a local server at 127.0.0.1 or localhost needs none)"
                 )
             key = LOCAL_PLACEHOLDER_KEY
         self.cfg = cfg
