@@ -315,6 +315,42 @@ def as_replay(examples: Sequence[Example], prefix: str) -> list[Example]:
     return [Example.from_dict({**e.to_dict(), "id": f"{prefix}-{i:05d}", "kind": "replay"}) for i, e in enumerate(examples)]
 
 
+def fill_to(examples: list[Example], k: int) -> list[Example]:
+    """`examples` repeated in order until there are k (none when there are none).
+
+    A module of few distinct problems runs out of fresh ones: single-digit facts in the probe band are a
+    few dozen problems, most of them held out as probes and test items, so a compare run's 30% replay
+    share came out as 7 of 71 examples and the facts the student knew fell. Repeating what replay could
+    make keeps the share; the copies are reused data, as every replay example is.
+    """
+    if not examples:
+        return []
+    return [examples[i % len(examples)] for i in range(k)]
+
+
+def replay_for(ctx: Context, log: StageLog, module_id: str, k: int, prefix: str, rng: random.Random,
+               low: float, high: float) -> list[Example]:
+    """Up to k replay examples of one module: the run's earlier examples of it, else earlier replays,
+    topped up with fresh ones (the teacher's, or the student's own answers for a kept module)."""
+    pool = [e for e in log.examples if e.module == module_id and e.kind != "replay"]
+    pool = pool or [e for e in log.replayed if e.module == module_id]  # never taught: earlier replays
+    if len(pool) >= k:
+        return rng.sample(pool, k)
+    module = next(m for m in ctx.domain.modules() if m.id == module_id)
+    need = k - len(pool)
+    if module_id in log.known and ctx.cfg.synthesis.replay_source == "student":
+        # twice the problems, since only the answers the checker accepts are kept
+        difficulties = stage_difficulties(2 * need, low, high, 1.0, False, ctx.cfg.seed)
+        ctx.sync_student()
+        made = ctx.timed("replay_own", lambda: own_answers(
+            ctx.teacher, ctx.domain, ctx.student.respond, module, difficulties, ctx.seen, f"{prefix}-own-{module_id}",
+            ctx.cfg.seed, need))
+        return pool + made.examples
+    difficulties = {module_id: stage_difficulties(need, low, high, 1.0, ctx.cfg.adapter.load_ramp, ctx.cfg.seed)}
+    return pool + synthesize(ctx.teacher, ctx.domain, [module], difficulties, ctx.cfg.adapter, ctx.seen,
+                             f"{prefix}-fresh-{module_id}", "replay", ctx.cfg.seed).examples
+
+
 def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefix: str) -> list[Example]:
     """Examples of already mastered modules, `replay_fraction` of the round's data: sampled from the
     run's earlier examples of a module, or freshly made for modules the student knew before the run."""
@@ -324,25 +360,7 @@ def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefi
     low, high = probe_band(ctx.cfg)
     picked: list[Example] = []
     for module_id, k in counts.items():
-        pool = [e for e in log.examples if e.module == module_id and e.kind != "replay"]
-        pool = pool or [e for e in log.replayed if e.module == module_id]  # never taught: earlier replays
-        if len(pool) >= k:
-            picked += rng.sample(pool, k)
-            continue
-        picked += pool
-        module = next(m for m in ctx.domain.modules() if m.id == module_id)
-        need = k - len(pool)
-        if module_id in log.known and ctx.cfg.synthesis.replay_source == "student":
-            # twice the problems, since only the answers the checker accepts are kept
-            difficulties = stage_difficulties(2 * need, low, high, 1.0, False, ctx.cfg.seed)
-            ctx.sync_student()
-            picked += ctx.timed("replay_own", lambda: own_answers(
-                ctx.teacher, ctx.domain, ctx.student.respond, module, difficulties, ctx.seen, f"{prefix}-own-{module_id}",
-                ctx.cfg.seed, need)).examples
-            continue
-        difficulties = {module_id: stage_difficulties(need, low, high, 1.0, ctx.cfg.adapter.load_ramp, ctx.cfg.seed)}
-        picked += synthesize(ctx.teacher, ctx.domain, [module], difficulties, ctx.cfg.adapter, ctx.seen,
-                             f"{prefix}-fresh-{module_id}", "replay", ctx.cfg.seed).examples
+        picked += fill_to(replay_for(ctx, log, module_id, k, prefix, rng, low, high), k)
     return as_replay(picked, f"{prefix}-replay")
 
 

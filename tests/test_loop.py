@@ -238,3 +238,19 @@ def test_the_run_says_each_phase_and_decision(tmp_path, capsys):
     quiet.quiet = True
     run(quiet)
     assert capsys.readouterr().err == ""
+
+
+def test_replay_keeps_its_share_when_a_module_runs_out_of_fresh_problems(tmp_path):
+    from ioa.loop import fill_to
+
+    assert fill_to([], 3) == [] and fill_to(["a"] * 4, 2) == ["a", "a"]
+    # place_value at the easy end has few distinct problems, most held out as probes: replay repeats the rest
+    ctx = make_ctx(tmp_path, rate=0.1, **{"synthesis.replay_fraction": 0.3, "probe.difficulty": 0.0,
+                                          "probe.difficulty_spread": 0.0, "probe.items_per_module": 12})
+    run(ctx)
+    for path in sorted((ctx.rd.root / "stages").rglob("train.jsonl")):
+        made = json.loads(path.with_name("synthesis.json").read_text())["examples"]
+        replay = [e for e in read_jsonl(path) if "-replay-" in e["id"]]
+        if made and replay:
+            assert len(replay) == round(made * 0.3 / 0.7), path
+    assert fill_to(["a", "b"], 5) == ["a", "b", "a", "b", "a"]
