@@ -256,7 +256,7 @@ def test_compare_table_is_mean_and_std_over_seeds_of_each_method(tmp_path, capsy
     assert ci["mean"] == pytest.approx(sum(deltas) / 2, abs=1e-6)
     assert table["paired_vs_vanilla"][0]["method"] == "ioa"
     md = (tmp_path / "cmp" / "compare.md").read_text()
-    assert "teacher tokens" in md and "Paired against ioa" in md and "held-out items per module" in md
+    assert "teacher tokens" in md and "trained tokens" in md and "Paired against ioa" in md and "held-out items per module" in md
     assert "Paired against vanilla" in md and "95% CI" in md
 
 

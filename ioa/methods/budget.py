@@ -22,6 +22,7 @@ class Usage:
     steps: int = 0
     teacher_calls: int = 0
     teacher_tokens: int = 0
+    trained_tokens: int = 0  # tokens the trainer ran (prompt + completion, no padding; TRL's num_tokens), all rounds
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -42,7 +43,9 @@ def spent(rd: RunDir) -> Usage:
             u.teacher_calls += s.get("teacher_calls", 0)
             u.teacher_tokens += s.get("teacher_tokens", 0)
         if (rdir / "metrics.json").exists():
-            u.steps += int(read_json(rdir / "metrics.json").get("steps") or 0)
+            m = read_json(rdir / "metrics.json")
+            u.steps += int(m.get("steps") or 0)
+            u.trained_tokens += int(m.get("tokens_seen") or 0)
     return u
 
 
