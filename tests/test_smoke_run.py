@@ -51,9 +51,11 @@ def killed_and_resumed():
     assert found and proc.poll() is None, "the run ended before a trainer checkpoint appeared"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    first_stderr = proc.stderr.read()
     before = snapshot(run_dir)
     assert not (run_dir / "summary.json").exists()
     resumed = ioa("resume", run_dir, "--no-progress")
+    resumed.first_stderr = first_stderr
     yield run_dir, before, resumed
     import shutil
 
@@ -74,6 +76,22 @@ def test_resume_after_sigkill_finishes_without_losing_or_duplicating_examples(ki
     for m in summary["modules"]:
         assert {"id", "p_teacher", "p_student_before", "p_student_after", "deficient"} <= set(m)
         assert 0.0 <= m["p_student_after"] <= 1.0
+
+
+def test_the_run_says_each_phase_and_the_cost_of_teaching(killed_and_resumed):
+    run_dir, _, resumed = killed_and_resumed
+    first = resumed.first_stderr
+    for phase in ("ioa: probing: ", "ioa: diagnosis: deficient ", "ioa: curriculum: ", "training on "):
+        assert phase in first, phase
+    summary = json.loads((run_dir / "summary.json").read_text())
+    real_rounds = sum(len(s["rounds"]) for s in summary["stages"] if not s["bridge"])
+    assert (first + resumed.stderr).count("ioa: gate: min P_S/P_T ") >= 1 and resumed.stderr.count(" ends on round ") >= 1
+    assert real_rounds >= 1
+    out = resumed.stdout
+    assert "deficient modules (" in out and "points)" in out
+    untaught = summary["not_taught"]
+    if untaught["modules"]:  # the cost of teaching: every module not taught, in the same units
+        assert f"modules not taught ({len(untaught['modules'])}: " in out and f"{untaught['change_points']:+.1f} points" in out
 
 
 def test_finished_run_has_report_and_loadable_model(killed_and_resumed):
