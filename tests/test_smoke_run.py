@@ -92,6 +92,11 @@ def test_the_run_says_each_phase_and_the_cost_of_teaching(killed_and_resumed):
     untaught = summary["not_taught"]
     if untaught["modules"]:  # the cost of teaching: every module not taught, in the same units
         assert f"modules not taught ({len(untaught['modules'])}: " in out and f"{untaught['change_points']:+.1f} points" in out
+        # Forgetting bound. Before replay kept its share (a few fresh fact problems were left after the
+        # probes, so 30% replay came out as ~10%), smoke runs' known facts fell from ~100% to 44-50%
+        # (about -50 points); with the share kept, this machine measured -25.0 (16 probe items: one item is
+        # 6.25 points). -40 fails the old behaviour and leaves two items of noise per module.
+        assert untaught["change_points"] >= -40.0, untaught
 
 
 def test_finished_run_has_report_and_loadable_model(killed_and_resumed):

@@ -274,6 +274,10 @@ def run_sft(
                     processing_class=tokenizer,
                     callbacks=[clock],
                 )
+            if not progress:  # with tqdm off, transformers prints every step's raw log dict instead
+                from transformers.trainer_callback import PrinterCallback
+
+                trainer.remove_callback(PrinterCallback)
             if resumed and checkpoint_step(resumed) >= steps:
                 output = restore_finished(trainer, resumed)
             else:
