@@ -61,7 +61,7 @@ def load_result(root: Path) -> RunResult:
         root=root, method=cfg.get("label") or summary.get("method") or cfg.get("method", "ioa"), seed=int(summary.get("seed", cfg.get("seed", 0))),
         after={m["id"]: m["p_student_after"] for m in modules if m["p_student_after"] is not None},
         before={m["id"]: m["p_student_before"] for m in modules},
-        deficient=deficient, budget=(summary.get("budget") or {}).get("used", {}), curve=summary.get("curve") or [],
+        deficient=deficient, budget=budget_used(root, summary), curve=summary.get("curve") or [],
         benchmarks=flat_benchmarks(summary.get("benchmarks") or {}),
         items_per_module=items_per_module(root),
         items=final_items(root),
@@ -73,6 +73,18 @@ def load_result(root: Path) -> RunResult:
 def mean_completion(lengths: dict[str, dict[str, float]]) -> float | None:
     n = sum(v["examples"] for v in lengths.values())
     return sum(v["adapted"] * v["examples"] for v in lengths.values()) / n if n else None
+
+
+def budget_used(root: Path, summary: dict[str, Any]) -> dict[str, int]:
+    """The summary's budget, with trained tokens read from the rounds' metrics for runs summarized before
+    the summary carried them."""
+    used = dict((summary.get("budget") or {}).get("used", {}))
+    if "trained_tokens" not in used:
+        from ioa.methods.budget import spent
+        from ioa.rundir import RunDir
+
+        used["trained_tokens"] = spent(RunDir(root)).trained_tokens
+    return used
 
 
 def final_items(root: Path) -> dict[str, dict[str, bool]]:
