@@ -112,12 +112,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def open_run(cfg: RunConfig, run_dir: Path, progress: bool, quiet: bool = False):
     """Everything that can fail on bad input fails here, before the run directory is touched."""
+    from ioa.lock import acquire
     from ioa.loop import Context, run_modules
     from ioa.rundir import RunDir
     from ioa.students import load_student
     from ioa.teachers import load_domain_and_teacher
-
-    from ioa.lock import acquire
 
     rd = RunDir(run_dir)
     check_run_dir(rd, cfg)

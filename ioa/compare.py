@@ -22,8 +22,8 @@ import yaml
 
 from ioa.config import METHODS
 from ioa.io import InputError, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_jsonl
-from ioa.report import Heading, Image, Para, Table, to_html, to_markdown
 from ioa.lock import acquire
+from ioa.report import Heading, Image, Para, Table, to_html, to_markdown
 from ioa.stats import paired_bootstrap
 
 

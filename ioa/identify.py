@@ -101,68 +101,59 @@ def pair_counts(df: pl.DataFrame, learners: Iterable[str] = ("student",)) -> pl.
     )
 
 
+def _ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
+    """num / den, 0.0 where den is 0 (rows with a zero denominator never pass an edge's thresholds)."""
+    return pl.when(den > 0).then(num / den).otherwise(0.0)
+
+
+def scored_pairs(counts: pl.DataFrame) -> pl.DataFrame:
+    """pair_counts plus p_a_given_b, p_b_given_not_a, p_b_given_a, lift and n_fail_a per (source, target)."""
+    n_fail_a = pl.col("n") - pl.col("n_a")
+    return counts.with_columns(
+        _ratio(pl.col("n_ab"), pl.col("n_b")).alias("p_a_given_b"),
+        _ratio(pl.col("n_b") - pl.col("n_ab"), n_fail_a).alias("p_b_given_not_a"),
+        _ratio(pl.col("n_ab"), pl.col("n_a")).alias("p_b_given_a"),
+        n_fail_a.alias("n_fail_a"),
+    ).with_columns((pl.col("p_b_given_a") - pl.col("p_b_given_not_a")).alias("lift"))
+
+
+def _edge(r: dict, origin: str = "data") -> Edge:
+    return Edge(source=r["source"], target=r["target"], support=int(r["n"]),
+                p_source_ok_given_target_ok=round(r["p_a_given_b"], 6),
+                p_target_ok_given_source_fail=round(r["p_b_given_not_a"], 6), lift=round(r["lift"], 6), origin=origin)
+
+
 def candidate_edges(counts: pl.DataFrame, cfg: IdentifierConfig) -> list[Edge]:
     """Apply the three conditional-performance thresholds and the minimum support."""
-    n_fail_a = pl.col("n") - pl.col("n_a")
-    scored = counts.with_columns(
-        (pl.col("n_ab") / pl.col("n_b")).alias("p_a_given_b"),
-        ((pl.col("n_b") - pl.col("n_ab")) / n_fail_a).alias("p_b_given_not_a"),
-        (pl.col("n_ab") / pl.col("n_a")).alias("p_b_given_a"),
-    ).with_columns((pl.col("p_b_given_a") - pl.col("p_b_given_not_a")).alias("lift"))
     eps = EPS
-    kept = scored.filter(
+    kept = scored_pairs(counts).filter(
         (pl.col("n") >= cfg.min_support)
-        & (pl.col("n_b") > 0) & (pl.col("n_a") > 0) & (n_fail_a >= cfg.min_source_failures)
+        & (pl.col("n_b") > 0) & (pl.col("n_a") > 0) & (pl.col("n_fail_a") >= cfg.min_source_failures)
         & (pl.col("p_a_given_b") >= cfg.tau_high - eps)
         & (pl.col("p_b_given_not_a") <= cfg.tau_low + eps)
         & (pl.col("lift") >= cfg.tau_dep - eps)
     ).sort("source", "target")
-    return [
-        Edge(
-            source=r["source"], target=r["target"], support=int(r["n"]),
-            p_source_ok_given_target_ok=round(r["p_a_given_b"], 6),
-            p_target_ok_given_source_fail=round(r["p_b_given_not_a"], 6),
-            lift=round(r["lift"], 6),
-        )
-        for r in kept.iter_rows(named=True)
-    ]
-
-
-def scored_pairs(counts: pl.DataFrame) -> dict[tuple[str, str], Edge]:
-    """(source, target) -> an Edge with the pair's statistics (NaN-free: undefined ratios are 0)."""
-    out = {}
-    for r in counts.iter_rows(named=True):
-        n, n_a, n_b, n_ab = r["n"], r["n_a"], r["n_b"], r["n_ab"]
-        p_a_given_b = n_ab / n_b if n_b else 0.0
-        p_b_given_not_a = (n_b - n_ab) / (n - n_a) if n - n_a else 0.0
-        p_b_given_a = n_ab / n_a if n_a else 0.0
-        out[(r["source"], r["target"])] = Edge(
-            source=r["source"], target=r["target"], support=int(n), p_source_ok_given_target_ok=round(p_a_given_b, 6),
-            p_target_ok_given_source_fail=round(p_b_given_not_a, 6), lift=round(p_b_given_a - p_b_given_not_a, 6))
-    return out
+    return [_edge(r) for r in kept.iter_rows(named=True)]
 
 
 def with_prior(found: list[Edge], counts: pl.DataFrame, prior: Iterable[tuple[str, str]], cfg: IdentifierConfig) -> tuple[list[Edge], list[Edge]]:
     """(edges, rejected): found edges marked data/confirmed, plus declared edges the data do not reject."""
     import dataclasses
 
-    declared = sorted(set(prior))
+    declared = set(prior)
     found_keys = {(e.source, e.target) for e in found}
-    edges = [dataclasses.replace(e, origin="confirmed" if (e.source, e.target) in set(declared) else "data") for e in found]
-    stats = scored_pairs(counts)
-    tally = {(r["source"], r["target"]): (r["n"], r["n"] - r["n_a"], r["n_a"], r["n_b"]) for r in counts.iter_rows(named=True)}
+    edges = [dataclasses.replace(e, origin="confirmed" if (e.source, e.target) in declared else "data") for e in found]
+    rows = {(r["source"], r["target"]): r for r in scored_pairs(counts).iter_rows(named=True)}
     rejected = []
-    for key in declared:
-        if key in found_keys:
+    for key in sorted(declared - found_keys):
+        r = rows.get(key)
+        if r is None:  # never observed together: nothing to test, the declaration stands
+            edges.append(Edge(key[0], key[1], 0, 0.0, 0.0, 0.0, origin="prior"))
             continue
-        edge = stats.get(key) or Edge(key[0], key[1], 0, 0.0, 0.0, 0.0)
-        n, n_fail, n_ok, n_target_ok = tally.get(key, (0, 0, 0, 0))
         # A student who never solves B gives no contrast either way: that is no evidence against A -> B.
-        testable = n >= cfg.min_support and n_fail >= cfg.min_source_failures and n_ok > 0 and n_target_ok >= cfg.min_source_failures
-        if testable and edge.lift <= EPS:
-            rejected.append(dataclasses.replace(edge, origin="prior"))
-        else:
-            edges.append(dataclasses.replace(edge, origin="prior"))
+        testable = (r["n"] >= cfg.min_support and r["n_fail_a"] >= cfg.min_source_failures and r["n_a"] > 0
+                    and r["n_b"] >= cfg.min_source_failures)
+        (rejected if testable and r["lift"] <= EPS else edges).append(_edge(r, origin="prior"))
     return sorted(edges, key=lambda e: (e.source, e.target)), rejected
 
 

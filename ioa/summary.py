@@ -1,7 +1,7 @@
 """summary.json: the outcome of a finished run, computed only from files in the run directory."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from ioa.config import RunConfig
 from ioa.io import read_json, read_jsonl
@@ -85,22 +85,20 @@ def benchmark_metrics(rd: RunDir) -> dict[str, dict[str, Any]] | None:
     return out or None
 
 
-def completion_lengths(rd: RunDir) -> dict[str, dict[str, float | int]]:
+def completion_lengths(examples: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | int]]:
     """module -> mean completion length, the teacher's raw text vs the adapted text the student was
     trained on, over the run's new examples (replay copies left out); lengths in estimated tokens
     (characters / 4, the teacher meter's estimate), so runs of different students compare."""
     from ioa.teachers.metered import estimate_tokens
 
     sums: dict[str, list[int]] = {}
-    stages = rd.root / "stages"
-    for path in sorted(stages.glob("*/round-*/train.jsonl")) if stages.is_dir() else []:
-        for e in read_jsonl(path):
-            if e.get("kind") == "replay":
-                continue
-            t = sums.setdefault(e["module"], [0, 0, 0])
-            t[0] += estimate_tokens(e.get("raw") or e["completion"])
-            t[1] += estimate_tokens(e["completion"])
-            t[2] += 1
+    for e in examples:
+        if e.get("kind") == "replay":
+            continue
+        t = sums.setdefault(e["module"], [0, 0, 0])
+        t[0] += estimate_tokens(e.get("raw") or e["completion"])
+        t[1] += estimate_tokens(e["completion"])
+        t[2] += 1
     return {m: {"raw": round(r / n, 2), "adapted": round(a / n, 2), "examples": n} for m, (r, a, n) in sorted(sums.items())}
 
 
@@ -109,12 +107,12 @@ def trained_examples(rd: RunDir) -> list[dict[str, Any]]:
     return [e for path in (sorted(stages.glob("*/round-*/train.jsonl")) if stages.is_dir() else []) for e in read_jsonl(path)]
 
 
-def layout_bleed(rd: RunDir, final: dict[str, Any]) -> dict[str, Any]:
+def layout_bleed(rd: RunDir, final: dict[str, Any], examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Per module, the share of answers written in another module's layout (ioa.layouts), before training
-    (the probe answers) and after (the final evaluation), with the layouts the run trained."""
+    (the probe answers) and after (the final evaluation), with the layouts of the run's `examples`."""
     from ioa.layouts import bleed_share, module_layouts
 
-    layouts = module_layouts(trained_examples(rd))
+    layouts = module_layouts(examples)
     before = read_jsonl(rd.responses_before) if rd.responses_before.exists() else []
     out: dict[str, Any] = {"before": bleed_share(before, layouts), "after": bleed_share(final.get("items") or [], layouts)}
     for when in ("before", "after"):
@@ -160,6 +158,7 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
     retention_at = _mean([x["p_student_at_mastery"] for x in earlier])
     retention_end = _mean([x["p_student_after"] for x in earlier])
     budget = cfg.budget
+    trained = trained_examples(rd)
     return {
         "status": "finished",
         "method": cfg.method,
@@ -190,8 +189,8 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
             "modules": [x["id"] for x in untaught], "mean_before": untaught_before, "mean_after": untaught_after,
             "change_points": round(100 * (untaught_after - untaught_before), 2) if untaught and untaught_after is not None else None,
         },
-        "completion_tokens": completion_lengths(rd),
-        "layout_bleed": layout_bleed(rd, final),
+        "completion_tokens": completion_lengths(trained),
+        "layout_bleed": layout_bleed(rd, final, trained),
         "stages": history,
         "timings": read_json(rd.timings) if rd.timings.exists() else {},
     }

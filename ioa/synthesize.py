@@ -221,8 +221,9 @@ def replay_counts(modules: Sequence[str], share: float, n_new: int, weights: Map
     want = round(n_new * share / (1 - share))
     ordered = sorted(modules)
     w = [max(0.0, (weights or {}).get(m, 1.0)) for m in ordered]
-    total = sum(w) or float(len(ordered))
-    exact = [want * x / total for x in w] if sum(w) else [want / len(ordered)] * len(ordered)
+    if not sum(w):
+        w = [1.0] * len(ordered)
+    exact = [want * x / sum(w) for x in w]
     counts = [int(x) for x in exact]
     by_remainder = sorted(range(len(ordered)), key=lambda i: (-(exact[i] - counts[i]), i))
     for i in by_remainder[: want - sum(counts)]:

@@ -8,13 +8,12 @@ Errors the user can fix are one line on stderr and exit code 2, as in `ioa.cli`.
 """
 from __future__ import annotations
 
-from ioa.paths import user_cache_dir
-
 import argparse
 import time
 from pathlib import Path
 
 from ioa.io import InputError
+from ioa.paths import user_cache_dir
 
 __all__ = ["add_eval_parsers", "cmd_eval", "cmd_score"]
 
