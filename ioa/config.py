@@ -47,6 +47,12 @@ class OrganizerConfig(Section):
     max_known_drop: float | None = Field(
         0.05, ge=0.0, le=1.0, description="a stage does not end on a round whose mean accuracy on the modules not taught "
         "fell more than this below the pre-run probes (when every round did, the one that cost least); None: off")
+    round_choice: Literal["best", "last-unless-worse"] = Field(
+        "last-unless-worse", description="which gated round a stage ends on. best: the best mean on the gate's probes "
+        "within max_known_drop (rolls back on noise: with 8 probes a module, one item is 12.5 points, and a rolled-back "
+        "round's steps are lost); last-unless-worse: the last round, unless it is worse than an earlier round on the same "
+        "probes by a paired sign test at round_alpha, over all gated items or over the modules not taught")
+    round_alpha: float = Field(0.05, gt=0.0, lt=1.0, description="level of last-unless-worse's sign test")
 
 
 class AdapterConfig(Section):

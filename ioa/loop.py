@@ -31,6 +31,7 @@ from ioa.methods.budget import examples_left, spent, steps_left, trim_counts
 from ioa.organize import organize
 from ioa.probe import TEST_SEED_BASE, expand_groups, generate_many, grade, probe_problems
 from ioa.rundir import RunDir
+from ioa.stats import item_changes, sign_test_p
 from ioa.students.base import Student
 from ioa.summary import summarize
 from ioa.synthesize import own_answers, remedial_targets, replay_counts, stage_difficulties, synthesize
@@ -507,29 +508,53 @@ def known_drop(accuracy: dict[str, float], kept: dict[str, float]) -> float:
     return sum(kept[m] - accuracy[m] for m in shared) / len(shared)
 
 
-def choose_round(tried: list[tuple[float, int, dict]], kept: dict[str, float], max_drop: float | None) -> tuple[int, float]:
-    """(index into `tried`, known drop) of the round a stage ends on: the best mean held-out accuracy over
-    every module its gate evaluated, ties to the later round, among the rounds whose kept modules fell
-    no more than `max_drop`; when every round fell more, the one that cost the kept modules least."""
+def choose_round(tried: list[tuple[float, int, dict]], kept: dict[str, float], max_drop: float | None,
+                 rule: str = "best", alpha: float = 0.05) -> tuple[int, float]:
+    """(index into `tried`, known drop) of the round a stage ends on.
+
+    best: the best mean held-out accuracy over every module its gate evaluated, ties to the later
+    round, among the rounds whose kept modules fell no more than `max_drop`; when every round fell
+    more, the one that cost the kept modules least.
+    last-unless-worse: the last round, unless an earlier one beats it on the same gated items by a
+    one-sided paired sign test at `alpha`, over all items or over the kept modules' items; among such
+    rounds, the `best` rule picks.
+    """
     drops = [known_drop(t[2]["accuracy"], kept) for t in tried]
-    eligible = [i for i, d in enumerate(drops) if max_drop is None or d <= max_drop + 1e-9]
+    candidates = list(range(len(tried)))
+    if rule == "last-unless-worse":
+        last = len(tried) - 1
+        candidates = [i for i in range(last) if beats(tried[i][2], tried[last][2], set(kept), alpha)]
+        if not candidates:
+            return last, drops[last]
+    eligible = [i for i in candidates if max_drop is None or drops[i] <= max_drop + 1e-9]
     if eligible:
         best = max(eligible, key=lambda i: (tried[i][0], tried[i][1]))
     else:
-        best = min(range(len(tried)), key=lambda i: (drops[i], -tried[i][0], -tried[i][1]))
+        best = min(candidates, key=lambda i: (drops[i], -tried[i][0], -tried[i][1]))
     return best, drops[best]
 
 
+def beats(earlier: dict, later: dict, kept: set[str], alpha: float) -> bool:
+    """Whether `later` (a gate's eval) lost significantly more of the items `earlier` got right than it
+    gained, over all items or over the kept modules' items."""
+    items_a, items_b = earlier.get("items", []), later.get("items", [])
+    groups = [None, kept] if kept else [None]
+    return any(sign_test_p(*item_changes(items_a, items_b, g)) < alpha for g in groups)
+
+
 def keep_best_round(ctx: Context, stage: Stage, tried: list[tuple[float, int, dict]], kept: dict[str, float] | None = None) -> dict:
-    """The stage ends on its best round by mean held-out accuracy over every module its gate evaluated:
-    the stage's own and the retention modules (earlier stages, prior knowledge), skipping a round that
-    cost the modules kept from before the run more than `organizer.max_known_drop`. Ties: the later round.
+    """The round the stage ends on, by `organizer.round_choice` over every module its gate evaluated
+    (the stage's own and the retention modules: earlier stages, prior knowledge); see `choose_round`.
 
     A remedial round can make things worse (a narrow data mix, a fresh learning-rate schedule): a
     default run's remedial round raised the stage's modules from 48% to 53% while prior knowledge fell
-    from 97.5% to 42.5%. The student then continues from the better state; `selected.json` says which.
+    from 97.5% to 42.5%. But a rolled-back round's steps are lost, and on 8 probes a module most
+    differences are one or two items: the `best` rule rolled back in compare runs where nothing had
+    measurably changed, so IOA trained 10 of its 20 steps while the baselines kept all of theirs.
+    `last-unless-worse` rolls back only on a significant loss. `selected.json` says which round and rule.
     """
-    i, drop = choose_round(tried, kept or {}, ctx.cfg.organizer.max_known_drop)
+    org = ctx.cfg.organizer
+    i, drop = choose_round(tried, kept or {}, org.max_known_drop, org.round_choice, org.round_alpha)
     score, rnd, result = tried[i]
     ctx.say(f"stage {stage.index} ends on round {rnd} of {len(tried)} (mean held-out accuracy {100 * score:.1f}%, "
             f"kept modules {-100 * drop:+.1f} points)")
@@ -537,7 +562,8 @@ def keep_best_round(ctx: Context, stage: Stage, tried: list[tuple[float, int, di
     path = ctx.rd.round(stage.index, 0).parent / "selected.json"
     if not path.exists():
         atomic_write_json(path, {"round": rnd, "mean_accuracy": round(score, 6), "rounds": len(tried),
-                                 "known_drop": round(drop, 6), "max_known_drop": ctx.cfg.organizer.max_known_drop})
+                                 "known_drop": round(drop, 6), "max_known_drop": org.max_known_drop,
+                                 "rule": org.round_choice})
     return result
 
 

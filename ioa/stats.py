@@ -9,8 +9,9 @@ the same input and `seed` give the same interval.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -68,3 +69,25 @@ def paired_bootstrap(seeds: Sequence[SeedPairs], n_boot: int = 4000, level: floa
     tail = (1 - level) / 2
     low, high = np.quantile(boot, [tail, 1 - tail])
     return PairedInterval(float(np.mean(observed)), float(low), float(high), len(seeds), level)
+
+
+def sign_test_p(losses: int, gains: int) -> float:
+    """One-sided exact sign test: the chance of at least `losses` losses among the `losses + gains`
+    items that changed, if losing and gaining were equally likely. 1.0 when nothing changed."""
+    n = losses + gains
+    if n == 0 or losses == 0:
+        return 1.0
+    return sum(math.comb(n, k) for k in range(losses, n + 1)) / 2**n
+
+
+def item_changes(earlier: Sequence[Mapping], later: Sequence[Mapping], modules: Collection[str] | None = None) -> tuple[int, int]:
+    """(losses, gains) from `earlier` to `later` over the items both scored (matched by id), optionally
+    only those of `modules`: an item right before and wrong after is a loss, the reverse a gain."""
+    before = {it["id"]: bool(it["correct"]) for it in earlier if modules is None or it.get("module") in modules}
+    losses = gains = 0
+    for it in later:
+        if it["id"] in before and (modules is None or it.get("module") in modules):
+            was, now = before[it["id"]], bool(it["correct"])
+            losses += was and not now
+            gains += now and not was
+    return losses, gains

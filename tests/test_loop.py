@@ -168,6 +168,31 @@ def test_round_choice_skips_a_round_that_cost_the_kept_modules():
     assert choose_round([steady], {}, 0.05) == (0, 0.0)  # nothing kept: nothing to guard
 
 
+def test_last_unless_worse_rolls_back_only_on_a_significant_loss():
+    from ioa.loop import choose_round
+
+    def gate_eval(correct_facts: int, correct_taught: int, n: int = 8) -> dict:
+        items = [{"id": f"f{i}", "module": "facts", "correct": i < correct_facts} for i in range(n)]
+        items += [{"id": f"t{i}", "module": "taught", "correct": i < correct_taught} for i in range(n)]
+        return {"accuracy": {"facts": correct_facts / n, "taught": correct_taught / n}, "items": items}
+
+    def tried(*evals):
+        return [(sum(e["accuracy"].values()) / 2, i, e) for i, e in enumerate(evals)]
+
+    kept = {"facts": 1.0}
+    # one fact item lost, one taught item gained: noise; `best` rolls back (known drop 12.5 > 5 points)
+    noisy = tried(gate_eval(8, 3), gate_eval(7, 4))
+    assert choose_round(noisy, kept, 0.05, "best")[0] == 0
+    assert choose_round(noisy, kept, 0.05, "last-unless-worse") == (1, pytest.approx(0.125))
+    # six of eight facts lost, two taught items gained: significant on the kept modules (p = 1/64)
+    forgetful = tried(gate_eval(8, 3), gate_eval(2, 5))
+    assert choose_round(forgetful, kept, 0.05, "last-unless-worse")[0] == 0
+    # significant over all items, with nothing kept
+    worse = tried(gate_eval(8, 8), gate_eval(2, 2))
+    assert choose_round(worse, {}, None, "last-unless-worse")[0] == 0
+    assert choose_round(tried(gate_eval(8, 3)), kept, 0.05, "last-unless-worse")[0] == 0  # one round
+
+
 def test_every_untaught_module_is_kept_not_only_the_mastered_ones():
     from ioa.loop import known_before
     from ioa.types import Curriculum, Diagnosis, ModuleDiagnosis, Stage

@@ -46,3 +46,17 @@ def test_mismatched_items_and_empty_input():
     with pytest.raises(ValueError, match="module m"):
         paired_bootstrap([{"m": ([True], [True, False])}])
     assert paired_bootstrap([]) is None and paired_bootstrap([{"m": ([], [])}]) is None
+
+
+def test_sign_test_counts_only_the_items_that_changed():
+    from ioa.stats import item_changes, sign_test_p
+
+    assert sign_test_p(0, 0) == 1.0 and sign_test_p(0, 5) == 1.0
+    assert sign_test_p(5, 0) == pytest.approx(1 / 32)
+    assert sign_test_p(4, 1) == pytest.approx(6 / 32)  # P(X >= 4), X ~ Bin(5, 1/2)
+    earlier = [{"id": "a", "module": "m", "correct": True}, {"id": "b", "module": "m", "correct": False},
+               {"id": "c", "module": "k", "correct": True}, {"id": "gone", "module": "k", "correct": True}]
+    later = [{"id": "a", "module": "m", "correct": False}, {"id": "b", "module": "m", "correct": True},
+             {"id": "c", "module": "k", "correct": False}, {"id": "new", "module": "k", "correct": False}]
+    assert item_changes(earlier, later) == (2, 1)  # items scored only once do not count
+    assert item_changes(earlier, later, {"k"}) == (1, 0)
