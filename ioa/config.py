@@ -86,6 +86,9 @@ class SynthesisConfig(Section):
         "so replay does not pull what it already does toward the teacher's form)")
     retention_boost: float = Field(
         2.0, ge=1.0, le=10.0, description="replay weight of a module whose accuracy fell at the last gate, against 1 for the rest (1: off)")
+    replay_counts_rehearsal: bool = Field(
+        True, description="a remedial round's replay is replay_fraction of the round with its rehearsal of the stage's "
+        "earlier examples (off: of the new examples only, so rehearsal dilutes it: 30% became 18%)")
 
 
 class StudentConfig(Section):

@@ -193,6 +193,25 @@ def test_last_unless_worse_rolls_back_only_on_a_significant_loss():
     assert choose_round(tried(gate_eval(8, 3)), kept, 0.05, "last-unless-worse")[0] == 0  # one round
 
 
+@pytest.mark.parametrize("counts_rehearsal", [True, False])
+def test_a_remedial_round_keeps_the_replay_share_with_its_rehearsal(tmp_path, counts_rehearsal):
+    ctx = make_ctx(tmp_path, rate=0.03, **{"synthesis.replay_fraction": 0.3,
+                                           "synthesis.replay_counts_rehearsal": counts_rehearsal})
+    run(ctx)
+    remedial_rounds = [f for f in sorted((ctx.rd.root / "stages").rglob("train.jsonl")) if f.parent.name != "round-0"]
+    shares = []
+    for f in remedial_rounds:
+        rows = read_jsonl(f)
+        replayed = sum("-replay-" in e["id"] for e in rows)
+        if replayed and any("-rehearse-" in e["id"] for e in rows):
+            shares.append(replayed / len(rows))
+    assert shares
+    if counts_rehearsal:
+        assert all(abs(x - 0.3) < 0.06 for x in shares)
+    else:  # counted against the new examples only, rehearsal dilutes it
+        assert all(x < 0.3 - 0.06 for x in shares)
+
+
 def test_every_untaught_module_is_kept_not_only_the_mastered_ones():
     from ioa.loop import known_before
     from ioa.types import Curriculum, Diagnosis, ModuleDiagnosis, Stage
