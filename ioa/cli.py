@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 
 from ioa.config import PRESETS, ConfigError, RunConfig, load_config
-from ioa.io import InputError, atomic_write_json, atomic_write_jsonl, read_json
+from ioa.io import InputError, atomic_write_json, atomic_write_jsonl, no_space, read_json
 from ioa.llm.base import BudgetExceeded, TeacherCallError
 
 USER_ERRORS = (ConfigError, InputError, ValueError)
@@ -337,6 +337,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ioa: interrupted; the run directory is resumable with `ioa resume DIR`", file=sys.stderr)
         return 130
+    except OSError as e:
+        full = no_space(e)
+        if full is None:
+            raise
+        print(f"ioa: stopped: {full}; free space, then `ioa resume DIR` continues from the last finished step",
+              file=sys.stderr)
+        return 5
     finally:
         from ioa.lock import release_all
 

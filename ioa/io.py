@@ -5,6 +5,7 @@ leaves either the old file or the new one, never half of one.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -18,7 +19,33 @@ class InputError(ValueError):
     """Bad user input, with a message that names the file, line or field."""
 
 
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # disk full, quota, file size limit (RLIMIT_FSIZE)
+
+
+class NoSpaceError(OSError):
+    """A write that did not fit: the file it was for and the bytes it needed (None when unknown)."""
+
+    def __init__(self, path: str | Path, needed: int | None, cause: OSError | None = None):
+        super().__init__(cause.errno if cause else errno.ENOSPC, "no space left")
+        self.path, self.needed = Path(path), needed
+
+    def __str__(self) -> str:
+        need = f" (it needs {self.needed:,} bytes)" if self.needed is not None else ""
+        return f"no space left on the device writing {self.path}{need}"
+
+
+def no_space(error: BaseException) -> NoSpaceError | None:
+    """The NoSpaceError an exception stands for (a NoSpaceError, or an OSError with a disk-full errno
+    raised by a library writing a file), else None."""
+    if isinstance(error, NoSpaceError):
+        return error
+    if isinstance(error, OSError) and error.errno in NO_SPACE:
+        return NoSpaceError(error.filename or "a file", None, error)
+    return None
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """`data` at `path`, all or nothing: on a full disk the old file stays and NoSpaceError names `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -28,6 +55,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.errno in NO_SPACE:
+            raise NoSpaceError(path, len(data), e) from e
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
