@@ -38,20 +38,36 @@ def snapshot(run_dir: Path) -> dict[str, str]:
     return {str(p.relative_to(run_dir)): p.read_text() for p in sorted(run_dir.rglob("train.jsonl"))}
 
 
+KILL_SEED = 7  # the random kill instants below; printed with `pytest -s`
+
+
 @pytest.fixture(scope="module")
 def killed_and_resumed():
+    """The smoke run killed with SIGKILL three times, then resumed to the end: once at a random instant
+    of its first minute (probing, diagnosis, synthesis), once at a random instant after a trainer
+    checkpoint is complete (so resuming mid-round is what gets tested; a kill in the middle of a save
+    is covered by tests/test_checkpoints.py), and once at a random instant of the resume after that."""
+    import random
+
+    rng = random.Random(KILL_SEED)
     run_dir = CACHE_ROOT / f"smoke-{os.getpid()}"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "ioa.cli", "run", "--preset", "smoke", "--run-dir", str(run_dir), "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    # kill once a checkpoint is complete (its trainer_state.json is written last), so resuming from it
-    # is what gets tested; a kill in the middle of a save is covered by tests/test_checkpoints.py
+    start = [sys.executable, "-m", "ioa.cli", "run", "--preset", "smoke", "--run-dir", str(run_dir), "--no-progress"]
+    resume = [sys.executable, "-m", "ioa.cli", "resume", str(run_dir), "--no-progress"]
     checkpoint = lambda: any(run_dir.glob("stages/*/round-*/trainer/checkpoint-*/trainer_state.json"))
-    found = wait_for(lambda: checkpoint() or proc.poll() is not None, 400)
-    assert found and proc.poll() is None, "the run ended before a trainer checkpoint appeared"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    first_stderr = proc.stderr.read()
+    kills, first_stderr = [], ""
+    for i, (cmd, after) in enumerate([(start, lambda: True), (resume, checkpoint), (resume, lambda: True)]):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        found = wait_for(lambda: after() or proc.poll() is not None, 400)
+        assert found and proc.poll() is None, f"kill {i + 1}: the run ended before the moment to kill it"
+        delay = rng.uniform(5.0, 60.0) if i == 0 else rng.uniform(0.0, 20.0)
+        time.sleep(delay)
+        assert proc.poll() is None, f"kill {i + 1}: the run ended within {delay:.1f} s"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        first_stderr += proc.stderr.read()
+        kills.append(round(delay, 1))
+    print(f"smoke run killed at {kills} s after each start (and the 2nd after a checkpoint), seed {KILL_SEED}")
     before = snapshot(run_dir)
     assert not (run_dir / "summary.json").exists()
     resumed = ioa("resume", run_dir, "--no-progress")
