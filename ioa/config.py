@@ -53,6 +53,11 @@ class OrganizerConfig(Section):
         "round's steps are lost); last-unless-worse: the last round, unless it is worse than an earlier round on the same "
         "probes by a paired sign test at round_alpha, over all gated items or over the modules not taught")
     round_alpha: float = Field(0.05, gt=0.0, lt=1.0, description="level of last-unless-worse's sign test")
+    step_plan: Literal["greedy", "by-stage"] = Field(
+        "by-stage", description="with budget.max_steps: by-stage gives each stage a share of the steps in proportion "
+        "to its modules (a bridge's count a quarter), unspent steps carry to the next stage, and a stage stops "
+        "remediating when its share is spent; greedy: rounds take steps first come, first served (a first stage's "
+        "remedial rounds can leave nothing for the later stages)")
 
 
 class AdapterConfig(Section):

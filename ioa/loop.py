@@ -28,11 +28,11 @@ from ioa.identify import diagnose
 from ioa.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from ioa.layouts import bleed_share, module_layouts
 from ioa.methods.budget import examples_left, spent, steps_left, trim_counts
-from ioa.organize import organize
+from ioa.organize import organize, step_shares
 from ioa.probe import TEST_SEED_BASE, expand_groups, generate_many, grade, probe_problems
 from ioa.rundir import RunDir
 from ioa.stats import item_changes, sign_test_p
-from ioa.students.base import Student
+from ioa.students.base import STATE_FILE, Student
 from ioa.summary import summarize
 from ioa.synthesize import own_answers, remedial_targets, replay_counts, stage_difficulties, synthesize
 from ioa.teachers.base import Teacher
@@ -425,7 +425,7 @@ def train_round(ctx: Context, rdir: Path, examples: list[Example], max_steps: in
     of the no-organizer ablation).
     """
     state = rdir / "state"
-    if not (state / "ioa_student.json").exists():
+    if not (state / STATE_FILE).exists():
         ctx.sync_student()
         cap = steps_left(ctx.cfg.budget, spent(ctx.rd))
         if max_steps is None and cap is not None:
@@ -454,6 +454,26 @@ def eval_round(ctx: Context, rdir: Path, stage: Stage, log: StageLog) -> dict[st
     return read_json(path)
 
 
+def stage_steps_left(ctx: Context, curriculum: Curriculum, stage: Stage) -> int | None:
+    """Steps this stage may still train under `organizer.step_plan: by-stage` (its share plus what earlier
+    stages left unspent); None without a step budget or a plan."""
+    total = ctx.cfg.budget.max_steps
+    if total is None or ctx.cfg.organizer.step_plan != "by-stage" or one_stage_takes_the_budget(ctx):
+        return None
+    shares = step_shares(curriculum.stages, total)
+    position = [s.index for s in curriculum.stages].index(stage.index)
+    return max(0, sum(shares[: position + 1]) - spent(ctx.rd).steps)
+
+
+def round_steps(ctx: Context, curriculum: Curriculum, stage: Stage) -> int | None:
+    """The step cap of the stage's next round: the per-round cap, the run's budget and the stage's share."""
+    left = stage_steps_left(ctx, curriculum, stage)
+    if left is None:
+        return None
+    caps = [left, ctx.cfg.student.max_steps_per_stage, steps_left(ctx.cfg.budget, spent(ctx.rd))]
+    return min(c for c in caps if c is not None)
+
+
 def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog) -> None:
     reach = bridge_reach(curriculum, stage)
     last_eval: dict | None = None
@@ -462,6 +482,9 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
     tried: list[tuple[float, int, dict]] = []  # (mean accuracy over evaluated modules, round, eval) per gated round
     for rnd in range(rounds):
         rdir = ctx.rd.round(stage.index, rnd)
+        steps = round_steps(ctx, curriculum, stage)
+        if steps == 0 and not (rdir / "state" / STATE_FILE).exists():
+            break  # the stage's share of the step budget is spent
         examples = ctx.timed("synthesize", lambda: round_examples(ctx, stage, rnd, reach, last_eval, failing, log))
         if not examples:  # nothing left to remediate (e.g. the teacher could not verify any answer)
             break
@@ -472,7 +495,7 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
             kinds[e.kind] = kinds.get(e.kind, 0) + 1
         ctx.say(f"stage {stage.index} round {rnd}: training on {len(examples)} examples ("
                 + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")")
-        train_round(ctx, rdir, examples)
+        train_round(ctx, rdir, examples, steps)
         if stage.bridge:
             return
         last_eval = eval_round(ctx, rdir, stage, log)
@@ -482,7 +505,8 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
         decision_path = rdir / "gate.json"
         if not decision_path.exists():
             decision = gate(last_eval["accuracy"], ctx.p_teacher, stage.modules, stage.mastery_threshold)
-            final = decision["passed"] or rnd == rounds - 1
+            share_spent = stage_steps_left(ctx, curriculum, stage) == 0  # no steps of its share left to remediate
+            final = decision["passed"] or rnd == rounds - 1 or share_spent
             decision["action"] = "advance" if decision["passed"] else ("advance-unmastered" if final else "remediate")
             atomic_write_json(decision_path, decision)
         decision = read_json(decision_path)

@@ -20,6 +20,7 @@ Pure functions. The rules:
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 from ioa.config import OrganizerConfig
 from ioa.identify import descendants
@@ -110,3 +111,27 @@ def organize(diagnosis: Diagnosis, cfg: OrganizerConfig, coverage: float = 1.0) 
         for i, g in enumerate(groups)
     ]
     return Curriculum(stages=tuple(bridge(stages, cfg.tau_zpd)))
+
+
+BRIDGE_WEIGHT = 0.25  # a bridge stage synthesizes a quarter of a stage's examples per module (loop.round_examples)
+
+
+def step_shares(stages: Sequence[Stage], total: int) -> list[int]:
+    """Optimizer steps per stage out of a run's `total`, in proportion to what each stage teaches: one
+    unit per module of a real stage, BRIDGE_WEIGHT per module of a bridge (largest remainders, ties to
+    the earlier stage; at least one step a stage while there are enough).
+
+    Without a plan the first stage's remedial rounds can spend the whole budget: a compare run with
+    column addition under multi-digit multiplication (five stages with bridges) spent its 20 steps on
+    the first stage and never taught the second.
+    """
+    if not stages:
+        return []
+    weights = [len(s.modules) * (BRIDGE_WEIGHT if s.bridge else 1.0) for s in stages]
+    floor = 1 if total >= len(stages) else 0
+    rest = total - floor * len(stages)
+    exact = [rest * w / sum(weights) for w in weights]
+    shares = [int(x) for x in exact]
+    for i in sorted(range(len(stages)), key=lambda i: (-(exact[i] - shares[i]), i))[: rest - sum(shares)]:
+        shares[i] += 1
+    return [s + floor for s in shares]

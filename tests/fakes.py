@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ioa.io import atomic_write_json
+from ioa.students.base import STATE_FILE
 from ioa.students.simulated import SimulatedLearner
 from ioa.types import Example, Problem
 
@@ -56,11 +57,11 @@ class LearningFake:
         tmp = Path(str(path) + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        atomic_write_json(tmp / "ioa_student.json", {"mastery": self.mastery})
+        atomic_write_json(tmp / STATE_FILE, {"mastery": self.mastery})
         tmp.rename(path)
 
     def load_state(self, path: Path) -> None:
-        self.mastery = json.loads((Path(path) / "ioa_student.json").read_text())["mastery"]
+        self.mastery = json.loads((Path(path) / STATE_FILE).read_text())["mastery"]
 
     def save(self, path: Path) -> None:
         Path(path).mkdir(parents=True)

@@ -14,6 +14,7 @@ import pytest
 
 from ioa.io import InputError
 from ioa.loop import run
+from ioa.students.base import STATE_FILE
 from test_loop import make_ctx
 
 
@@ -46,7 +47,7 @@ def test_a_missing_round_state_is_trained_again_to_the_same_result(tmp_path, fin
     for path in (ctx.rd.summary, ctx.rd.final_eval):
         path.unlink()
     again = run(make_ctx(tmp_path))
-    assert (state / "ioa_student.json").exists()
+    assert (state / STATE_FILE).exists()
     assert [m["p_student_after"] for m in again["modules"]] == [m["p_student_after"] for m in summary["modules"]]
 
 

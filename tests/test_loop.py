@@ -212,6 +212,27 @@ def test_a_remedial_round_keeps_the_replay_share_with_its_rehearsal(tmp_path, co
         assert all(x < 0.3 - 0.06 for x in shares)
 
 
+@pytest.mark.parametrize("plan", ["by-stage", "greedy"])
+def test_a_step_budget_is_shared_across_the_stages(tmp_path, plan):
+    ctx = make_ctx(tmp_path, **{"budget.max_steps": 40, "organizer.step_plan": plan, "student.max_steps_per_stage": 30})
+    summary = run(ctx)
+    stages = json.loads(ctx.rd.curriculum.read_text())["stages"]
+    trained = {int(p.parent.parent.name): p for p in (ctx.rd.root / "stages").rglob("round-*/metrics.json")}
+    steps = {i: sum(json.loads(p.read_text())["steps"] for p in (ctx.rd.root / "stages" / str(i)).glob("round-*/metrics.json"))
+             for i in trained}
+    assert len(stages) >= 3 and summary["budget"]["used"]["steps"] <= 40
+    if plan == "by-stage":
+        from ioa.organize import step_shares
+        from ioa.types import Stage
+
+        shares = step_shares([Stage.from_dict(s) for s in stages], 40)
+        assert set(trained) == {s["index"] for s in stages}  # every stage reached
+        for position, s in enumerate(stages):  # never past its share plus what earlier stages left
+            assert sum(steps.get(t["index"], 0) for t in stages[: position + 1]) <= sum(shares[: position + 1])
+    else:  # first come, first served: the first stage's rounds spend the budget
+        assert set(trained) != {s["index"] for s in stages}
+
+
 def test_every_untaught_module_is_kept_not_only_the_mastered_ones():
     from ioa.loop import known_before
     from ioa.types import Curriculum, Diagnosis, ModuleDiagnosis, Stage
@@ -294,7 +315,9 @@ def test_replay_keeps_its_share_when_a_module_runs_out_of_fresh_problems(tmp_pat
     run(ctx)
     for path in sorted((ctx.rd.root / "stages").rglob("train.jsonl")):
         made = json.loads(path.with_name("synthesis.json").read_text())["examples"]
-        replay = [e for e in read_jsonl(path) if "-replay-" in e["id"]]
+        rows = read_jsonl(path)
+        replay = [e for e in rows if "-replay-" in e["id"]]
+        rehearsed = sum("-rehearse-" in e["id"] for e in rows)
         if made and replay:
-            assert len(replay) == round(made * 0.3 / 0.7), path
+            assert len(replay) == round((made + rehearsed) * 0.3 / 0.7), path
     assert fill_to(["a", "b"], 5) == ["a", "b", "a", "b", "a"]

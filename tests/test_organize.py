@@ -124,3 +124,18 @@ def test_bridge_down_jumps_too():
 def test_nothing_deficient_gives_an_empty_curriculum():
     d = make_diagnosis(3, [(0, 1)], [1.0, 1.0, 1.0], [1.0] * 3, [0.0] * 3)
     assert organize(d, OrganizerConfig()).stages == ()
+
+
+def test_step_shares_follow_what_each_stage_teaches():
+    from ioa.organize import step_shares
+
+    def stage(i, modules, bridge=False):
+        return Stage(index=i, modules=tuple(modules), difficulty=0.0, mastery_threshold=0.9, bridge=bridge)
+
+    chain = [stage(0, ["a"]), stage(1, ["b"], True), stage(2, ["b"], True), stage(3, ["b"], True), stage(4, ["b"])]
+    assert step_shares(chain, 20) == [7, 2, 2, 2, 7]
+    assert sum(step_shares(chain, 23)) == 23
+    assert step_shares([stage(0, ["a", "b"]), stage(1, ["c"])], 9) == [6, 3]
+    assert step_shares([stage(0, ["a"])], 20) == [20]
+    assert step_shares([stage(0, ["a"]), stage(1, ["b"]), stage(2, ["c"])], 2) == [1, 1, 0]
+    assert step_shares([], 5) == []

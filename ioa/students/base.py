@@ -10,6 +10,9 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 from ioa.types import Example, Problem
 
+# The file every Student's save_state writes last into its state folder: present means the state is whole.
+STATE_FILE = "ioa_student.json"
+
 
 @runtime_checkable
 class Learner(Protocol):
