@@ -225,12 +225,17 @@ PRESETS: dict[str, dict[str, Any]] = {
                       "replay_fraction": 0.3},
         "student": {"max_steps_per_stage": 40, "max_new_tokens": 192},
     },
-    # The equal-budget comparison of methods (bench/compare_methods.py): four modules, a held-out test
-    # set apart from the probes (so IOA's gates and best-round choice never see the items it is scored
-    # on), and caps that IOA's own plan roughly fills. 3-9 minutes per run on one CPU thread.
+    # The equal-budget comparison of methods (bench/compare_methods.py): two facts the student knows and
+    # a chain it does not (column addition under multi-digit multiplication, which also needs the
+    # times tables), so the Organizer has something to order; the declared prerequisites are the prior
+    # that the data confirm or reject (the untrained student fails both column modules, so the data
+    # alone cannot show an edge). A held-out test set apart from the probes (IOA's gates and round
+    # choice never see the items it is scored on), and caps that IOA's own plan roughly fills. Until
+    # 2026-12-02 the set was the two facts and two independent column procedures (multi_digit_addition,
+    # multi_digit_subtraction): nothing to order. 5-12 minutes per run on one CPU thread.
     "compare": {
-        "modules": ["addition_facts", "multiplication_facts", "multi_digit_addition", "multi_digit_subtraction"],
-        "identifier": {"coverage": 1.0},
+        "modules": ["addition_facts", "multiplication_facts", "multi_digit_addition", "multi_digit_multiplication"],
+        "identifier": {"coverage": 1.0, "prior": "declared"},
         "probe": {"items_per_module": 8, "difficulty": 0.15, "difficulty_spread": 0.15},
         "eval": {"test_items_per_module": 12, "curve": True},
         "synthesis": {"examples_per_module": 32, "remedial_examples_per_module": 16, "max_remedial_rounds": 1,
