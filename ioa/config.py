@@ -91,6 +91,9 @@ class SynthesisConfig(Section):
         "so replay does not pull what it already does toward the teacher's form)")
     retention_boost: float = Field(
         2.0, ge=1.0, le=10.0, description="replay weight of a module whose accuracy fell at the last gate, against 1 for the rest (1: off)")
+    replay_taught: Literal["mastered", "all"] = Field(
+        "all", description="which modules of earlier stages later rounds replay: all that were taught (a module left "
+        "below mastery is reviewed too, since later stages build on it) or only those that passed their gate")
     replay_counts_rehearsal: bool = Field(
         True, description="a remedial round's replay is replay_fraction of the round with its rehearsal of the stage's "
         "earlier examples (off: of the new examples only, so rehearsal dilutes it: 30% became 18%)")

@@ -353,10 +353,13 @@ def replay_for(ctx: Context, log: StageLog, module_id: str, k: int, prefix: str,
 
 
 def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefix: str) -> list[Example]:
-    """Examples of already mastered modules, `replay_fraction` of the round's data: sampled from the
-    run's earlier examples of a module, or freshly made for modules the student knew before the run."""
+    """Examples of modules kept from before the run, mastered in an earlier stage and (`replay_taught:
+    all`) taught in one without reaching mastery, `replay_fraction` of the round's data: sampled from
+    the run's earlier examples of a module, or freshly made for modules the student knew before the run."""
     boost = {m: ctx.cfg.synthesis.retention_boost for m in log.dropped()}  # forgetting gets more replay
-    counts = replay_counts([m for m in log.mastered if m not in stage.modules], ctx.cfg.synthesis.replay_fraction, n_new, boost)
+    reviewed = list(log.mastered) + (log.taught if ctx.cfg.synthesis.replay_taught == "all" else [])
+    reviewed = [m for m in dict.fromkeys(reviewed) if m not in stage.modules]
+    counts = replay_counts(reviewed, ctx.cfg.synthesis.replay_fraction, n_new, boost)
     rng = random.Random(f"replay:{ctx.cfg.seed}:{prefix}")
     low, high = probe_band(ctx.cfg)
     picked: list[Example] = []

@@ -90,7 +90,8 @@ def test_replay_mixes_in_mastered_modules(tmp_path):
     mastered = {m["id"] for m in summary["modules"] if "mastered_at_stage" in m}
     known = set(summary["prior_knowledge"]["modules"])
     assert known == {"place_value"}  # P_S = 0.95 before the run
-    assert replayed and {e["module"] for e in replayed} <= mastered | known
+    taught = {m for s in summary["stages"] if not s["bridge"] for m in s["modules"]}
+    assert replayed and {e["module"] for e in replayed} <= mastered | known | taught
     assert any(e["module"] == "place_value" for e in replayed)  # made fresh: it was never taught
     assert summary["prior_knowledge"]["drop_points"] is not None
     untaught = summary["not_taught"]
@@ -231,6 +232,21 @@ def test_a_step_budget_is_shared_across_the_stages(tmp_path, plan):
             assert sum(steps.get(t["index"], 0) for t in stages[: position + 1]) <= sum(shares[: position + 1])
     else:  # first come, first served: the first stage's rounds spend the budget
         assert set(trained) != {s["index"] for s in stages}
+
+
+@pytest.mark.parametrize("which", ["all", "mastered"])
+def test_later_stages_review_what_earlier_stages_taught(tmp_path, which):
+    # a slow learner: the first stage's modules stay below mastery
+    ctx = make_ctx(tmp_path, rate=0.01, **{"synthesis.replay_taught": which, "synthesis.replay_fraction": 0.3,
+                                           "synthesis.max_remedial_rounds": 0})
+    summary = run(ctx)
+    stages = [s for s in json.loads(ctx.rd.curriculum.read_text())["stages"] if not s["bridge"]]
+    assert len(stages) >= 2
+    unmastered = [m for m in stages[0]["modules"] if not any(x["id"] == m and "mastered_at_stage" in x for x in summary["modules"])]
+    assert unmastered
+    last = ctx.rd.round(stages[-1]["index"], 0) / "train.jsonl"
+    replayed = {e["module"] for e in read_jsonl(last) if e["kind"] == "replay"}
+    assert bool(set(unmastered) & replayed) == (which == "all")
 
 
 def test_every_untaught_module_is_kept_not_only_the_mastered_ones():
