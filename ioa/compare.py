@@ -164,7 +164,8 @@ def compare(results: Sequence[RunResult]) -> dict[str, Any]:
             row[key] = mean_std([s[key] for s in scores])
         row["modules"] = {m: mean_std([r.after.get(m) for r in runs]) for m in modules}
         row["benchmarks"] = {k: mean_std([r.benchmarks.get(k) for r in runs]) for k in bench_keys}
-        row["budget"] = {k: mean_std([r.budget.get(k) for r in runs]) for k in ("examples", "steps", "trained_tokens", "teacher_calls", "teacher_tokens")}
+        kinds = ("examples", "steps", "trained_tokens", "teacher_calls", "teacher_tokens")
+        row["budget"] = {k: mean_std([r.budget.get(k) for r in runs]) for k in kinds}
         row["bleed_after"] = mean_std([r.bleed_after for r in runs])
         row["completion_tokens"] = mean_std([r.completion_tokens for r in runs])
         row["curves"] = [r.curve for r in runs]
@@ -267,14 +268,16 @@ def blocks(table: dict[str, Any], images: dict[str, Image]) -> list[Any]:
                            "in each run's own pre-training diagnosis; known: the other modules (what the student "
                            "already knew: kept or forgotten). Budget: what each method actually used.")]
     headers = ("method", "runs", "deficient before", "deficient after", "known before", "known after", "all before", "all after",
-               "examples", "steps", "trained tokens", "teacher calls", "teacher tokens", "completion ≈tokens", "layout bleed after") + tuple(table["benchmarks"])
+               "examples", "steps", "trained tokens", "teacher calls", "teacher tokens", "completion ≈tokens",
+               "layout bleed after") + tuple(table["benchmarks"])
     body = []
     for r in rows:
         body.append((r["method"], str(r["n"]), fmt(r["deficient_before"]), fmt(r["deficient_after"]),
                      fmt(r["known_before"]), fmt(r["known_after"]), fmt(r["all_before"]),
                      fmt(r["all_after"]), fmt_count(r["budget"]["examples"]), fmt_count(r["budget"]["steps"]),
                      fmt_count(r["budget"]["trained_tokens"]), fmt_count(r["budget"]["teacher_calls"]), fmt_count(r["budget"]["teacher_tokens"]),
-                     fmt_count(r.get("completion_tokens", (None, None))), fmt(r.get("bleed_after", (None, None)))) + tuple(fmt(r["benchmarks"][k]) for k in table["benchmarks"]))
+                     fmt_count(r.get("completion_tokens", (None, None))), fmt(r.get("bleed_after", (None, None))))
+                    + tuple(fmt(r["benchmarks"][k]) for k in table["benchmarks"]))
     out.append(Table(headers, tuple(body)))
     if table.get("items_per_module"):
         n = table["items_per_module"]

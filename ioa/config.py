@@ -27,7 +27,8 @@ class IdentifierConfig(Section):
     tau_low: float = Field(0.3, ge=0.0, le=1.0, description="A -> B needs P(B ok | A fail) <= tau_low")
     tau_dep: float = Field(0.2, ge=0.0, le=1.0, description="A -> B needs P(B ok | A ok) - P(B ok | A fail) >= tau_dep")
     min_support: int = Field(10, ge=1, le=1_000_000, description="paired observations an edge needs")
-    min_source_failures: int = Field(3, ge=1, le=1_000_000, description="pairs where the prerequisite failed, so P(B ok | A fail) is not a guess from one or two cases")
+    min_source_failures: int = Field(
+        3, ge=1, le=1_000_000, description="pairs where the prerequisite failed, so P(B ok | A fail) is not a guess from one or two cases")
     dependency_learners: list[Literal["teacher", "student"]] = Field(
         ["student"], min_length=1,
         description="whose pairs the prerequisite analysis counts; pooling a near-perfect teacher with the "
@@ -176,13 +177,16 @@ class BaselineConfig(Section):
     """Settings of the comparison methods (`method:` other than ioa)."""
 
     seed_tasks_per_module: int = Field(4, ge=1, le=10_000, description="self-instruct: seed tasks per module (the pool starts from these)")
-    seeds_per_prompt: int = Field(3, ge=1, le=64, description="self-instruct: seed tasks shown per new-instruction request (Wang et al.: 8 with 6 human + 2 generated)")
-    rouge_l_max: float = Field(0.7, gt=0.0, le=1.0, description="self-instruct: a new instruction is dropped when its ROUGE-L to any pooled one is >= this")
+    seeds_per_prompt: int = Field(
+        3, ge=1, le=64, description="self-instruct: seed tasks shown per new-instruction request (Wang et al.: 8 with 6 human + 2 generated)")
+    rouge_l_max: float = Field(
+        0.7, gt=0.0, le=1.0, description="self-instruct: a new instruction is dropped when its ROUGE-L to any pooled one is >= this")
     error_rounds: int = Field(3, ge=1, le=100, description="error-targeted: fine-tune -> collect errors -> new examples, this many times")
 
 
 class EvalConfig(Section):
-    test_items_per_module: int = Field(0, ge=0, le=100_000, description="a held-out test set used only before the run and at the end (0: report on the probes)")
+    test_items_per_module: int = Field(
+        0, ge=0, le=100_000, description="a held-out test set used only before the run and at the end (0: report on the probes)")
     curve: bool = Field(False, description="evaluate every module on the held-out items after each trained round (sample-efficiency curve)")
     benchmarks: list[Literal["gsm8k", "math500", "aime24", "humaneval", "mbpp", "dolly", "vicuna"]] = Field(
         default_factory=list, description="benchmarks scored before and after the run (see `ioa eval`)")

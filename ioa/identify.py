@@ -7,8 +7,9 @@ Rules, exactly as implemented:
 
 * P_L(k) for learner L is L's accuracy on attempts whose role is "problem" and whose module is k; a
   module L only met as a step falls back to L's accuracy on those steps. No attempts -> 0.0.
-* Gap(k) = (P_T - P_S) / P_T (thresholds are compared with a 1e-9 tolerance for float noise). P_T = 0 means the teacher cannot do k: the module is reported as not
-  teachable, its gap is None and it is never deficient. Deficient: teachable and gap > tau_gap.
+* Gap(k) = (P_T - P_S) / P_T (thresholds are compared with a 1e-9 tolerance for float noise). P_T = 0
+  means the teacher cannot do k: the module is reported as not teachable, its gap is None and it is
+  never deficient. Deficient: teachable and gap > tau_gap.
 * Prerequisite edges by conditional performance. Inside one group (a composite problem), each step
   attempt on module A is paired with each problem attempt on module B != A by the same learner; only
   the learners in `dependency_learners` (default: the student) are counted, because pooling a
@@ -46,7 +47,6 @@ import polars as pl
 from ioa.attempts import attempts_frame
 from ioa.config import IdentifierConfig
 from ioa.types import Attempt, Diagnosis, Edge, ModuleDiagnosis
-
 
 # Comparisons with thresholds allow for float noise: (1 - 0.7) / 1 is 0.30000000000000004, and a gap
 # of exactly tau_gap must not count as "greater than" it.
@@ -311,7 +311,7 @@ def parse_diagnosis(data: object, source: str) -> Diagnosis:
             raise ValueError(f"{where}: expected an object")
         for key, kind in (("id", str), ("p_teacher", (int, float)), ("p_student", (int, float)),
                           ("deficient", bool), ("severity", (int, float))):
-            if not isinstance(m.get(key), kind) or (kind != bool and isinstance(m.get(key), bool)):
+            if not isinstance(m.get(key), kind) or (kind is not bool and isinstance(m.get(key), bool)):
                 raise ValueError(f"{where}.{key}: missing or of the wrong type (got {m.get(key)!r})")
         modules.append(m)
     ids = {m["id"] for m in modules}

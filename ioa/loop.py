@@ -148,7 +148,8 @@ def distinct_from_probes(ctx: Context, problems: list[Problem], tries: int = 8) 
                 out[i] = x
         if not redo:
             break
-        specs = [(problems[i].module, problems[i].difficulty, TEST_SEED_BASE - 1 - (attempt + 1) * 1_000_000 - ctx.cfg.seed * 100_000 - i) for i in redo]
+        base = TEST_SEED_BASE - 1 - (attempt + 1) * 1_000_000 - ctx.cfg.seed * 100_000
+        specs = [(problems[i].module, problems[i].difficulty, base - i) for i in redo]
         pending = list(zip(redo, generate_many(ctx.domain, specs)))
     return [out[i] for i in sorted(out)]
 
@@ -368,7 +369,8 @@ def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefi
     return as_replay(picked, f"{prefix}-replay")
 
 
-def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval: dict | None, failing: Sequence[str], log: StageLog) -> list[Example]:
+def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval: dict | None, failing: Sequence[str],
+                   log: StageLog) -> list[Example]:
     """The round's training data: synthesized (round 0) or remedial (later), plus replay."""
     path = ctx.rd.round(stage.index, rnd) / "train.jsonl"
     if path.exists():
@@ -389,7 +391,8 @@ def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval
         if one_stage_takes_the_budget(ctx) and allowed is not None:
             n = -(-allowed // len(modules))  # no remedial rounds to spend it on: the one stage gets it all
         counts = trim_counts({m.id: stage_difficulties(n, low, high, reach, ctx.cfg.adapter.load_ramp, ctx.cfg.seed) for m in modules}, allowed)
-        made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, "bridge" if stage.bridge else "synth", ctx.cfg.seed,
+        kind = "bridge" if stage.bridge else "synth"
+        made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, kind, ctx.cfg.seed,
                           progress=ctx.progress)
     else:
         correct = {it["id"]: it["correct"] for it in last_eval["items"]}
@@ -397,7 +400,8 @@ def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval
         counts, targets = remedial_targets(wrong, syn.remedial_examples_per_module)
         counts = trim_counts(counts, allowed)
         targets = {m: targets[m][: len(ds)] for m, ds in counts.items()}
-        made = synthesize(ctx.teacher, ctx.domain, [m for m in modules if m.id in counts], counts, ctx.cfg.adapter, ctx.seen, prefix, "remedial", ctx.cfg.seed, targets,
+        remediated = [m for m in modules if m.id in counts]
+        made = synthesize(ctx.teacher, ctx.domain, remediated, counts, ctx.cfg.adapter, ctx.seen, prefix, "remedial", ctx.cfg.seed, targets,
                           progress=ctx.progress)
     rehearsal: list[Example] = []
     if rnd > 0:  # rehearse the stage's own earlier examples 1:1, so remediation does not narrow the student
@@ -488,7 +492,7 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
         steps = round_steps(ctx, curriculum, stage)
         if steps == 0 and not (rdir / "state" / STATE_FILE).exists():
             break  # the stage's share of the step budget is spent
-        examples = ctx.timed("synthesize", lambda: round_examples(ctx, stage, rnd, reach, last_eval, failing, log))
+        examples = ctx.timed("synthesize", lambda: round_examples(ctx, stage, rnd, reach, last_eval, failing, log))  # noqa: B023 (called at once)
         if not examples:  # nothing left to remediate (e.g. the teacher could not verify any answer)
             break
         log.examples.extend(e for e in examples if e.kind != "replay")

@@ -144,11 +144,14 @@ def _graph_boxes(ids, chains, pos, colour, taught) -> Figure:
     for chain in chains.values():
         s, t, via = chain[0], chain[-1], [(pos[n][0] * col_w, -pos[n][1] * row_h) for n in chain[1:-1]]
         if not via:
-            ax.annotate("", xy=(0, 0.5), xycoords=boxes[t], xytext=(1, 0.5), textcoords=boxes[s], zorder=2, arrowprops=dict(arrowstyle="-|>", shrinkA=1, shrinkB=1, **arrow))
+            ax.annotate("", xy=(0, 0.5), xycoords=boxes[t], xytext=(1, 0.5), textcoords=boxes[s], zorder=2,
+                        arrowprops=dict(arrowstyle="-|>", shrinkA=1, shrinkB=1, **arrow))
             continue
-        ax.annotate("", xy=via[0], xycoords="data", xytext=(1, 0.5), textcoords=boxes[s], zorder=2, arrowprops=dict(arrowstyle="-", shrinkA=1, shrinkB=0, **arrow))
+        ax.annotate("", xy=via[0], xycoords="data", xytext=(1, 0.5), textcoords=boxes[s], zorder=2,
+                    arrowprops=dict(arrowstyle="-", shrinkA=1, shrinkB=0, **arrow))
         ax.plot([x for x, _ in via], [y for _, y in via], color=arrow["color"], lw=arrow["lw"], zorder=2)
-        ax.annotate("", xy=(0, 0.5), xycoords=boxes[t], xytext=via[-1], textcoords="data", zorder=2, arrowprops=dict(arrowstyle="-|>", shrinkA=0, shrinkB=1, **arrow))
+        ax.annotate("", xy=(0, 0.5), xycoords=boxes[t], xytext=via[-1], textcoords="data", zorder=2,
+                    arrowprops=dict(arrowstyle="-|>", shrinkA=0, shrinkB=1, **arrow))
     ax.set_title("Discovered prerequisite graph (prerequisite → dependent; columns = depth)", fontsize=10)
     _legend(ax)
     return fig

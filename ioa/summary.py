@@ -67,7 +67,8 @@ def learning_curve(rd: RunDir, before: dict[str, float]) -> list[dict[str, Any]]
     """(examples, steps, teacher calls, mean accuracy) before training and after every trained round."""
     points = [{"examples": 0, "steps": 0, "teacher_calls": 0, "mean": _mean(list(before.values())), "accuracy": before}]
     stages = rd.root / "stages"
-    paths = sorted(stages.glob("*/round-*/curve.json"), key=lambda p: (int(p.parent.parent.name), int(p.parent.name.split("-")[1]))) if stages.is_dir() else []
+    order = lambda p: (int(p.parent.parent.name), int(p.parent.name.split("-")[1]))
+    paths = sorted(stages.glob("*/round-*/curve.json"), key=order) if stages.is_dir() else []
     for path in paths:
         c = read_json(path)
         points.append({k: c[k] for k in ("examples", "steps", "teacher_calls", "mean", "accuracy")})

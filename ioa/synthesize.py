@@ -57,7 +57,8 @@ def _budget_left(teacher: Teacher) -> int | None:
     return None if limit is None else max(0, limit - teacher.calls)
 
 
-def _new_problems(teacher: Teacher, module: Module, difficulties: Sequence[float], base: int, seen: set[str]) -> tuple[list[tuple[int, Problem]], int]:
+def _new_problems(teacher: Teacher, module: Module, difficulties: Sequence[float], base: int,
+                  seen: set[str]) -> tuple[list[tuple[int, Problem]], int]:
     """(item index, problem) for problems whose prompts are new; retries duplicates with fresh seeds.
 
     Small modules (e.g. single-digit facts) run out of new problems; an item still duplicated after four

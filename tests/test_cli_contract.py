@@ -92,7 +92,7 @@ def test_plan_names_a_missing_field(tmp_path):
 
 def test_identify_on_the_builtin_domain_writes_attempts(tmp_path):
     ioa("identify", "--domain", "arithmetic", "--out", tmp_path / "d", "--set", "probe.items_per_module=6")
-    attempts = [json.loads(l) for l in (tmp_path / "d" / "attempts.jsonl").read_text().splitlines()]
+    attempts = [json.loads(line) for line in (tmp_path / "d" / "attempts.jsonl").read_text().splitlines()]
     assert {a["learner"] for a in attempts} == {"teacher", "student"}
     assert {a["role"] for a in attempts} == {"problem", "step"}
     diag = json.loads((tmp_path / "d" / "diagnosis.json").read_text())

@@ -11,11 +11,11 @@ import json
 import shutil
 
 import pytest
+from test_loop import make_ctx
 
 from ioa.io import InputError
 from ioa.loop import run
 from ioa.students.base import STATE_FILE
-from test_loop import make_ctx
 
 
 def snapshot(root):

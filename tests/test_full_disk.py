@@ -10,9 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from ioa.io import NoSpaceError, atomic_write_text
+from ioa.io import NoSpaceError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,14 @@ from scripted_teacher import GSM8K_MODULES, ScriptedBackend
 from ioa.config import AdapterConfig, Price, RunConfig, TeacherConfig
 from ioa.llm.base import PHASES, ChatResult, TeacherCallError, strip_think
 from ioa.llm.checking import (
-    CHECKERS, CheckSettings, check_choice, check_exact, check_numeric, check_symbolic, make_checker, program_with_tests,
+    CHECKERS,
+    CheckSettings,
+    check_choice,
+    check_exact,
+    check_numeric,
+    check_symbolic,
+    make_checker,
+    program_with_tests,
 )
 from ioa.llm.domain import LLMDomain, modules_schema
 from ioa.llm.domain_spec import DomainSpecError, builtin_specs, load_domain_spec, parse_domain_spec

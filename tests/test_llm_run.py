@@ -11,16 +11,16 @@ import logging
 import secrets
 
 import pytest
-
 from chat_server import ChatServer
 from fakes import LearningFake
+from scripted_teacher import respond
+
 from ioa.config import load_config
 from ioa.io import read_jsonl
 from ioa.llm.base import BudgetExceeded
 from ioa.loop import Context, run
 from ioa.rundir import RunDir
 from ioa.teachers import load_domain_and_teacher
-from scripted_teacher import respond
 
 KEY_ENV = "IOA_TEST_TEACHER_KEY"
 
@@ -126,7 +126,8 @@ def test_dry_run_estimates_without_calling(server, api_key, tmp_path, capsys):
     from ioa.cli import main
 
     assert main(["run", "--dry-run", "--set", "domain=gsm8k", "--set", "teacher.kind=openai", "--set", "teacher.model=scripted-teacher",
-                 "--set", f"teacher.base_url={server.base_url}", "--set", "teacher.prices={scripted-teacher: {input_per_mtok: 1.0, output_per_mtok: 2.0}}",
+                 "--set", f"teacher.base_url={server.base_url}",
+                 "--set", "teacher.prices={scripted-teacher: {input_per_mtok: 1.0, output_per_mtok: 2.0}}",
                  "--run-dir", str(tmp_path / "never")]) == 0
     out = capsys.readouterr().out
     assert "total" in out and '"dry_run": true' in out and "$" in out

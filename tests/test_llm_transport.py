@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from chat_server import ChatServer
+
 from ioa.config import BudgetConfig, Price, RunConfig, TeacherConfig
 from ioa.llm.accounting import Budget, Ledger, estimate_call
 from ioa.llm.base import BudgetExceeded, ChatBackend, ChatRequest, ChatResult, TeacherCallError
@@ -312,7 +312,8 @@ def test_ledger_lines_and_totals(server, make_backend, tmp_path):
     client = make_client(backend, tmp_path)
     server.inject("500")  # one call needs a retry
     server.inject("400")  # and one fails
-    batch = [req(i, phase="synthesize", prompt="synth") for i in range(3)] + [req(i, phase="judge", prompt="grade", text=f"grade {i}") for i in range(2)]
+    batch = [req(i, phase="synthesize", prompt="synth") for i in range(3)]
+    batch += [req(i, phase="judge", prompt="grade", text=f"grade {i}") for i in range(2)]
     results = client.complete(batch)
     client.complete([q for q, r in zip(batch, results) if r.ok and q.phase == "synthesize"][:2])  # two cache hits
     lines = [json.loads(x) for x in (tmp_path / "run" / "teacher_calls.jsonl").read_text().splitlines()]

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from fakes import Interrupt, LearningFake
+
 from ioa.config import load_config
 from ioa.domains import load_domain
 from ioa.io import read_jsonl
@@ -65,11 +65,11 @@ def test_run_teaches_in_order_with_gates_and_writes_everything(tmp_path):
     # ids unique across the run; remedial examples point at probe items the student got wrong
     examples = all_examples(rd)
     assert len({e["id"] for e in examples}) == len(examples)
-    probe_ids = {json.loads(l)["id"] for l in rd.probes.read_text().splitlines()}
+    probe_ids = {json.loads(line)["id"] for line in rd.probes.read_text().splitlines()}
     remedial = [e for e in examples if e["kind"] == "remedial"]
     assert remedial and all(e["remediates"] in probe_ids for e in remedial)
     # no training example is a held-out probe item
-    probe_q = {json.loads(l)["question"] for l in rd.probes.read_text().splitlines()}
+    probe_q = {json.loads(line)["question"] for line in rd.probes.read_text().splitlines()}
     assert not any(e["prompt"].split("\n\n")[0] in probe_q for e in examples)
     d = summary["deficient"]
     assert d["count"] >= 2 and d["mean_after"] > d["mean_before"]
@@ -228,7 +228,7 @@ def test_a_step_budget_is_shared_across_the_stages(tmp_path, plan):
 
         shares = step_shares([Stage.from_dict(s) for s in stages], 40)
         assert set(trained) == {s["index"] for s in stages}  # every stage reached
-        for position, s in enumerate(stages):  # never past its share plus what earlier stages left
+        for position in range(len(stages)):  # never past its share plus what earlier stages left
             assert sum(steps.get(t["index"], 0) for t in stages[: position + 1]) <= sum(shares[: position + 1])
     else:  # first come, first served: the first stage's rounds spend the budget
         assert set(trained) != {s["index"] for s in stages}

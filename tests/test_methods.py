@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from fakes import Interrupt, LearningFake
+
 from ioa.config import load_config
 from ioa.domains import load_domain
 from ioa.io import read_json, read_jsonl

@@ -58,7 +58,7 @@ def killed_and_resumed():
     kills, first_stderr = [], ""
     for i, (cmd, after) in enumerate([(start, lambda: True), (resume, checkpoint), (resume, lambda: True)]):
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-        found = wait_for(lambda: after() or proc.poll() is not None, 400)
+        found = wait_for(lambda: after() or proc.poll() is not None, 400)  # noqa: B023 (called at once)
         assert found and proc.poll() is None, f"kill {i + 1}: the run ended before the moment to kill it"
         delay = rng.uniform(5.0, 60.0) if i == 0 else rng.uniform(0.0, 20.0)
         time.sleep(delay)
@@ -85,7 +85,7 @@ def test_resume_after_sigkill_finishes_without_losing_or_duplicating_examples(ki
     after = snapshot(run_dir)
     for name, text in before.items():
         assert after[name] == text  # data written before the kill is reused, byte for byte
-    ids = [json.loads(l)["id"] for text in after.values() for l in text.splitlines()]
+    ids = [json.loads(line)["id"] for text in after.values() for line in text.splitlines()]
     assert len(ids) == len(set(ids))
     metrics = [json.loads(p.read_text()) for p in run_dir.glob("stages/*/round-*/metrics.json")]
     assert any(m.get("resumed_from") for m in metrics), "training did not resume from its checkpoint"

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable
 
-from ioa.domains.arithmetic_verify import verification
 from ioa.domains.arithmetic_checks import answers_match, check_response
+from ioa.domains.arithmetic_verify import verification
 from ioa.types import Module, Problem, Step
 
 MODULES: tuple[Module, ...] = (

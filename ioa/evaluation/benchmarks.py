@@ -21,7 +21,12 @@ from typing import Any, Sequence
 
 from ioa.evaluation.data import Source
 from ioa.evaluation.extract import (
-    extract_code, gsm8k_flexible, gsm8k_gold, gsm8k_strict, judge_rating, math_answer,
+    extract_code,
+    gsm8k_flexible,
+    gsm8k_gold,
+    gsm8k_strict,
+    judge_rating,
+    math_answer,
 )
 from ioa.evaluation.metrics import gsm8k_match, int_answer, math_equal, mean, mean_pass_at_k, rouge_l
 from ioa.io import InputError

@@ -24,8 +24,7 @@ from typing import Sequence
 from ioa.answers import answer_format_of, prompt_for, question_of
 from ioa.evaluate import evaluate
 from ioa.io import atomic_write_json, read_json, read_jsonl
-from ioa.loop import (Context, as_replay, probe_band, run_modules, single_stage, teacher_usage, train_round,
-                      usage_delta, write_round_data)
+from ioa.loop import Context, as_replay, probe_band, run_modules, single_stage, teacher_usage, train_round, usage_delta, write_round_data
 from ioa.methods.budget import examples_left, spent, steps_left, trim_counts
 from ioa.synthesize import Synthesis, checked_solutions, seed_base, stage_difficulties, synthesize
 from ioa.types import Curriculum, Diagnosis, Example, Problem, Stage

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
 from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ioa.answers import answer_format_of, asks_answer_line, prompt_for
 from ioa.config import StudentConfig

@@ -99,7 +99,7 @@ def sft_args(cfg: StudentConfig, out_dir: Path, steps: int, *, bf16: bool, use_c
 @contextmanager
 def datasets_progress(enabled: bool):
     """Show or hide the `datasets` map/filter bars of dataset preparation, restoring the previous setting."""
-    from datasets.utils import disable_progress_bars, enable_progress_bars, are_progress_bars_disabled
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     was_disabled = are_progress_bars_disabled()
     (enable_progress_bars if enabled else disable_progress_bars)()
