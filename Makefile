@@ -24,7 +24,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/ioa run $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q $(ARGS)
 
 lint: $(STAMP)
