@@ -49,7 +49,8 @@ def run_sets(name: str, method: str, sets: list[str], seed: int, args: argparse.
     return [f"method={method}", f"seed={seed}", *([f"label={name}"] if name != method else []), *args.overrides, *sets]
 
 
-def share_pretraining(first: Path, run_dir: Path, method: str, seed: int, args: argparse.Namespace, sets: list[str]) -> None:
+def share_pretraining(first: Path, run_dir: Path, method: str, seed: int, args: argparse.Namespace,
+                      sets: list[str]) -> None:
     """Start a run from the seed's first run's pre-training files: the same probes, test items and the
     untrained student's answers (identical for every method at a seed), so they are computed once per
     seed. Only IOA and its ablations spend teacher calls on probing (probe_usage "counted")."""
@@ -97,8 +98,8 @@ def run_seed(seed: int, methods: list[str], args: argparse.Namespace, env: dict[
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods; ';'-separated when a variant "
-                    "NAME=METHOD,key=value,... is among them (its runs are labelled NAME in the comparison)")
+    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods; ';'-separated when a "
+                    "variant NAME=METHOD,key=value,... is among them (its runs are labelled NAME in the comparison)")
     ap.add_argument("--preset", default="compare")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "compare")
     ap.add_argument("--jobs", type=int, default=1,

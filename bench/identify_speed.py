@@ -31,8 +31,10 @@ def generate(path: Path, n_modules: int, n_attempts: int, seed: int = 0) -> None
         for learner in ("teacher", "student"):
             steps = [(a, learner == "teacher" or rng.random() < mastery[a]) for a in prereqs[target]]
             ok = all(s for _, s in steps) and (learner == "teacher" or rng.random() < mastery[target])
-            lines.append(json.dumps({"learner": learner, "module": target, "group": f"g{g}", "role": "problem", "correct": ok}))
-            lines.extend(json.dumps({"learner": learner, "module": a, "group": f"g{g}", "role": "step", "correct": s}) for a, s in steps)
+            lines.append(json.dumps({"learner": learner, "module": target, "group": f"g{g}", "role": "problem",
+                                     "correct": ok}))
+            lines.extend(json.dumps({"learner": learner, "module": a, "group": f"g{g}", "role": "step", "correct": s})
+                         for a, s in steps)
         g += 1
     path.write_text("\n".join(lines[:n_attempts]) + "\n")
 

@@ -24,7 +24,8 @@ from ioa.config import config_to_yaml, load_config  # noqa: E402
 from ioa.io import read_json  # noqa: E402
 
 ROUND_KEYS = ("organizer.round_choice", "organizer.round_alpha", "organizer.max_known_drop")
-AFTER_THE_CHOICE = ("summary.json", "final_eval.json", "report.md", "report.html", "model", "plots", ".lock", "timings.json")
+AFTER_THE_CHOICE = ("summary.json", "final_eval.json", "report.md", "report.html", "model", "plots", ".lock",
+                    "timings.json")
 
 
 def reselect(src: Path, dst: Path, label: str, sets: list[str]) -> None:

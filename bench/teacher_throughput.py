@@ -48,8 +48,10 @@ def synthesis_requests(n: int, tag: str) -> list[ChatRequest]:
     return [
         ChatRequest.of(
             [{"role": "system", "content": SYSTEM},
-             {"role": "user", "content": TASK.format(module="multi_digit_subtraction", difficulty=(i % 10) / 10, i=f"{tag}-{i}")}],
-            phase="synthesize", prompt="synthesize_problem", prompt_version="1", max_tokens=256, temperature=0.7, seed=i,
+             {"role": "user", "content": TASK.format(module="multi_digit_subtraction", difficulty=(i % 10) / 10,
+                                                     i=f"{tag}-{i}")}],
+            phase="synthesize", prompt="synthesize_problem", prompt_version="1", max_tokens=256, temperature=0.7,
+            seed=i,
         )
         for i in range(n)
     ]

@@ -93,7 +93,8 @@ def bare_loop(model_dir: str, cfg: StudentConfig, data: list[dict], bf16: bool) 
         ends.append(time.perf_counter())
     seconds = ends[-1] - ends[0]
     tokens = SEQS * SEQ_LEN * (len(data) - 1)
-    return {"s_per_step": seconds / (len(data) - 1), "tokens_per_s": tokens / seconds, "final_loss": float(loss.detach())}
+    return {"s_per_step": seconds / (len(data) - 1), "tokens_per_s": tokens / seconds,
+            "final_loss": float(loss.detach())}
 
 
 def count_matmul_params(model) -> int:

@@ -27,10 +27,12 @@ NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 ANALOGIES: dict[str, str] = {
-    "fractions": "Think of a pizza cut into equal slices: the bottom number is how many slices the pizza has, the top number is how many you take.",
+    "fractions": "Think of a pizza cut into equal slices: the bottom number is how many slices the pizza has, "
+                 "the top number is how many you take.",
     "percentages": "Think of 100 coins: a percent is how many coins out of every 100.",
     "linear_equations": "Think of a balance scale: do the same thing to both sides and it stays balanced.",
-    "linear_systems": "Think of two shopping receipts with the same two items: compare the receipts to find each price.",
+    "linear_systems": "Think of two shopping receipts with the same two items: compare the receipts to find "
+                      "each price.",
 }
 GENERIC_ANALOGY = "Think of it with real objects you can count."
 
@@ -147,7 +149,8 @@ def load_ramp(n: int, low: float, high: float, bridge: bool = False) -> list[flo
 
 
 def adapt_solution(
-    problem: Problem, solution: str, raw: str, module: Module, cfg: AdapterConfig, names: Mapping[str, str] | None = None
+    problem: Problem, solution: str, raw: str, module: Module, cfg: AdapterConfig,
+    names: Mapping[str, str] | None = None
 ) -> str:
     """The completion the student is trained on, built from the enabled transforms."""
     if not (cfg.decompose or cfg.template or cfg.simplify or cfg.analogies):

@@ -35,8 +35,10 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_budget_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-cost", type=float, metavar="DOLLARS", help="stop (resumably) before teacher calls would cost more")
-    p.add_argument("--max-tokens", type=int, metavar="N", help="stop (resumably) before teacher calls would use more tokens")
+    p.add_argument("--max-cost", type=float, metavar="DOLLARS",
+                   help="stop (resumably) before teacher calls would cost more")
+    p.add_argument("--max-tokens", type=int, metavar="N",
+                   help="stop (resumably) before teacher calls would use more tokens")
 
 
 def config_from(args: argparse.Namespace) -> RunConfig:
@@ -90,8 +92,10 @@ def print_diagnosis(diagnosis) -> None:
     print(f"{'module':28} {'P_T':>6} {'P_S':>6} {'gap':>6} {'sev':>6}  deficient")
     for m in sorted(diagnosis.modules, key=lambda m: -m.severity):
         gap = "  n/a" if m.gap is None else f"{m.gap:6.2f}"
-        print(f"{m.id:28} {m.p_teacher:6.2f} {m.p_student:6.2f} {gap} {m.severity:6.2f}  {'yes' if m.deficient else ''}")
-    print(f"{len(diagnosis.edges)} prerequisite edges: " + ", ".join(f"{e.source}->{e.target}" for e in diagnosis.edges[:20])
+        print(f"{m.id:28} {m.p_teacher:6.2f} {m.p_student:6.2f} {gap} {m.severity:6.2f}  "
+              f"{'yes' if m.deficient else ''}")
+    print(f"{len(diagnosis.edges)} prerequisite edges: "
+          + ", ".join(f"{e.source}->{e.target}" for e in diagnosis.edges[:20])
           + (" ..." if len(diagnosis.edges) > 20 else ""))
 
 
@@ -131,7 +135,8 @@ def open_run(cfg: RunConfig, run_dir: Path, progress: bool, quiet: bool = False)
         from ioa.io import atomic_write_text
 
         atomic_write_text(rd.config, config_to_yaml(cfg))
-    return Context(cfg=cfg, rd=rd, domain=domain, teacher=teacher, student=student, progress=progress and not quiet, quiet=quiet)
+    return Context(cfg=cfg, rd=rd, domain=domain, teacher=teacher, student=student, progress=progress and not quiet,
+                   quiet=quiet)
 
 
 def check_run_dir(rd, cfg: RunConfig) -> None:
@@ -209,7 +214,8 @@ def dry_run(cfg: RunConfig) -> int:
         spec, n_modules = load_domain_spec(cfg.domain), None
     est = estimate_run(cfg, spec, n_modules)
     if cfg.teacher.kind == "procedural":
-        print("teacher: procedural (built in): no API calls, no cost; the figures below are what an LLM teacher would need")
+        print("teacher: procedural (built in): no API calls, no cost; the figures below are what an LLM teacher "
+              "would need")
     print(f"{'phase':12} {'calls':>8} {'prompt tok':>12} {'compl. tok (max)':>17} {'cost (max)':>12}")
     for phase, row in [*est["phases"].items(), ("total", est["total"])]:
         cost = row.get("cost_max") if est.get("priced") else None
@@ -292,8 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the whole staged distillation (default: built-in arithmetic, SmolLM2-135M)")
     p.add_argument("--run-dir", type=Path, help="run directory (default: runs/<timestamp>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--quiet", action="store_true", help="no phase messages: errors and the final lines only (implies --no-progress)")
-    p.add_argument("--dry-run", action="store_true", help="estimate teacher calls, tokens and cost of the planned run; spend nothing")
+    p.add_argument("--quiet", action="store_true",
+                   help="no phase messages: errors and the final lines only (implies --no-progress)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="estimate teacher calls, tokens and cost of the planned run; spend nothing")
     add_budget_args(p)
     add_config_args(p)
     p.set_defaults(func=cmd_run)
@@ -310,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("compare", help="table and plots comparing finished runs of different methods (mean ± std over seeds)")
+    p = sub.add_parser("compare",
+                       help="table and plots comparing finished runs of different methods (mean ± std over seeds)")
     p.add_argument("run_dirs", type=Path, nargs="+", help="finished run directories")
     p.add_argument("--out", type=Path, help="output directory (default: <parent of the first run>/compare)")
     p.set_defaults(func=cmd_compare)
@@ -332,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ioa: stopped: {e}", file=sys.stderr)
         return 3
     except TeacherCallError as e:
-        print(f"ioa: error: {e}\nioa: the run directory is resumable with `ioa resume DIR` (answers already paid for are cached)", file=sys.stderr)
+        print(f"ioa: error: {e}\nioa: the run directory is resumable with `ioa resume DIR` "
+              "(answers already paid for are cached)", file=sys.stderr)
         return 4
     except KeyboardInterrupt:
         print("ioa: interrupted; the run directory is resumable with `ioa resume DIR`", file=sys.stderr)

@@ -58,7 +58,8 @@ def load_result(root: Path) -> RunResult:
     deficient = [m["id"] for m in diagnosis["modules"] if m.get("gap") is not None and m["gap"] > tau_gap + 1e-9]
     modules = summary["modules"]
     return RunResult(
-        root=root, method=cfg.get("label") or summary.get("method") or cfg.get("method", "ioa"), seed=int(summary.get("seed", cfg.get("seed", 0))),
+        root=root, method=cfg.get("label") or summary.get("method") or cfg.get("method", "ioa"),
+        seed=int(summary.get("seed", cfg.get("seed", 0))),
         after={m["id"]: m["p_student_after"] for m in modules if m["p_student_after"] is not None},
         before={m["id"]: m["p_student_before"] for m in modules},
         deficient=deficient, budget=budget_used(root, summary), curve=summary.get("curve") or [],
@@ -159,7 +160,8 @@ def compare(results: Sequence[RunResult]) -> dict[str, Any]:
     for method in method_order(list(by_method)):
         runs = sorted(by_method[method], key=lambda r: r.seed)
         scores = [run_scores(r) for r in runs]
-        row: dict[str, Any] = {"method": method, "n": len(runs), "seeds": [r.seed for r in runs], "runs": [str(r.root) for r in runs]}
+        row: dict[str, Any] = {"method": method, "n": len(runs), "seeds": [r.seed for r in runs],
+                               "runs": [str(r.root) for r in runs]}
         for key in ("deficient_before", "deficient_after", "known_before", "known_after", "all_before", "all_after"):
             row[key] = mean_std([s[key] for s in scores])
         row["modules"] = {m: mean_std([r.after.get(m) for r in runs]) for m in modules}
@@ -223,7 +225,8 @@ def paired(results: Sequence[RunResult], reference: str) -> list[dict[str, Any]]
             intervals[group] = ci.to_dict() if ci else None
         out.append({"method": method, "reference": reference, "seeds": len(diffs["all_after"]),
                     **{f"delta_{k}": mean_std(v) for k, v in diffs.items()}, "ci": intervals,
-                    "ahead": sum(x > 1e-9 for x in d), "level": sum(abs(x) <= 1e-9 for x in d), "behind": sum(x < -1e-9 for x in d)})
+                    "ahead": sum(x > 1e-9 for x in d), "level": sum(abs(x) <= 1e-9 for x in d),
+                    "behind": sum(x < -1e-9 for x in d)})
     return out
 
 
@@ -255,7 +258,8 @@ def paired_blocks(pairs: list[dict[str, Any]]) -> list[Any]:
              "(seeds and, within each seed, items resampled; the same items for both methods). \"within noise\": "
              "the interval crosses 0, so this comparison cannot tell the two apart. Ahead / level / behind counts "
              "the seeds on the deficient-module mean."),
-        Table(("method", "seeds", "Δ deficient [95% CI]", "Δ known [95% CI]", "Δ all [95% CI]", "ahead / level / behind"), tuple(
+        Table(("method", "seeds", "Δ deficient [95% CI]", "Δ known [95% CI]", "Δ all [95% CI]",
+               "ahead / level / behind"), tuple(
             (p["method"], str(p["seeds"]), *(fmt_ci((p.get("ci") or {}).get(g)) for g in GROUPS),
              f"{p['ahead']} / {p['level']} / {p['behind']}") for p in pairs)),
     ]
@@ -264,25 +268,26 @@ def paired_blocks(pairs: list[dict[str, Any]]) -> list[Any]:
 def blocks(table: dict[str, Any], images: dict[str, Image]) -> list[Any]:
     rows = table["methods"]
     out: list[Any] = [Heading(1, "Comparison of methods"),
-                      Para("Accuracy in % on held-out items (mean ± std over seeds). Deficient: modules with gap > tau_gap "
-                           "in each run's own pre-training diagnosis; known: the other modules (what the student "
-                           "already knew: kept or forgotten). Budget: what each method actually used.")]
-    headers = ("method", "runs", "deficient before", "deficient after", "known before", "known after", "all before", "all after",
-               "examples", "steps", "trained tokens", "teacher calls", "teacher tokens", "completion ≈tokens",
-               "layout bleed after") + tuple(table["benchmarks"])
+                      Para("Accuracy in % on held-out items (mean ± std over seeds). Deficient: modules with gap > "
+                           "tau_gap in each run's own pre-training diagnosis; known: the other modules (what the "
+                           "student already knew: kept or forgotten). Budget: what each method actually used.")]
+    headers = ("method", "runs", "deficient before", "deficient after", "known before", "known after", "all before",
+               "all after", "examples", "steps", "trained tokens", "teacher calls", "teacher tokens",
+               "completion ≈tokens", "layout bleed after") + tuple(table["benchmarks"])
     body = []
     for r in rows:
         body.append((r["method"], str(r["n"]), fmt(r["deficient_before"]), fmt(r["deficient_after"]),
                      fmt(r["known_before"]), fmt(r["known_after"]), fmt(r["all_before"]),
                      fmt(r["all_after"]), fmt_count(r["budget"]["examples"]), fmt_count(r["budget"]["steps"]),
-                     fmt_count(r["budget"]["trained_tokens"]), fmt_count(r["budget"]["teacher_calls"]), fmt_count(r["budget"]["teacher_tokens"]),
+                     fmt_count(r["budget"]["trained_tokens"]), fmt_count(r["budget"]["teacher_calls"]),
+                     fmt_count(r["budget"]["teacher_tokens"]),
                      fmt_count(r.get("completion_tokens", (None, None))), fmt(r.get("bleed_after", (None, None))))
                     + tuple(fmt(r["benchmarks"][k]) for k in table["benchmarks"]))
     out.append(Table(headers, tuple(body)))
     if table.get("items_per_module"):
         n = table["items_per_module"]
-        out.append(Para(f"Each run scores about {n:.0f} held-out items per module: one item is {100 / n:.1f} points of a "
-                        "module's accuracy."))
+        out.append(Para(f"Each run scores about {n:.0f} held-out items per module: one item is {100 / n:.1f} points "
+                        "of a module's accuracy."))
     for key in ("paired", "paired_vs_vanilla"):
         if table.get(key):
             out += paired_blocks(table[key])
@@ -303,7 +308,8 @@ def write_comparison(run_dirs: Sequence[Path], out: Path) -> list[Path]:
         raise InputError("ioa compare: give at least one run directory")
     table = compare([load_result(Path(d)) for d in run_dirs])
     images = {}
-    for key, fig in (("accuracy", accuracy_bars(table["methods"])), ("sample_efficiency", sample_efficiency(table["methods"]))):
+    for key, fig in (("accuracy", accuracy_bars(table["methods"])),
+                     ("sample_efficiency", sample_efficiency(table["methods"]))):
         if fig is not None:
             images[key] = Image(f"plots/{key}.png", key.replace("_", " "), png_bytes(fig))
     acquire(out)  # one writer per output folder; creates it

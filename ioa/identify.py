@@ -136,7 +136,8 @@ def candidate_edges(counts: pl.DataFrame, cfg: IdentifierConfig) -> list[Edge]:
     return [_edge(r) for r in kept.iter_rows(named=True)]
 
 
-def with_prior(found: list[Edge], counts: pl.DataFrame, prior: Iterable[tuple[str, str]], cfg: IdentifierConfig) -> tuple[list[Edge], list[Edge]]:
+def with_prior(found: list[Edge], counts: pl.DataFrame, prior: Iterable[tuple[str, str]],
+               cfg: IdentifierConfig) -> tuple[list[Edge], list[Edge]]:
     """(edges, rejected): found edges marked data/confirmed, plus declared edges the data do not reject."""
     import dataclasses
 
@@ -198,7 +199,8 @@ def break_cycles(edges: list[Edge]) -> tuple[list[Edge], list[Edge]]:
         del kept[(weakest.source, weakest.target)]
         dropped.append(weakest)
         path = " -> ".join([cycle[0][0]] + [t for _, t in cycle])
-        warnings.warn(f"prerequisite cycle {path}: dropped weakest edge {weakest.source} -> {weakest.target}", CycleWarning, stacklevel=2)
+        warnings.warn(f"prerequisite cycle {path}: dropped weakest edge {weakest.source} -> {weakest.target}",
+                      CycleWarning, stacklevel=2)
 
 
 def _desc(text: str) -> tuple[int, ...]:
@@ -292,7 +294,8 @@ def diagnose(attempts: pl.DataFrame | Iterable[Attempt], cfg: IdentifierConfig,
             difficulty=round(depth[k] / max_depth, 6) if max_depth else 0.0,
             n_teacher=row["n_teacher"], n_student=row["n_student"],
         ))
-    return Diagnosis(modules=tuple(out), edges=tuple(edges), dropped_edges=tuple(dropped), rejected_prior=tuple(rejected))
+    return Diagnosis(modules=tuple(out), edges=tuple(edges), dropped_edges=tuple(dropped),
+                     rejected_prior=tuple(rejected))
 
 
 def parse_diagnosis(data: object, source: str) -> Diagnosis:

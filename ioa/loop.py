@@ -106,7 +106,8 @@ def ensure_probes(ctx: Context) -> None:
         problems = [Problem.from_dict(r) for r in read_jsonl(ctx.rd.probes)]
     else:
         p = ctx.cfg.probe
-        problems = probe_problems(ctx.domain, run_modules(ctx.cfg, ctx.domain), p.items_per_module, p.difficulty, p.difficulty_spread, ctx.cfg.seed)
+        problems = probe_problems(ctx.domain, run_modules(ctx.cfg, ctx.domain), p.items_per_module, p.difficulty,
+                                  p.difficulty_spread, ctx.cfg.seed)
         atomic_write_jsonl(ctx.rd.probes, [x.to_dict() for x in problems])
     for x in problems:
         ctx.probes.setdefault(x.module, []).append(x)
@@ -124,7 +125,8 @@ def ensure_test_items(ctx: Context) -> None:
         problems = [Problem.from_dict(r) for r in read_jsonl(path)]
     else:
         p = ctx.cfg.probe
-        problems = probe_problems(ctx.domain, run_modules(ctx.cfg, ctx.domain), n, p.difficulty, p.difficulty_spread, ctx.cfg.seed, test=True)
+        problems = probe_problems(ctx.domain, run_modules(ctx.cfg, ctx.domain), n, p.difficulty, p.difficulty_spread,
+                                  ctx.cfg.seed, test=True)
         problems = distinct_from_probes(ctx, problems)
         atomic_write_jsonl(path, [x.to_dict() for x in problems])
     ctx.test = problems
@@ -178,7 +180,8 @@ def benchmark_scores(ctx: Context, when: str) -> dict[str, Any] | None:
 
         ctx.sync_student()
         data_dir = ctx.cfg.eval.data_dir or os.environ.get("IOA_DATA_DIR")
-        opts = EvalOptions(model=ctx.cfg.student.model, benchmarks=names, out=out, data_dir=Path(data_dir) if data_dir else None,
+        opts = EvalOptions(model=ctx.cfg.student.model, benchmarks=names, out=out,
+                           data_dir=Path(data_dir) if data_dir else None,
                            limit=ctx.cfg.eval.benchmark_limit, seed=ctx.cfg.seed, progress=ctx.progress)
         ctx.timed("benchmarks", lambda: run_eval(opts, student=ctx.student, log=lambda msg: None))
     return read_json(done)
@@ -200,27 +203,32 @@ def ensure_diagnosis(ctx: Context) -> Diagnosis:
     rd = ctx.rd
     if not rd.diagnosis.exists():
         items = expand_groups([x for xs in ctx.probes.values() for x in xs])
-        ctx.say(f"probing: {len(items)} items (composites and their steps) of {len(ctx.probes)} modules, teacher and student")
+        ctx.say(f"probing: {len(items)} items (composites and their steps) of {len(ctx.probes)} modules, "
+                "teacher and student")
         before = teacher_usage(ctx.teacher)
         t_attempts = grade(ctx.domain, items, ctx.teacher.respond(items), "teacher")
         # Baselines probe only to report P_T and the before-accuracy; only IOA spends its budget here.
-        atomic_write_json(rd.root / "probe_usage.json", {**usage_delta(before, ctx.teacher), "counted": ctx.cfg.method.startswith("ioa")})
+        atomic_write_json(rd.root / "probe_usage.json",
+                          {**usage_delta(before, ctx.teacher), "counted": ctx.cfg.method.startswith("ioa")})
         ctx.sync_student()
         responses = ctx.timed("probe", lambda: ctx.student.respond(items))
         s_attempts = grade(ctx.domain, items, responses, "student")
-        atomic_write_jsonl(rd.responses_before, [{"id": i.id, "module": i.module, "response": r} for i, r in zip(items, responses)])
+        atomic_write_jsonl(rd.responses_before,
+                           [{"id": i.id, "module": i.module, "response": r} for i, r in zip(items, responses)])
         atomic_write_jsonl(rd.attempts, [a.to_dict() for a in t_attempts + s_attempts])
         # Steps may exercise modules outside the run (e.g. place_value inside multi-digit addition);
         # they cannot be probed or gated here, so the diagnosis covers the run's modules only.
         inside = set(ctx.probes)
         attempts = [a for a in t_attempts + s_attempts if a.module in inside]
-        diagnosis = ctx.timed("identify", lambda: diagnose(attempts, ctx.cfg.identifier, ctx.domain.declared_prerequisites()))
+        diagnosis = ctx.timed("identify",
+                              lambda: diagnose(attempts, ctx.cfg.identifier, ctx.domain.declared_prerequisites()))
         atomic_write_json(rd.diagnosis, diagnosis.to_dict())
     diagnosis = Diagnosis.from_dict(read_json(rd.diagnosis))
     deficient = [m.id for m in diagnosis.modules if m.deficient]
     others = [m.id for m in diagnosis.modules if not m.deficient]
     edges = ", ".join(f"{e.source}->{e.target} ({e.origin})" for e in diagnosis.edges) or "none"
-    ctx.say(f"diagnosis: deficient {', '.join(deficient) or 'none'}; not deficient {', '.join(others) or 'none'}; edges {edges}")
+    ctx.say(f"diagnosis: deficient {', '.join(deficient) or 'none'}; "
+            f"not deficient {', '.join(others) or 'none'}; edges {edges}")
     if ctx.cfg.method == "ioa-no-identifier":  # ablation: no gap targeting, every teachable module is taught
         # (applied on reading: diagnosis.json stays the Identifier's finding, the same for every method)
         diagnosis = dataclasses.replace(diagnosis, modules=tuple(
@@ -254,7 +262,8 @@ def single_stage(modules: Sequence[str], cfg: RunConfig, shuffle: bool = False) 
     if shuffle:
         random.Random(f"shuffle:{cfg.seed}").shuffle(modules)
     top = probe_band(cfg)[1]
-    return Curriculum(stages=(Stage(index=0, modules=tuple(modules), difficulty=top, mastery_threshold=cfg.organizer.tau_mastery),))
+    return Curriculum(stages=(Stage(index=0, modules=tuple(modules), difficulty=top,
+                                    mastery_threshold=cfg.organizer.tau_mastery),))
 
 
 def teacher_usage(teacher: Teacher) -> dict[str, int]:
@@ -314,7 +323,8 @@ def probe_band(cfg: RunConfig) -> tuple[float, float]:
 
 def as_replay(examples: Sequence[Example], prefix: str) -> list[Example]:
     """Copies of earlier examples for this round: kind "replay", ids unique in the run."""
-    return [Example.from_dict({**e.to_dict(), "id": f"{prefix}-{i:05d}", "kind": "replay"}) for i, e in enumerate(examples)]
+    return [Example.from_dict({**e.to_dict(), "id": f"{prefix}-{i:05d}", "kind": "replay"})
+            for i, e in enumerate(examples)]
 
 
 def fill_to(examples: list[Example], k: int) -> list[Example]:
@@ -390,10 +400,11 @@ def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval
         n = syn.examples_per_module if not stage.bridge else max(4, syn.examples_per_module // 4)
         if one_stage_takes_the_budget(ctx) and allowed is not None:
             n = -(-allowed // len(modules))  # no remedial rounds to spend it on: the one stage gets it all
-        counts = trim_counts({m.id: stage_difficulties(n, low, high, reach, ctx.cfg.adapter.load_ramp, ctx.cfg.seed) for m in modules}, allowed)
+        counts = trim_counts({m.id: stage_difficulties(n, low, high, reach, ctx.cfg.adapter.load_ramp, ctx.cfg.seed)
+                              for m in modules}, allowed)
         kind = "bridge" if stage.bridge else "synth"
-        made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, kind, ctx.cfg.seed,
-                          progress=ctx.progress)
+        made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, kind,
+                          ctx.cfg.seed, progress=ctx.progress)
     else:
         correct = {it["id"]: it["correct"] for it in last_eval["items"]}
         wrong = [x for x in ctx.probe_items(failing) if not correct.get(x.id, True)]
@@ -401,8 +412,8 @@ def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval
         counts = trim_counts(counts, allowed)
         targets = {m: targets[m][: len(ds)] for m, ds in counts.items()}
         remediated = [m for m in modules if m.id in counts]
-        made = synthesize(ctx.teacher, ctx.domain, remediated, counts, ctx.cfg.adapter, ctx.seen, prefix, "remedial", ctx.cfg.seed, targets,
-                          progress=ctx.progress)
+        made = synthesize(ctx.teacher, ctx.domain, remediated, counts, ctx.cfg.adapter, ctx.seen, prefix, "remedial",
+                          ctx.cfg.seed, targets, progress=ctx.progress)
     rehearsal: list[Example] = []
     if rnd > 0:  # rehearse the stage's own earlier examples 1:1, so remediation does not narrow the student
         own = [e for e in log.examples if e.module in stage.modules and e.id.startswith(f"s{stage.index}r")]
@@ -454,7 +465,8 @@ def eval_round(ctx: Context, rdir: Path, stage: Stage, log: StageLog) -> dict[st
         retention = [m for m in list(log.taught) + list(log.known) if m not in stage.modules]
         retention = list(dict.fromkeys(retention))
         ctx.sync_student()
-        result = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, ctx.probe_items(list(stage.modules) + retention)))
+        result = ctx.timed("evaluate",
+                           lambda: evaluate(ctx.domain, ctx.student, ctx.probe_items(list(stage.modules) + retention)))
         layouts = module_layouts(e.to_dict() for e in log.examples + log.replayed)
         atomic_write_json(path, {**result, "stage_modules": list(stage.modules), "retention_modules": retention,
                                  "layout_bleed": bleed_share(result["items"], layouts)})
@@ -576,7 +588,8 @@ def beats(earlier: dict, later: dict, kept: set[str], alpha: float) -> bool:
     return any(sign_test_p(*item_changes(items_a, items_b, g)) < alpha for g in groups)
 
 
-def keep_best_round(ctx: Context, stage: Stage, tried: list[tuple[float, int, dict]], kept: dict[str, float] | None = None) -> dict:
+def keep_best_round(ctx: Context, stage: Stage, tried: list[tuple[float, int, dict]],
+                    kept: dict[str, float] | None = None) -> dict:
     """The round the stage ends on, by `organizer.round_choice` over every module its gate evaluated
     (the stage's own and the retention modules: earlier stages, prior knowledge); see `choose_round`.
 
@@ -631,7 +644,8 @@ def final_eval(ctx: Context) -> dict[str, Any]:
 def run_ioa(ctx: Context, diagnosis: Diagnosis) -> Curriculum:
     """IOA (and its ablations): the Organizer's curriculum, stage by stage with gates."""
     curriculum = ensure_curriculum(ctx, diagnosis)
-    known = known_before(diagnosis, ctx.cfg.organizer.tau_mastery, curriculum if ctx.cfg.synthesis.replay_untaught else None)
+    known = known_before(diagnosis, ctx.cfg.organizer.tau_mastery,
+                         curriculum if ctx.cfg.synthesis.replay_untaught else None)
     log = StageLog(mastered=dict(known), known=list(known))
     for stage in tqdm(curriculum.stages, desc="stages", unit="stage", disable=not ctx.progress):
         run_stage(ctx, curriculum, stage, log)

@@ -57,11 +57,13 @@ def grade(domain: Domain, items: Sequence[Problem], responses: Sequence[str], le
     for item, response in zip(items, responses, strict=True):
         role = item.meta.get("role", "problem")
         ok = domain.check_step(item.answer, response) if role == "step" else domain.check(item, response)
-        out.append(Attempt(learner=learner, module=item.module, group=item.meta.get("group", item.id), role=role, correct=ok))
+        out.append(Attempt(learner=learner, module=item.module, group=item.meta.get("group", item.id), role=role,
+                           correct=ok))
     return out
 
 
-def probe(domain: Domain, learner: Learner, items: Sequence[Problem], learner_name: str) -> tuple[list[Attempt], list[str]]:
+def probe(domain: Domain, learner: Learner, items: Sequence[Problem],
+          learner_name: str) -> tuple[list[Attempt], list[str]]:
     """(attempts, raw responses) of one learner on the items."""
     responses = learner.respond(items)
     return grade(domain, items, responses, learner_name), responses

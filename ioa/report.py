@@ -24,10 +24,13 @@ from ioa.types import Curriculum, Diagnosis
 
 DASH = "–"
 MAX_EDGE_ROWS = 200
-CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
-table{border-collapse:collapse;margin:.8em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}
-th{background:#f1f1f1}tr:nth-child(even) td{background:#fafafa}img{max-width:100%;border:1px solid #eee;margin:.5em 0}
-code{background:#f3f3f3;padding:0 .25em;border-radius:3px}.unfinished{color:#b45f06;font-weight:bold}"""
+CSS = ("body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
+       "color:#222;line-height:1.45}\n"
+       "table{border-collapse:collapse;margin:.8em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em;"
+       "text-align:left}\n"
+       "th{background:#f1f1f1}tr:nth-child(even) td{background:#fafafa}img{max-width:100%;border:1px solid #eee;"
+       "margin:.5em 0}\n"
+       "code{background:#f3f3f3;padding:0 .25em;border-radius:3px}.unfinished{color:#b45f06;font-weight:bold}")
 
 
 # --- reading the run directory ------------------------------------------------------------------
@@ -68,7 +71,8 @@ def load_run(root: Path) -> RunData:
                 rdir = rd.round(stage["index"], r["round"])
                 r["synthesis"] = _json_or_none(rdir / "synthesis.json") or {}
                 metrics = _json_or_none(rdir / "metrics.json") or {}
-                r["losses"] = [float(x) for x in metrics.get("train_loss") or metrics.get("losses") or [] if x is not None]
+                r["losses"] = [float(x) for x in metrics.get("train_loss") or metrics.get("losses") or []
+                               if x is not None]
     test_before = _json_or_none(rd.root / "test_before.json")
     data.before = test_before["accuracy"] if test_before else None
     final = _json_or_none(rd.final_eval)
@@ -138,7 +142,8 @@ def headline(data: RunData, rows: list[dict[str, Any]]) -> dict[str, Any]:
     if data.finished:
         d, r = data.summary["deficient"], data.summary["retention"]
         return {"count": d["count"], "before": d["mean_before"], "after": d["mean_after"], "gain": d["gain_points"],
-                "retention": r["modules"], "at_gate": r["mean_at_mastery"], "final": r["mean_final"], "drop": r["drop_points"]}
+                "retention": r["modules"], "at_gate": r["mean_at_mastery"], "final": r["mean_final"],
+                "drop": r["drop_points"]}
     deficient = [x for x in rows if x["deficient"]]
     return {"count": len(deficient), "before": _mean([x["before"] for x in deficient]), "after": None, "gain": None,
             "retention": [], "at_gate": None, "final": None, "drop": None}
@@ -201,12 +206,13 @@ def header_blocks(data: RunData, rows: list[dict[str, Any]]) -> list[Any]:
     student = (cfg.get("student") or {}).get("model") or summary.get("student") or DASH
     h = headline(data, rows)
     timing, total = timing_rows(data.timings)
-    retained = (f"retention on modules mastered in earlier stages ({', '.join(h['retention'])}): {pct(h['at_gate'])} at "
-                f"their gate → {pct(h['final'])} final (drop {points(h['drop'], sign=False)})" if h["retention"] else
+    retained = (f"retention on modules mastered in earlier stages ({', '.join(h['retention'])}): {pct(h['at_gate'])} "
+                f"at their gate → {pct(h['final'])} final (drop {points(h['drop'], sign=False)})" if h["retention"] else
                 "retention: no module was mastered in an earlier stage" + ("" if data.finished else " yet"))
     prior = summary.get("prior_knowledge") or {}
     known = (f"prior knowledge (mastered before the run, not taught: {', '.join(prior['modules'])}): "
-             f"{pct(prior['mean_before'])} → {pct(prior['mean_after'])} (drop {points(prior['drop_points'], sign=False)})"
+             f"{pct(prior['mean_before'])} → {pct(prior['mean_after'])} "
+             f"(drop {points(prior['drop_points'], sign=False)})"
              if prior.get("modules") else None)
     untaught = summary.get("not_taught") or {}
     cost = (f"modules not taught ({', '.join(untaught['modules'])}): {pct(untaught['mean_before'])} → "
@@ -216,7 +222,8 @@ def header_blocks(data: RunData, rows: list[dict[str, Any]]) -> list[Any]:
     length = ("completion length, raw → adapted (≈ tokens): "
               + ", ".join(f"{m} {v['raw']:.0f} → {v['adapted']:.0f}" for m, v in lengths.items()) if lengths else None)
     bleed = summary.get("layout_bleed") or {}
-    bled = (f"answers written in another module's layout: {pct(bleed['mean_before'])} before → {pct(bleed['mean_after'])} after "
+    bled = (f"answers written in another module's layout: {pct(bleed['mean_before'])} before → "
+            f"{pct(bleed['mean_after'])} after "
             "(mean over modules; " + ", ".join(f"{m} {pct(v)}" for m, v in bleed["after"].items()) + ")"
             if bleed.get("mean_after") is not None else None)
     items = tuple(x for x in (
@@ -254,7 +261,8 @@ def module_blocks(rows: list[dict[str, Any]]) -> list[Any]:
     return [Heading(2, "Modules"),
             Para("Sorted by stage order; modules not taught come last, by severity. Change: after − before, in "
                  "points. Gap closed (taught modules only) = (after − before) / (P_T − before). At gate → final: "
-                 "accuracy at the last gate of the module's stage and on the final evaluation (forgetting when it falls)."),
+                 "accuracy at the last gate of the module's stage and on the final evaluation (forgetting when it "
+                 "falls)."),
             Table(headers, table) if rows else Para("No diagnosis yet.")]
 
 
@@ -266,12 +274,15 @@ def graph_blocks(data: RunData, images: dict[str, Image]) -> list[Any]:
     rejected = data.diagnosis.rejected_prior if data.diagnosis else ()
     if rejected:
         blocks.append(Para("Declared prerequisites the student's data rejected (no lift): "
-                           + ", ".join(f"{e.source} → {e.target} (lift {e.lift:.3f}, {e.support} pairs)" for e in rejected[:50])))
+                           + ", ".join(f"{e.source} → {e.target} (lift {e.lift:.3f}, {e.support} pairs)"
+                                       for e in rejected[:50])))
     if not edges:
         blocks.append(Para("No prerequisite edges were discovered."))
         return blocks
-    origin = {"data": "found in the data", "confirmed": "declared, confirmed by the data", "prior": "declared, not rejected"}
-    rows = tuple((e.source, e.target, str(e.support), f"{e.lift:.3f}", origin.get(e.origin, e.origin)) for e in edges[:MAX_EDGE_ROWS])
+    origin = {"data": "found in the data", "confirmed": "declared, confirmed by the data",
+              "prior": "declared, not rejected"}
+    rows = tuple((e.source, e.target, str(e.support), f"{e.lift:.3f}", origin.get(e.origin, e.origin))
+                 for e in edges[:MAX_EDGE_ROWS])
     blocks.append(Table(("source (prerequisite)", "target", "support", "lift", "origin"), rows))
     if len(edges) > MAX_EDGE_ROWS:
         blocks.append(Para(f"… and {len(edges) - MAX_EDGE_ROWS} more edges (see diagnosis.json)."))
@@ -344,7 +355,8 @@ def benchmark_blocks(data: RunData) -> list[Any]:
     before, after = scores.get("before", {}), scores.get("after", {})
     rows = []
     for name in sorted(set(before) | set(after)):
-        metrics = sorted({k for d in (before.get(name, {}), after.get(name, {})) for k in d if k not in ("n", "status")})
+        metrics = sorted({k for d in (before.get(name, {}), after.get(name, {})) for k in d
+                          if k not in ("n", "status")})
         for k in metrics or ["status"]:
             b, a = before.get(name, {}).get(k), after.get(name, {}).get(k)
             rows.append((name, k, DASH if b is None else (f"{b:.4g}" if isinstance(b, float) else str(b)),
@@ -375,7 +387,8 @@ def timing_blocks(data: RunData) -> list[Any]:
     rows, total = timing_rows(data.timings)
     if not rows:
         return [Heading(2, "Timings"), Para("No timings.json yet.")]
-    return [Heading(2, "Timings"), Table(("phase", "wall time", "share"), tuple(map(tuple, rows)) + (("total", fmt_seconds(total), "100.0%"),))]
+    return [Heading(2, "Timings"), Table(("phase", "wall time", "share"),
+                                         tuple(map(tuple, rows)) + (("total", fmt_seconds(total), "100.0%"),))]
 
 
 def loss_series(history: list[dict[str, Any]]) -> list[tuple[int, int, list[float], int | None]]:
@@ -394,7 +407,8 @@ def make_images(data: RunData, rows: list[dict[str, Any]]) -> dict[str, Image]:
     figures["mastery_curves"] = ("mastery curves", plots.mastery_curves(data.history))
     figures["accuracy"] = ("accuracy before and after", plots.accuracy_bars(rows))
     figures["training_loss"] = ("training loss", plots.training_loss(loss_series(data.history)))
-    return {k: Image(f"plots/{k}.png", alt, plots.png_bytes(fig)) for k, (alt, fig) in figures.items() if fig is not None}
+    return {k: Image(f"plots/{k}.png", alt, plots.png_bytes(fig)) for k, (alt, fig) in figures.items()
+            if fig is not None}
 
 
 def build_blocks(data: RunData) -> tuple[list[Any], dict[str, Image]]:
@@ -405,7 +419,8 @@ def build_blocks(data: RunData) -> tuple[list[Any], dict[str, Image]]:
     blocks += figure_blocks(f"Accuracy before and after{shown}", images, ["accuracy"], "No module accuracies yet.")
     blocks += graph_blocks(data, images) + curriculum_blocks(data)
     blocks += figure_blocks("Mastery curves", images, ["mastery_curves"], "No mastery gate has run yet.")
-    blocks += figure_blocks("Training loss", images, ["training_loss"], "No per-step training losses were recorded (metrics.json has no train_loss).")
+    blocks += figure_blocks("Training loss", images, ["training_loss"],
+                            "No per-step training losses were recorded (metrics.json has no train_loss).")
     return blocks + benchmark_blocks(data) + usage_blocks(data) + timing_blocks(data), images
 
 

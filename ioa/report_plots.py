@@ -112,10 +112,12 @@ def _legend(ax, **where) -> None:
     handles = [Patch(facecolor=DEFICIENT, edgecolor="black", label="deficient"),
                Patch(facecolor=TAUGHT, edgecolor="black", label="taught (not deficient)"),
                Patch(facecolor=FINE, edgecolor="grey", label="fine")]
-    ax.legend(handles=handles, **(where or dict(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)), fontsize=9)
+    ax.legend(handles=handles, **(where or dict(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)),
+              fontsize=9)
 
 
-def dependency_graph(ids: Sequence[str], edges: Sequence[tuple[str, str]], deficient: set[str], taught: set[str]) -> Figure | None:
+def dependency_graph(ids: Sequence[str], edges: Sequence[tuple[str, str]], deficient: set[str],
+                     taught: set[str]) -> Figure | None:
     if not ids:
         return None
     pos, chains = graph_layout(ids, edges)
@@ -139,7 +141,8 @@ def _graph_boxes(ids, chains, pos, colour, taught) -> Figure:
         d, p = pos[n]
         boxes[n] = ax.text(d * col_w, -p * row_h, n, ha="center", va="center", fontsize=9, zorder=3,
                            fontweight="bold" if n in taught else "normal",
-                           bbox=dict(boxstyle="round,pad=0.3", facecolor=colour[n], edgecolor="black" if n in taught else "grey"))
+                           bbox=dict(boxstyle="round,pad=0.3", facecolor=colour[n],
+                                     edgecolor="black" if n in taught else "grey"))
     arrow = dict(color="#444444", lw=1.0)
     for chain in chains.values():
         s, t, via = chain[0], chain[-1], [(pos[n][0] * col_w, -pos[n][1] * row_h) for n in chain[1:-1]]
@@ -163,7 +166,8 @@ def _graph_dots(ids, edges, pos, colour) -> Figure:
     fig, ax = plt.subplots(figsize=(min(16.0, 2 + 1.2 * n_layers), min(12.0, 3 + 0.04 * tallest)))
     xy = {n: (d, -p) for n, (d, p) in pos.items()}
     ax.add_collection(LineCollection([(xy[s], xy[t]) for s, t in edges], colors="#999999", linewidths=0.3, alpha=0.5))
-    ax.scatter([xy[n][0] for n in ids], [xy[n][1] for n in ids], c=[colour[n] for n in ids], s=12, edgecolors="#555555", linewidths=0.3, zorder=3)
+    ax.scatter([xy[n][0] for n in ids], [xy[n][1] for n in ids], c=[colour[n] for n in ids], s=12, edgecolors="#555555",
+               linewidths=0.3, zorder=3)
     ax.set_xlabel("depth (longest prerequisite chain)")
     ax.set_yticks([])
     ax.set_title(f"Discovered prerequisite graph: {len(ids)} modules, {len(edges)} edges (labels omitted)", fontsize=10)
@@ -198,7 +202,8 @@ def _mastery_panel(ax, stage: dict[str, Any]) -> None:
         if pts:
             ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=m)
             top = max(top, max(y for _, y in pts) + 0.05)
-    ax.axhline(stage["mastery_threshold"], color="black", linestyle="--", linewidth=1, label=f"threshold {stage['mastery_threshold']:.2f}")
+    ax.axhline(stage["mastery_threshold"], color="black", linestyle="--", linewidth=1,
+               label=f"threshold {stage['mastery_threshold']:.2f}")
     ax.set_ylim(0, top)
     last = max(r["round"] for r in rounds)
     ax.set_xlim(-0.3, last + 0.3)
@@ -222,7 +227,8 @@ def accuracy_bars(rows: Sequence[dict[str, Any]]) -> Figure | None:
     ax.barh([y + 0.2 for y in ys], before, height=0.38, color="#aaaaaa", label="student before")
     if any(r["after"] is not None for r in rows):
         ax.barh([y - 0.2 for y in ys], after, height=0.38, color="#3d85c6", label="student after")
-    ax.scatter([100 * r["p_teacher"] for r in rows], list(ys), marker="|", s=260, color="black", linewidths=2.2, label="teacher", zorder=3)
+    ax.scatter([100 * r["p_teacher"] for r in rows], list(ys), marker="|", s=260, color="black", linewidths=2.2,
+               label="teacher", zorder=3)
     ax.set_yticks(list(ys))
     ax.set_yticklabels([("● " if r["deficient"] else "") + r["id"] for r in rows], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)  # first row on top
@@ -247,7 +253,8 @@ def training_loss(series: Sequence[tuple[int, int, list[float], int | None]]) ->
         xs = [offset + span * (i + 1) / len(losses) for i in range(len(losses))]
         ax.plot(xs, losses, color=cmap(stage % 10), marker="." if len(losses) < 30 else None, linewidth=1.2)
         if len(series) <= 20:
-            ax.text(offset + span / 2, 1.0, f"s{stage}r{rnd}", transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7)
+            ax.text(offset + span / 2, 1.0, f"s{stage}r{rnd}", transform=ax.get_xaxis_transform(), ha="center",
+                    va="bottom", fontsize=7)
         offset += span
         ax.axvline(offset, color="#cccccc", linewidth=0.8, linestyle=":")
     ax.set_xlim(0, offset * 1.02)

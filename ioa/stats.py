@@ -43,7 +43,8 @@ class PairedInterval:
                 "seeds": self.seeds, "level": self.level, "verdict": self.verdict}
 
 
-def paired_bootstrap(seeds: Sequence[SeedPairs], n_boot: int = 4000, level: float = 0.95, seed: int = 0) -> PairedInterval | None:
+def paired_bootstrap(seeds: Sequence[SeedPairs], n_boot: int = 4000, level: float = 0.95,
+                     seed: int = 0) -> PairedInterval | None:
     """The paired difference of group means over `seeds` (each: that seed's modules of the group) and
     its bootstrap interval, resampling seeds and, within each, items per module. None without data."""
     seeds = [s for s in seeds if any(len(a) for a, _ in s.values())]
@@ -80,7 +81,8 @@ def sign_test_p(losses: int, gains: int) -> float:
     return sum(math.comb(n, k) for k in range(losses, n + 1)) / 2**n
 
 
-def item_changes(earlier: Sequence[Mapping], later: Sequence[Mapping], modules: Collection[str] | None = None) -> tuple[int, int]:
+def item_changes(earlier: Sequence[Mapping], later: Sequence[Mapping],
+                 modules: Collection[str] | None = None) -> tuple[int, int]:
     """(losses, gains) from `earlier` to `later` over the items both scored (matched by id), optionally
     only those of `modules`: an item right before and wrong after is a loss, the reverse a gain."""
     before = {it["id"]: bool(it["correct"]) for it in earlier if modules is None or it.get("module") in modules}

@@ -81,7 +81,8 @@ def benchmark_metrics(rd: RunDir) -> dict[str, dict[str, Any]] | None:
     for when in ("before", "after"):
         path = rd.root / "benchmarks" / when / "results.json"
         if path.exists():
-            out[when] = {name: {**b.get("metrics", {}), "n": b.get("n", 0)} if b.get("status") == "ok" else {"status": b.get("status")}
+            out[when] = {name: {**b.get("metrics", {}), "n": b.get("n", 0)} if b.get("status") == "ok"
+                         else {"status": b.get("status")}
                          for name, b in read_json(path)["benchmarks"].items()}
     return out or None
 
@@ -100,12 +101,14 @@ def completion_lengths(examples: Sequence[dict[str, Any]]) -> dict[str, dict[str
         t[0] += estimate_tokens(e.get("raw") or e["completion"])
         t[1] += estimate_tokens(e["completion"])
         t[2] += 1
-    return {m: {"raw": round(r / n, 2), "adapted": round(a / n, 2), "examples": n} for m, (r, a, n) in sorted(sums.items())}
+    return {m: {"raw": round(r / n, 2), "adapted": round(a / n, 2), "examples": n}
+            for m, (r, a, n) in sorted(sums.items())}
 
 
 def trained_examples(rd: RunDir) -> list[dict[str, Any]]:
     stages = rd.root / "stages"
-    return [e for path in (sorted(stages.glob("*/round-*/train.jsonl")) if stages.is_dir() else []) for e in read_jsonl(path)]
+    return [e for path in (sorted(stages.glob("*/round-*/train.jsonl")) if stages.is_dir() else [])
+            for e in read_jsonl(path)]
 
 
 def layout_bleed(rd: RunDir, final: dict[str, Any], examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -115,13 +118,15 @@ def layout_bleed(rd: RunDir, final: dict[str, Any], examples: Sequence[dict[str,
 
     layouts = module_layouts(examples)
     before = read_jsonl(rd.responses_before) if rd.responses_before.exists() else []
-    out: dict[str, Any] = {"before": bleed_share(before, layouts), "after": bleed_share(final.get("items") or [], layouts)}
+    out: dict[str, Any] = {"before": bleed_share(before, layouts),
+                           "after": bleed_share(final.get("items") or [], layouts)}
     for when in ("before", "after"):
         out[f"mean_{when}"] = _mean(list(out[when].values()))
     return out
 
 
-def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
+def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: dict[str, Any],
+              cfg: RunConfig) -> dict[str, Any]:
     from ioa.llm.accounting import Ledger
     from ioa.methods.budget import spent
 
@@ -143,14 +148,16 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
         }
         if m.id in mastered:
             stage_index, acc = mastered[m.id]
-            entry.update(mastered_at_stage=stage_index, p_student_at_mastery=acc, forgetting=round(acc - a, 6) if a is not None else None)
+            entry.update(mastered_at_stage=stage_index, p_student_at_mastery=acc,
+                         forgetting=round(acc - a, 6) if a is not None else None)
         modules.append(entry)
     deficient = [x for x in modules if x["deficient"]]
     earlier = [x for x in modules if x.get("mastered_at_stage", last_real) < last_real]
     before_mean = _mean([x["p_student_before"] for x in deficient])
     after_mean = _mean([x["p_student_after"] for x in deficient if x["p_student_after"] is not None])
     tau = cfg.organizer.tau_mastery
-    prior = [x for x in modules if not x["taught"] and x["p_teacher"] > 0 and x["p_student_before"] / x["p_teacher"] >= tau - 1e-9]
+    prior = [x for x in modules
+             if not x["taught"] and x["p_teacher"] > 0 and x["p_student_before"] / x["p_teacher"] >= tau - 1e-9]
     prior_before = _mean([x["p_student_before"] for x in prior])
     prior_after = _mean([x["p_student_after"] for x in prior if x["p_student_after"] is not None])
     untaught = [x for x in modules if not x["taught"]]
@@ -188,7 +195,8 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
         },
         "not_taught": {  # every module the run did not teach, whatever its level: what teaching the others cost
             "modules": [x["id"] for x in untaught], "mean_before": untaught_before, "mean_after": untaught_after,
-            "change_points": round(100 * (untaught_after - untaught_before), 2) if untaught and untaught_after is not None else None,
+            "change_points": (round(100 * (untaught_after - untaught_before), 2)
+                              if untaught and untaught_after is not None else None),
         },
         "completion_tokens": completion_lengths(trained),
         "layout_bleed": layout_bleed(rd, final, trained),

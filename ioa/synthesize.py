@@ -88,7 +88,8 @@ def _new_problems(teacher: Teacher, module: Module, difficulties: Sequence[float
     return sorted(found.items()), duplicates
 
 
-def checked_solutions(teacher: Teacher, domain: Domain, problems: Sequence[Problem]) -> tuple[list[tuple[int, Solution]], int]:
+def checked_solutions(teacher: Teacher, domain: Domain,
+                      problems: Sequence[Problem]) -> tuple[list[tuple[int, Solution]], int]:
     """The teacher's solutions that pass the domain's checker, as (index into problems, solution), and
     how many were rejected. A teacher is never trusted unchecked."""
     if not problems:
@@ -166,7 +167,8 @@ def own_answers(
     tracks how far training pulls the model from its own distribution); `respond` is the student's.
     """
     out = Synthesis()
-    indexed, out.duplicates = _new_problems(teacher, module, difficulties, seed_base(seed, id_prefix, module.id, "own"), seen)
+    indexed, out.duplicates = _new_problems(teacher, module, difficulties,
+                                            seed_base(seed, id_prefix, module.id, "own"), seen)
     problems = [p for _, p in indexed]
     if not problems:
         return out
@@ -214,7 +216,8 @@ def remedial_targets(failed: Sequence[Problem], per_module: int) -> tuple[dict[s
     return counts, targets
 
 
-def replay_counts(modules: Sequence[str], share: float, n_new: int, weights: Mapping[str, float] | None = None) -> dict[str, int]:
+def replay_counts(modules: Sequence[str], share: float, n_new: int,
+                  weights: Mapping[str, float] | None = None) -> dict[str, int]:
     """How many replayed examples each mastered module gets so replay is `share` of the stage's data,
     split in proportion to `weights` (default 1 each; largest remainders, ties by module id)."""
     if not modules or share <= 0 or n_new == 0:

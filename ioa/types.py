@@ -114,7 +114,8 @@ class Edge(Record):
     p_source_ok_given_target_ok: float
     p_target_ok_given_source_fail: float
     lift: float
-    origin: str = "data"  # data: found by the conditional analysis; confirmed: declared and found; prior: declared, not rejected
+    # data: found by the conditional analysis; confirmed: declared and found; prior: declared, not rejected
+    origin: str = "data"
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,8 @@ class ChatServer:
             self.calls[request.path] += 1
             self.authorizations.append(request.headers.get("Authorization"))
             self.seen.append(Seen(time.monotonic(), request.path, None, None, request.headers.get("Authorization")))
-        return web.json_response({"object": "list", "data": [{"id": "test-model", "object": "model", "owned_by": "test"}]})
+        return web.json_response({"object": "list",
+                                  "data": [{"id": "test-model", "object": "model", "owned_by": "test"}]})
 
     async def _completions_handler(self, request: web.Request) -> web.StreamResponse:
         auth = request.headers.get("Authorization")
@@ -239,7 +240,8 @@ class ChatServer:
         if kind == "slow":
             await asyncio.sleep(fault.slow_s)
         if kind == "malformed":
-            return web.Response(status=200, text='{"id": "chatcmpl-x", "choices": [ {"mess', content_type="application/json")
+            return web.Response(status=200, text='{"id": "chatcmpl-x", "choices": [ {"mess',
+                                content_type="application/json")
 
         produced = self.responder(body["messages"], body)
         if isinstance(produced, dict):

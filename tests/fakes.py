@@ -19,8 +19,8 @@ class Interrupt(KeyboardInterrupt):
 class LearningFake:
     """A simulated learner whose mastery of a module rises with every example it is trained on."""
 
-    def __init__(self, mastery: dict[str, float], prerequisites, rate: float = 0.03, interrupt_at_train: int | None = None,
-                 remedial_rate: float | None = None, interference: float = 0.0):
+    def __init__(self, mastery: dict[str, float], prerequisites, rate: float = 0.03,
+                 interrupt_at_train: int | None = None, remedial_rate: float | None = None, interference: float = 0.0):
         self.initial = dict(mastery)
         self.mastery = dict(mastery)
         self.prerequisites = list(prerequisites)

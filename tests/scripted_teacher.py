@@ -25,8 +25,8 @@ TOPICS = ("saving water", "staying focused", "learning a language", "keeping pla
 GSM8K_MODULES = [
     {"id": "addition_word_problems", "name": "Addition word problems", "description": "Stories that add two amounts.",
      "level": 0, "abstract": False, "prerequisites": []},
-    {"id": "subtraction_word_problems", "name": "Subtraction word problems", "description": "Stories that take an amount away.",
-     "level": 0, "abstract": False, "prerequisites": []},
+    {"id": "subtraction_word_problems", "name": "Subtraction word problems",
+     "description": "Stories that take an amount away.", "level": 0, "abstract": False, "prerequisites": []},
     {"id": "multiplication_word_problems", "name": "Multiplication word problems",
      "description": "Equal groups: how many in all.", "level": 1, "abstract": False,
      "prerequisites": ["addition_word_problems"]},
@@ -72,22 +72,27 @@ def gsm8k_problem(module: str, rng: random.Random, d: float) -> dict:
     items = rng.choice(ITEMS)
     a, b, c = rng.randint(2, hi), rng.randint(2, hi), rng.randint(2, 9)
     if module == "addition_word_problems":
-        return {"question": f"{name} has {a} {items}. {friend} gives {name} {b} more {items}. How many {items} does {name} have now?",
+        return {"question": f"{name} has {a} {items}. {friend} gives {name} {b} more {items}. "
+                            f"How many {items} does {name} have now?",
                 "answer": str(a + b), "steps": []}
     if module == "subtraction_word_problems":
         a, b = max(a, b) + 1, min(a, b)
-        return {"question": f"{name} has {a} {items} and gives {b} of them to {friend}. How many {items} does {name} have left?",
+        return {"question": f"{name} has {a} {items} and gives {b} of them to {friend}. "
+                            f"How many {items} does {name} have left?",
                 "answer": a - b, "steps": []}  # a JSON number, as models often write
     if module == "multiplication_word_problems":
         return {"question": f"{name} buys {c} bags with {b} {items} in each bag. How many {items} does {name} buy?",
                 "answer": str(b * c),
-                "steps": [{"question": f"What is {b * (c - 1)} + {b}?", "answer": str(b * c), "module": "addition_word_problems"}]}
+                "steps": [{"question": f"What is {b * (c - 1)} + {b}?", "answer": str(b * c),
+                           "module": "addition_word_problems"}]}
     gone = rng.randint(1, b * c - 1)
     return {"question": f"{name} buys {c} bags with {b} {items} in each bag and gives {gone} {items} to {friend}. "
                         f"How many {items} does {name} have left?",
             "answer": str(b * c - gone),
-            "steps": [{"question": f"What is {c} × {b}?", "answer": str(b * c), "module": "multiplication_word_problems"},
-                      {"question": f"What is {b * c} - {gone}?", "answer": str(b * c - gone), "module": "subtraction_word_problems"},
+            "steps": [{"question": f"What is {c} × {b}?", "answer": str(b * c),
+                       "module": "multiplication_word_problems"},
+                      {"question": f"What is {b * c} - {gone}?", "answer": str(b * c - gone),
+                       "module": "subtraction_word_problems"},
                       # tagged with a module the tree does not have: the domain must drop it
                       {"question": "What is the capital of France?", "answer": "Paris", "module": "geography"}]}
 
@@ -122,12 +127,16 @@ def code_problem(module: str, rng: random.Random) -> dict:
     k = rng.randint(2, 9)
     if module == "arithmetic_functions":
         return {"question": f"Write a function `scale_by_{k}(x)` that returns x multiplied by {k}.",
-                "answer": f"assert scale_by_{k}(3) == {3 * k}\nassert scale_by_{k}(0) == 0", "entry_point": f"scale_by_{k}", "steps": []}
+                "answer": f"assert scale_by_{k}(3) == {3 * k}\nassert scale_by_{k}(0) == 0",
+                "entry_point": f"scale_by_{k}", "steps": []}
     if module == "string_functions":
         ch = rng.choice("aeiou")
-        return {"question": f"Write a function `count_{ch}(s)` that returns how many times the letter '{ch}' occurs in s.",
-                "answer": f"assert count_{ch}('{ch}x{ch}') == 2\nassert count_{ch}('') == 0", "entry_point": f"count_{ch}", "steps": []}
-    return {"question": f"Write a function `add_{k}_to_all(xs)` that returns a new list with {k} added to each item of xs.",
+        return {"question": f"Write a function `count_{ch}(s)` that returns how many times the letter '{ch}' "
+                            "occurs in s.",
+                "answer": f"assert count_{ch}('{ch}x{ch}') == 2\nassert count_{ch}('') == 0",
+                "entry_point": f"count_{ch}", "steps": []}
+    return {"question": f"Write a function `add_{k}_to_all(xs)` that returns a new list with {k} added to each "
+                        "item of xs.",
             "answer": f"assert add_{k}_to_all([1, 2]) == [{1 + k}, {2 + k}]\nassert add_{k}_to_all([]) == []",
             "entry_point": f"add_{k}_to_all",
             "steps": [{"question": f"What is 1 + {k}?", "answer": str(1 + k), "module": "arithmetic_functions"}]}
@@ -152,8 +161,10 @@ def instruction_problem(module: str, rng: random.Random) -> dict:
     n, topic = rng.randint(2, 5), rng.choice(TOPICS)
     steps = []
     if module == "constrained_writing":
-        steps = [{"question": f"How many items does a list of {n} tips have?", "answer": str(n), "module": "format_constraints"}]
-    return {"question": f"Give {n} tips for {topic}, as a numbered list with one short sentence each.", "answer": "", "steps": steps}
+        steps = [{"question": f"How many items does a list of {n} tips have?", "answer": str(n),
+                  "module": "format_constraints"}]
+    return {"question": f"Give {n} tips for {topic}, as a numbered list with one short sentence each.", "answer": "",
+            "steps": steps}
 
 
 def instruction_response(question: str) -> str:
@@ -182,8 +193,9 @@ def on_probe_problems(domain: str, user: str, seed: int) -> str:
     module = field(user, r"Module: (\w+)")
     d = float(field(user, r"Difficulty: ([\d.]+)", "0.5"))
     rng = random.Random(f"{domain}:{module}:{seed}:{d}")
-    maker = {"python-functions": lambda: code_problem(module, rng),
-             "instructions": lambda: instruction_problem(module, rng)}.get(domain, lambda: gsm8k_problem(module, rng, d))
+    maker = ({"python-functions": lambda: code_problem(module, rng),
+              "instructions": lambda: instruction_problem(module, rng)}
+             .get(domain, lambda: gsm8k_problem(module, rng, d)))
     return wrap_json({"problems": [maker()]}, seed)
 
 
@@ -194,7 +206,8 @@ def on_split_steps(domain: str, user: str, seed: int) -> str:
     if m:
         c, b, gone = map(int, m.groups())
         steps = [{"question": f"What is {c} × {b}?", "answer": str(b * c), "module": "multiplication_word_problems"},
-                 {"question": f"What is {b * c} - {gone}?", "answer": str(b * c - gone), "module": "subtraction_word_problems"}]
+                 {"question": f"What is {b * c} - {gone}?", "answer": str(b * c - gone),
+                  "module": "subtraction_word_problems"}]
     else:
         steps = [{"question": question, "answer": tag(user, "reference"), "module": first}]
     return json.dumps({"steps": steps})

@@ -68,16 +68,19 @@ def test_switches_turn_transforms_off():
     p = DOMAIN.generate("fractions", 0.5, 1)
     full = adapt_solution(p, p.solution, "RAW", MODULES["fractions"], STRUCTURED)
     assert full.startswith("Idea: Think of a pizza") and "Given:" in full and "Step 1:" in full
-    no_analogy = adapt_solution(p, p.solution, "RAW", MODULES["fractions"], AdapterConfig(analogies=False, layout="structured"))
+    no_analogy = adapt_solution(p, p.solution, "RAW", MODULES["fractions"],
+                                AdapterConfig(analogies=False, layout="structured"))
     assert "pizza" not in no_analogy
-    plain = adapt_solution(p, p.solution, "RAW", MODULES["fractions"], AdapterConfig(decompose=False, template=False, simplify=True, analogies=False))
+    plain = adapt_solution(p, p.solution, "RAW", MODULES["fractions"],
+                           AdapterConfig(decompose=False, template=False, simplify=True, analogies=False))
     assert "Given:" not in plain and "Step 1:" not in plain and plain.endswith(f"Answer: {p.answer}")
     off = AdapterConfig(decompose=False, template=False, simplify=False, analogies=False)
     assert adapt_solution(p, p.solution, "RAW", MODULES["fractions"], off) == "RAW"
 
 
 def test_a_problem_without_steps_or_numbers_still_adapts():
-    p = Problem(id="q", module="m", difficulty=0.0, question="Name the capital of France.", answer="Paris", solution="It is Paris.")
+    p = Problem(id="q", module="m", difficulty=0.0, question="Name the capital of France.", answer="Paris",
+                solution="It is Paris.")
     text = adapt_solution(p, p.solution, "", Module("m", "m", 0), STRUCTURED)
     assert "Read what is given." in text and text.endswith("Answer: Paris")
     assert decompose(Problem("q", "m", 0, "What is 1+1?", "2", steps=(Step("a", "b", "c"),)), "x")[1][0] == "relate"
@@ -94,7 +97,8 @@ def test_every_module_adapts_in_both_layouts():
 
 def test_focused_layout_carries_only_the_modules_own_lines():
     names = {m.id: m.name for m in MODULES.values()}
-    for module_id in ("addition_facts", "multiplication_facts", "multi_digit_addition", "multi_digit_subtraction", "word_problems"):
+    for module_id in ("addition_facts", "multiplication_facts", "multi_digit_addition", "multi_digit_subtraction",
+                      "word_problems"):
         p = DOMAIN.generate(module_id, 0.3, 5)
         text = adapt_solution(p, p.solution, "raw", MODULES[module_id], AdapterConfig(), names)
         lines = text.splitlines()
@@ -107,7 +111,8 @@ def test_focused_layout_carries_only_the_modules_own_lines():
 
 
 def test_focused_layout_restates_a_result_the_solution_left_implicit():
-    p = Problem(id="q", module="m", difficulty=0.0, question="What is 2 + 2?", answer="4", solution="Count on from 2 by 2.")
+    p = Problem(id="q", module="m", difficulty=0.0, question="What is 2 + 2?", answer="4",
+                solution="Count on from 2 by 2.")
     text = adapt_solution(p, p.solution, "", Module("m", "m", 0), AdapterConfig(simplify=False))
     assert text.splitlines() == ["Goal: 2 + 2 = ?", "Count on from 2 by 2.", "So the answer is 4.", "Answer: 4"]
     p2 = Problem(id="q", module="m", difficulty=0.0, question="What is 2 + 2?", answer="4", solution="So 2 + 2 = 4.")

@@ -189,14 +189,16 @@ def test_answers_recomputed_independently():
             p = DOMAIN.generate("mean", d, seed)
             assert Fraction(int(p.answer)) == Fraction(sum(p.meta["values"]), len(p.meta["values"]))
             p = DOMAIN.generate("rounding", d, seed)
-            assert int(p.answer) == round(Fraction(p.meta["number"], 10 ** p.meta["place"]) + Fraction(1, 10**9)) * 10 ** p.meta["place"]
+            assert int(p.answer) == round(Fraction(p.meta["number"], 10 ** p.meta["place"])
+                                          + Fraction(1, 10**9)) * 10 ** p.meta["place"]
 
 
 def test_fraction_answers_are_in_lowest_terms():
     for seed in range(100):
         p = DOMAIN.generate("fractions", 1.0, seed)
         value = Fraction(p.answer)
-        assert p.answer == (str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}")
+        assert p.answer == (str(value.numerator) if value.denominator == 1
+                            else f"{value.numerator}/{value.denominator}")
 
 
 # ---------------------------------------------------------------- checker normalization

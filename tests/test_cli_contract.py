@@ -21,7 +21,8 @@ def write_outcomes(path, extra_lines=()):
         a_ok = i % 3 != 0
         rows += [
             {"learner": "student", "module": "add", "group": f"g{i}", "role": "step", "correct": a_ok},
-            {"learner": "student", "module": "mul", "group": f"g{i}", "correct": a_ok and i % 2 == 0, "note": "ignored"},
+            {"learner": "student", "module": "mul", "group": f"g{i}", "correct": a_ok and i % 2 == 0,
+             "note": "ignored"},
             {"learner": "teacher", "module": "add", "group": f"g{i}", "role": "step", "correct": True},
             {"learner": "teacher", "module": "mul", "group": f"g{i}", "role": "problem", "correct": True},
             {"learner": "teacher", "module": "add", "group": f"a{i}", "role": "problem", "correct": True},
@@ -43,7 +44,8 @@ def test_identify_then_plan(tmp_path):
     assert [(e["source"], e["target"]) for e in diag["edges"]] == [("add", "mul")]
     assert diag["edges"][0]["support"] == 30  # the student's pairs (teacher pairs are not pooled)
 
-    ioa("plan", "--diagnosis", tmp_path / "d" / "diagnosis.json", "--out", tmp_path / "p", "--set", "identifier.coverage=1")
+    ioa("plan", "--diagnosis", tmp_path / "d" / "diagnosis.json", "--out", tmp_path / "p", "--set",
+        "identifier.coverage=1")
     cur = json.loads((tmp_path / "p" / "curriculum.json").read_text())
     stages = cur["stages"]
     assert all({"index", "modules", "difficulty"} <= set(s) for s in stages)
@@ -78,7 +80,8 @@ def test_bad_values_are_named_by_line_and_field(tmp_path, line, message):
 def test_bad_config_value_stops_before_anything_runs(tmp_path):
     outcomes = tmp_path / "o.jsonl"
     write_outcomes(outcomes)
-    proc = ioa("identify", "--outcomes", outcomes, "--out", tmp_path / "d", "--set", "identifier.tau_gap=3", check=False)
+    proc = ioa("identify", "--outcomes", outcomes, "--out", tmp_path / "d", "--set", "identifier.tau_gap=3",
+               check=False)
     assert proc.returncode == 2 and "identifier.tau_gap" in proc.stderr
     assert not (tmp_path / "d").exists()
 

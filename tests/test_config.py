@@ -64,7 +64,8 @@ def test_every_run_shares_one_user_cache_wherever_its_directory_is(tmp_path, mon
     from ioa.rundir import RunDir
 
     monkeypatch.setenv("IOA_CACHE", str(tmp_path / "cache"))
-    assert RunDir(tmp_path / "a" / "run").cache == RunDir(tmp_path / "elsewhere" / "deep" / "run").cache == tmp_path / "cache"
+    assert (RunDir(tmp_path / "a" / "run").cache == RunDir(tmp_path / "elsewhere" / "deep" / "run").cache
+            == tmp_path / "cache")
     monkeypatch.delenv("IOA_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert RunDir(tmp_path / "r").cache == tmp_path / "xdg" / "ioa"

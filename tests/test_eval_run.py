@@ -41,7 +41,8 @@ class ScriptedModel:
 
     def generate(self, prompts, **options):
         self.calls.append((list(prompts), options))
-        self.last_generation = {"prompts": len(prompts), "new_tokens": 10 * len(prompts), "seconds": 1.0, "tokens_per_s": 10.0}
+        self.last_generation = {"prompts": len(prompts), "new_tokens": 10 * len(prompts), "seconds": 1.0,
+                                "tokens_per_s": 10.0}
         return [self.reply(p) for p in prompts]
 
 
@@ -79,7 +80,8 @@ def test_gsm8k_scored_strict_and_flexible_and_written(tmp_path):
     assert entry["metrics"] == {"strict_match": pytest.approx(1 / 3), "flexible_extract": pytest.approx(2 / 3)}
     settings = entry["settings"]
     assert settings["limit"] == 3 and settings["seed"] == 0 and settings["model"] == "scripted"
-    assert settings["max_new_tokens"] == 256 and settings["decoding"] == "greedy" and "####" in settings["prompt_format"]
+    assert (settings["max_new_tokens"] == 256 and settings["decoding"] == "greedy"
+            and "####" in settings["prompt_format"])
     assert json.loads((tmp_path / "out" / "results.json").read_text()) == json.loads(json.dumps(results))
     lines = samples_file(tmp_path, "gsm8k")
     assert [x["id"] for x in lines] == ["gsm8k/0", "gsm8k/1", "gsm8k/2"]
@@ -209,7 +211,8 @@ def test_killed_evaluation_resumes_from_its_last_finished_batch(tmp_path):
 @needs_data
 def test_checkpoint_from_other_settings_is_set_aside(tmp_path):
     with pytest.raises(Killed):
-        run_eval(options(tmp_path, ["gsm8k"], limit=6, max_new_tokens=100), student=BatchingModel(_numbered_reply, die_after=1))
+        run_eval(options(tmp_path, ["gsm8k"], limit=6, max_new_tokens=100),
+                 student=BatchingModel(_numbered_reply, die_after=1))
     model = BatchingModel(_numbered_reply)
     results = run_eval(options(tmp_path, ["gsm8k"], limit=6, max_new_tokens=200), student=model)
     assert len(model.generated) == 6 and results["benchmarks"]["gsm8k"]["settings"]["max_new_tokens"] == 200

@@ -94,7 +94,8 @@ def test_humaneval_several_samples_per_task_pass_at_1_and_10(tmp_path):
 
 def test_mbpp_reference_code_passes_with_evalplus_ids(tmp_path):
     rows = [r for r in read("mbpp/mbpp.jsonl") if 11 <= r["task_id"] <= 40]
-    samples = write(tmp_path / "mbpp.jsonl", [{"task_id": f"Mbpp/{r['task_id']}", "completion": r["code"]} for r in rows])
+    samples = write(tmp_path / "mbpp.jsonl",
+                    [{"task_id": f"Mbpp/{r['task_id']}", "completion": r["code"]} for r in rows])
     assert summary(score("mbpp", samples)) == {"benchmark": "mbpp", "n": 30, "samples": 30, "pass@1": 1.0}
 
 
@@ -120,7 +121,8 @@ def test_gsm8k_matched_by_question_with_other_output_fields(tmp_path):
 def test_math500_boxed_gold_scores_one_and_wrong_scores_zero(tmp_path):
     rows = read("math/math500_test.jsonl")
     right = write(tmp_path / "right.jsonl",
-                  [{"unique_id": r["unique_id"], "completion": f"Thus the answer is $\\boxed{{{r['answer']}}}$."} for r in rows])
+                  [{"unique_id": r["unique_id"], "completion": f"Thus the answer is $\\boxed{{{r['answer']}}}$."}
+                   for r in rows])
     assert summary(score("math500", right)) == {"benchmark": "math500", "n": 500, "samples": 500, "accuracy": 1.0}
     wrong = write(tmp_path / "wrong.jsonl",
                   [{"problem": r["problem"], "completion": "So $\\boxed{123456789}$."} for r in rows[:50]])
@@ -131,7 +133,8 @@ def test_aime_and_dolly_references(tmp_path):
     aime = write(tmp_path / "aime.jsonl", [{"id": r["id"], "completion": f"\\boxed{{{int(r['answer'])}}}"}
                                            for r in read("aime2024/test.jsonl")])
     assert summary(score("aime24", aime))["accuracy"] == 1.0
-    dolly = write(tmp_path / "dolly.jsonl", [{"id": i, "completion": r["output"]} for i, r in enumerate(read("dolly/valid.jsonl")[:20])])
+    dolly = write(tmp_path / "dolly.jsonl",
+                  [{"id": i, "completion": r["output"]} for i, r in enumerate(read("dolly/valid.jsonl")[:20])])
     assert summary(score("dolly", dolly)) == {"benchmark": "dolly", "n": 20, "samples": 20, "rougeL": 100.0}
 
 
@@ -144,7 +147,8 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
 
 def test_malformed_jsonl_names_file_and_line(tmp_path):
     samples = tmp_path / "bad.jsonl"
-    samples.write_text('{"task_id": "HumanEval/0", "completion": "    return True\\n"}\n\n{"task_id": "HumanEval/1", \n')
+    samples.write_text('{"task_id": "HumanEval/0", "completion": "    return True\\n"}\n\n'
+                       '{"task_id": "HumanEval/1", \n')
     msg = one_line_error(score("humaneval", samples))
     assert f"{samples}: line 3" in msg and "not valid JSON" in msg
 
@@ -183,9 +187,10 @@ def test_vicuna_judged_through_a_teacher_endpoint(tmp_path):
 
     with ChatServer(lambda messages, body: "The answer is helpful and accurate.\nRating: [[7]]") as server:
         config = tmp_path / "judge.yaml"
-        config.write_text(f"teacher: {{kind: openai, model: judge, base_url: '{server.base_url}', api_key_env: IOA_JUDGE_KEY, "
-                          f"cache_path: '{tmp_path / 'judge.sqlite'}'}}\n")
-        samples = write(tmp_path / "vicuna.jsonl", [{"question_id": i, "completion": f"Answer number {i}."} for i in (1, 2, 3)])
+        config.write_text(f"teacher: {{kind: openai, model: judge, base_url: '{server.base_url}', "
+                          f"api_key_env: IOA_JUDGE_KEY, cache_path: '{tmp_path / 'judge.sqlite'}'}}\n")
+        samples = write(tmp_path / "vicuna.jsonl",
+                        [{"question_id": i, "completion": f"Answer number {i}."} for i in (1, 2, 3)])
         proc = score("vicuna", samples, str(DATA), env={**os.environ, "IOA_JUDGE_KEY": "k"})
         cmd_ok = summary(proc)
         assert server.completions == 3

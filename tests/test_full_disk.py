@@ -37,15 +37,15 @@ print(summary["status"])
 
 def run_child(tmp: Path, limit: int) -> subprocess.CompletedProcess:
     code = CHILD.format(tests=str(ROOT / "tests"))
-    return subprocess.run([sys.executable, "-c", code, str(limit), str(tmp)], capture_output=True, text=True, timeout=300,
-                          cwd=ROOT, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    return subprocess.run([sys.executable, "-c", code, str(limit), str(tmp)], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
 
 
 def test_a_write_that_does_not_fit_keeps_the_old_file(tmp_path):
     target = tmp_path / "data.json"
     target.write_text("old")
-    code = ("import resource, signal, sys; from ioa.io import atomic_write_text; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-            "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
+    code = ("import resource, signal, sys; from ioa.io import atomic_write_text; "
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
             f"try:\n    atomic_write_text({str(target)!r}, 'x' * 5000)\n"
             "except OSError as e:\n    print(type(e).__name__, e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)

@@ -28,7 +28,8 @@ def test_gap_deficient_and_teachable_by_hand():
         problems("teacher", "x", [True] * 4) + problems("student", "x", [True, False, False, False])  # gap 0.75
         + problems("teacher", "y", [True] * 4) + problems("student", "y", [True, True, True, False])  # gap 0.25
         + problems("teacher", "z", [False] * 4) + problems("student", "z", [True, False, False, False])  # P_T = 0
-        + problems("teacher", "w", [True, True, False, False]) + problems("student", "w", [True, False, False, False])  # (0.5-0.25)/0.5
+        + problems("teacher", "w", [True, True, False, False])
+        + problems("student", "w", [True, False, False, False])  # (0.5-0.25)/0.5
     )
     d = diagnose(atts, IdentifierConfig(tau_gap=0.3))
     x, y, z, w = (d.module(k) for k in "xyzw")
@@ -56,7 +57,8 @@ EDGE_OUTCOMES = [(True, True)] * 10 + [(True, False)] * 2 + [(False, True)] * 1 
 
 
 def test_edge_statistics_by_hand():
-    d = diagnose(pairs("student", "a", "b", EDGE_OUTCOMES, "g"), IdentifierConfig(min_support=20, tau_high=0.9, tau_low=0.15, tau_dep=0.7))
+    d = diagnose(pairs("student", "a", "b", EDGE_OUTCOMES, "g"),
+                 IdentifierConfig(min_support=20, tau_high=0.9, tau_low=0.15, tau_dep=0.7))
     (e,) = d.edges
     assert (e.source, e.target, e.support) == ("a", "b", 20)
     assert e.p_source_ok_given_target_ok == pytest.approx(10 / 11)  # P(a|b)
@@ -116,7 +118,8 @@ def test_connectivity_severity_and_difficulty_by_hand():
     d = diagnose(atts, IdentifierConfig(alpha=0.6, min_support=10))
     assert {(e.source, e.target) for e in d.edges} == {("a", "b"), ("b", "c")}
     a, b, c, dd = (d.module(k) for k in "abcd")
-    assert (a.connectivity, b.connectivity, c.connectivity, dd.connectivity) == (pytest.approx(2 / 3), pytest.approx(1 / 3), 0.0, 0.0)
+    assert ((a.connectivity, b.connectivity, c.connectivity, dd.connectivity)
+            == (pytest.approx(2 / 3), pytest.approx(1 / 3), 0.0, 0.0))
     assert a.severity == pytest.approx(0.6 * 1.0 + 0.4 * 2 / 3)  # gap(a) = 1
     assert dd.severity == pytest.approx(0.6 * 0.5)
     assert (a.difficulty, b.difficulty, c.difficulty, dd.difficulty) == (0.0, 0.5, 1.0, 0.0)

@@ -33,8 +33,8 @@ def test_an_answer_in_another_modules_layout_bleeds():
     assert not bleeds("multi_digit_addition", column, layouts)  # its own layout
     assert not bleeds("multiplication_facts", "Count by 3s, 2 times: 3, 6.\nSo 3 × 2 = 6.\nAnswer: 6", layouts)
     assert not bleeds("multiplication_facts", "I think it is six.\nAnswer: 6", layouts)  # no known layout at all
-    items = [{"module": "multiplication_facts", "response": column}, {"module": "multiplication_facts", "response": "6"},
-             {"module": "unknown", "response": column}]
+    items = [{"module": "multiplication_facts", "response": column},
+             {"module": "multiplication_facts", "response": "6"}, {"module": "unknown", "response": column}]
     assert bleed_share(items, layouts) == {"multiplication_facts": 0.5}
 
 

@@ -74,7 +74,8 @@ def test_invalid_json_is_reasked_with_the_error_then_succeeds():
     assert again.messages[:2] == request.messages
     assert again.messages[2] == ("assistant", '{"n": "seven"}')
     role, text = again.messages[3]
-    assert role == "user" and text.startswith("Your previous output was invalid: at $.n: 'seven' is not of type 'integer'")
+    assert role == "user" and text.startswith("Your previous output was invalid: at $.n: "
+                                              "'seven' is not of type 'integer'")
     assert text.endswith("Reply with only valid JSON matching the schema.")
     assert (again.prompt, again.prompt_version) == (request.prompt, request.prompt_version)
 
@@ -112,7 +113,8 @@ def test_failed_calls_raise_teacher_call_error_naming_the_prompts():
             return [ChatResult(text="", raw="", model="down", error="HTTP 503 after 6 retries") for _ in requests]
 
     domain = LLMDomain(load_domain_spec("gsm8k"), Failing())
-    with pytest.raises(TeacherCallError, match=r"1 of 1 teacher call\(s\) failed: prompt 'domain_modules' v1: HTTP 503"):
+    with pytest.raises(TeacherCallError,
+                       match=r"1 of 1 teacher call\(s\) failed: prompt 'domain_modules' v1: HTTP 503"):
         domain.modules()
 
 
@@ -127,7 +129,8 @@ def test_module_json_with_a_cycle_or_unknown_prerequisite_is_reasked():
     assert [m.id for m in domain.modules()] == [m["id"] for m in GSM8K_MODULES]
     asks = [q for q in backend.requests if q.prompt == "domain_modules"]
     assert len(asks) == 3
-    assert "prerequisites form a cycle: addition_word_problems -> subtraction_word_problems -> addition_word_problems" in asks[1].messages[-1][1]
+    assert ("prerequisites form a cycle: addition_word_problems -> subtraction_word_problems -> addition_word_problems"
+            in asks[1].messages[-1][1])
     assert "lists unknown prerequisite(s) 'counting'" in asks[2].messages[-1][1]
 
 
@@ -181,7 +184,8 @@ def test_generate_is_deterministic_per_seed_with_known_step_modules():
 
 def test_generate_many_batches_and_accounts_probe_seeds_to_identify():
     domain, _, backend = gsm8k()
-    problems = domain.generate_many([("addition_word_problems", 0.2, 3), ("subtraction_word_problems", 0.2, 1_000_000_003)])
+    problems = domain.generate_many([("addition_word_problems", 0.2, 3),
+                                     ("subtraction_word_problems", 0.2, 1_000_000_003)])
     assert [p.module for p in problems] == ["addition_word_problems", "subtraction_word_problems"]
     assert problems[1].answer.isdigit()  # the brain wrote a JSON number; stored as a string
     phases = [q.phase for q in backend.requests if q.prompt == "probe_problems"]
@@ -198,7 +202,8 @@ def test_generate_rejects_unknown_modules_and_bad_difficulty():
 
 def test_non_numeric_reference_answers_are_reasked_for_numeric_domains():
     bad = {"problems": [{"question": "How many?", "answer": "a few", "steps": []}]}
-    domain, _, backend = gsm8k(override=lambda q, raw: json.dumps(bad) if q.prompt == "probe_problems" and len(q.messages) == 2 else None)
+    domain, _, backend = gsm8k(
+        override=lambda q, raw: json.dumps(bad) if q.prompt == "probe_problems" and len(q.messages) == 2 else None)
     p = domain.generate("addition_word_problems", 0.5, 2)
     assert p.answer.isdigit()
     last = [q for q in backend.requests if q.prompt == "probe_problems"][-1]
@@ -225,7 +230,8 @@ def test_make_problems_and_decompose():
     problems = teacher.make_problems("multi_step_problems", 0.3, 3, 100)
     assert [p.id for p in problems] == [f"multi_step_problems-{s}-0.3" for s in (100, 101, 102)]
     assert teacher.decompose(problems[0]) == list(problems[0].steps)
-    bare = Problem(id="x", module="multi_step_problems", difficulty=0.3, question=problems[0].question, answer=problems[0].answer)
+    bare = Problem(id="x", module="multi_step_problems", difficulty=0.3, question=problems[0].question,
+                   answer=problems[0].answer)
     steps = teacher.decompose(bare)
     assert [s.module for s in steps] == ["multiplication_word_problems", "subtraction_word_problems"]
     assert backend.requests[-1].prompt == "split_steps" and backend.requests[-1].phase == "identify"
@@ -363,7 +369,8 @@ def test_checker_registry_builds_each_kind():
 
 
 def test_program_with_tests_joins_code_tests_and_check_call():
-    assert program_with_tests("def f():\n    return 1", "assert f() == 1") == "def f():\n    return 1\n\n\nassert f() == 1\n"
+    assert (program_with_tests("def f():\n    return 1", "assert f() == 1")
+            == "def f():\n    return 1\n\n\nassert f() == 1\n")
     program = program_with_tests("def f(x): return x", "def check(candidate):\n    assert candidate(2) == 2", "f")
     assert program.endswith("check(f)\n")
 
@@ -430,7 +437,8 @@ def test_spec_errors_name_the_file_and_field(tmp_path):
         load_domain_spec(path)
     with pytest.raises(DomainSpecError, match="domain spec file not found"):
         load_domain_spec(tmp_path / "missing.yaml")
-    with pytest.raises(DomainSpecError, match="unknown domain spec 'chess'; built-in: gsm8k, instructions, python-functions"):
+    with pytest.raises(DomainSpecError,
+                       match="unknown domain spec 'chess'; built-in: gsm8k, instructions, python-functions"):
         load_domain_spec("chess")
 
 
@@ -448,11 +456,13 @@ def test_spec_modules_must_form_a_sound_hierarchy():
 
 def test_estimate_run_hand_computed():
     spec = parse_domain_spec(
-        "name: t\ndescription: d\ncheck: numeric\nmodules:\n  - {id: a, name: A}\n  - {id: b, name: B, prerequisites: [a]}\n", "t")
+        "name: t\ndescription: d\ncheck: numeric\nmodules:\n  - {id: a, name: A}\n"
+        "  - {id: b, name: B, prerequisites: [a]}\n", "t")
     cfg = RunConfig.model_validate({
         "probe": {"items_per_module": 2}, "synthesis": {"examples_per_module": 3, "remedial_examples_per_module": 1,
                                                         "max_remedial_rounds": 1, "replay_fraction": 0.5},
-        "teacher": {"kind": "openai", "model": "m", "max_tokens": 100, "prices": {"m": Price(input_per_mtok=1.0, output_per_mtok=2.0)}},
+        "teacher": {"kind": "openai", "model": "m", "max_tokens": 100,
+                    "prices": {"m": Price(input_per_mtok=1.0, output_per_mtok=2.0)}},
     })
     est = estimate_run(cfg, spec)
     # 2 modules x 2 probe items; the teacher answers each item and its 2 steps: 12 solves.

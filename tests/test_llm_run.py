@@ -43,9 +43,11 @@ def config(server, tmp_path, **over):
     # a new request, so one call can meet several faults in a row: 4 retries left ~1 call in 150 failing
     # outright (a flaky test); 12 make that about one in 400,000.
     sets = {
-        "domain": "gsm8k", "teacher.kind": "openai", "teacher.model": "scripted-teacher", "teacher.base_url": server.base_url,
+        "domain": "gsm8k", "teacher.kind": "openai", "teacher.model": "scripted-teacher",
+        "teacher.base_url": server.base_url,
         "teacher.api_key_env": KEY_ENV, "teacher.concurrency": 8, "teacher.timeout_s": 1.0, "teacher.max_retries": 12,
-        "teacher.backoff_base_s": 0.01, "teacher.backoff_max_s": 0.2, "teacher.cache_path": str(tmp_path / "teacher.sqlite"),
+        "teacher.backoff_base_s": 0.01, "teacher.backoff_max_s": 0.2,
+        "teacher.cache_path": str(tmp_path / "teacher.sqlite"),
         "teacher.prices": "{scripted-teacher: {input_per_mtok: 1.0, output_per_mtok: 2.0}}",
         "probe.items_per_module": 6, "synthesis.examples_per_module": 6, "synthesis.remedial_examples_per_module": 3,
         "synthesis.max_remedial_rounds": 1, "identifier.coverage": 1, "identifier.min_support": 3,
@@ -103,7 +105,8 @@ def test_a_run_survives_every_fault_then_a_rerun_is_served_from_the_cache(server
 
 
 def test_budget_stops_before_it_is_exceeded_and_resume_continues(server, api_key, tmp_path):
-    full = run(make_ctx(config(server, tmp_path, **{"teacher.cache_path": str(tmp_path / "full.sqlite")}), tmp_path, "full"))
+    full = run(make_ctx(config(server, tmp_path, **{"teacher.cache_path": str(tmp_path / "full.sqlite")}),
+                        tmp_path, "full"))
     total = full["teacher_usage"]["tokens"]
     limit = total // 3
     cfg = config(server, tmp_path, **{"budget.max_tokens": limit})
@@ -125,7 +128,8 @@ def test_budget_stops_before_it_is_exceeded_and_resume_continues(server, api_key
 def test_dry_run_estimates_without_calling(server, api_key, tmp_path, capsys):
     from ioa.cli import main
 
-    assert main(["run", "--dry-run", "--set", "domain=gsm8k", "--set", "teacher.kind=openai", "--set", "teacher.model=scripted-teacher",
+    assert main(["run", "--dry-run", "--set", "domain=gsm8k", "--set", "teacher.kind=openai",
+                 "--set", "teacher.model=scripted-teacher",
                  "--set", f"teacher.base_url={server.base_url}",
                  "--set", "teacher.prices={scripted-teacher: {input_per_mtok: 1.0, output_per_mtok: 2.0}}",
                  "--run-dir", str(tmp_path / "never")]) == 0

@@ -463,7 +463,8 @@ def test_missing_key_is_a_clear_error(monkeypatch):
         OpenAIBackend(TeacherConfig(kind="openai", model="gpt-4o-mini", api_key_env="IOA_UNSET_KEY"))
     # a remote endpoint fails at once too, before any connection (it used to retry seven times first)
     with pytest.raises(ValueError, match="IOA_UNSET_KEY.*https://api.example.com/v1 needs a key"):
-        OpenAIBackend(TeacherConfig(kind="openai", model="m", base_url="https://api.example.com/v1", api_key_env="IOA_UNSET_KEY"))
+        OpenAIBackend(TeacherConfig(kind="openai", model="m", base_url="https://api.example.com/v1",
+                                    api_key_env="IOA_UNSET_KEY"))
 
 
 def test_local_server_without_key_gets_placeholder(server, monkeypatch):
@@ -508,7 +509,8 @@ def test_hf_backend_answers_a_batch_and_counts_tokens(monkeypatch):
 
     backend = HFBackend(TeacherConfig(kind="hf", model="smollm2-135m", concurrency=2), REPO / "runs" / ".cache")
     requests = [
-        ChatRequest.of([{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "What is 2 + 3?"}],
+        ChatRequest.of([{"role": "system", "content": "Answer briefly."},
+                        {"role": "user", "content": "What is 2 + 3?"}],
                        phase="judge", prompt="t", prompt_version="1", max_tokens=12),
         ChatRequest.of([{"role": "user", "content": "Name a colour."}], phase="judge", prompt="t", prompt_version="1",
                        max_tokens=12),

@@ -17,7 +17,8 @@ from ioa.loop import Context, run
 from ioa.rundir import RunDir
 from ioa.teachers import load_teacher
 
-MODULES = ["addition_facts", "place_value", "multi_digit_addition", "multiplication_facts", "multi_digit_multiplication"]
+MODULES = ["addition_facts", "place_value", "multi_digit_addition", "multiplication_facts",
+           "multi_digit_multiplication"]
 START = {"addition_facts": 0.55, "place_value": 0.95, "multi_digit_addition": 0.3, "multiplication_facts": 0.4,
          "multi_digit_multiplication": 0.1}
 
@@ -32,7 +33,8 @@ def make_ctx(tmp_path, name="run", interrupt_at_train=None, rate=0.03, remedial_
                           remedial_rate=remedial_rate, interference=interference)
     rd = RunDir(tmp_path / name)
     rd.root.mkdir(parents=True, exist_ok=True)
-    return Context(cfg=cfg, rd=rd, domain=domain, teacher=load_teacher("procedural", domain), student=student, progress=False)
+    return Context(cfg=cfg, rd=rd, domain=domain, teacher=load_teacher("procedural", domain), student=student,
+                   progress=False)
 
 
 def all_examples(rd):
@@ -96,10 +98,12 @@ def test_replay_mixes_in_mastered_modules(tmp_path):
     assert summary["prior_knowledge"]["drop_points"] is not None
     untaught = summary["not_taught"]
     assert untaught["modules"] == [m["id"] for m in summary["modules"] if not m["taught"]]
-    assert untaught["change_points"] == pytest.approx(100 * (untaught["mean_after"] - untaught["mean_before"]), abs=0.01)
+    assert untaught["change_points"] == pytest.approx(100 * (untaught["mean_after"] - untaught["mean_before"]),
+                                                      abs=0.01)
     lengths = summary["completion_tokens"]
     taught = {m["id"] for m in summary["modules"] if m["taught"]}
-    assert set(lengths) >= taught and all(v["examples"] > 0 and v["adapted"] > 0 and v["raw"] > 0 for v in lengths.values())
+    assert set(lengths) >= taught and all(v["examples"] > 0 and v["adapted"] > 0 and v["raw"] > 0
+                                          for v in lengths.values())
     bleed = summary["layout_bleed"]  # the fake answers "Answer: N" only: nothing in any module's layout
     assert set(bleed["after"]) >= set(lengths) and bleed["mean_after"] == 0.0  # replayed modules have a layout too
     first_gate = json.loads(next((ctx.rd.root / "stages").rglob("eval.json")).read_text())
@@ -219,7 +223,8 @@ def test_a_step_budget_is_shared_across_the_stages(tmp_path, plan):
     summary = run(ctx)
     stages = json.loads(ctx.rd.curriculum.read_text())["stages"]
     trained = {int(p.parent.parent.name): p for p in (ctx.rd.root / "stages").rglob("round-*/metrics.json")}
-    steps = {i: sum(json.loads(p.read_text())["steps"] for p in (ctx.rd.root / "stages" / str(i)).glob("round-*/metrics.json"))
+    steps = {i: sum(json.loads(p.read_text())["steps"]
+                    for p in (ctx.rd.root / "stages" / str(i)).glob("round-*/metrics.json"))
              for i in trained}
     assert len(stages) >= 3 and summary["budget"]["used"]["steps"] <= 40
     if plan == "by-stage":
@@ -242,7 +247,8 @@ def test_later_stages_review_what_earlier_stages_taught(tmp_path, which):
     summary = run(ctx)
     stages = [s for s in json.loads(ctx.rd.curriculum.read_text())["stages"] if not s["bridge"]]
     assert len(stages) >= 2
-    unmastered = [m for m in stages[0]["modules"] if not any(x["id"] == m and "mastered_at_stage" in x for x in summary["modules"])]
+    unmastered = [m for m in stages[0]["modules"]
+                  if not any(x["id"] == m and "mastered_at_stage" in x for x in summary["modules"])]
     assert unmastered
     last = ctx.rd.round(stages[-1]["index"], 0) / "train.jsonl"
     replayed = {e["module"] for e in read_jsonl(last) if e["kind"] == "replay"}

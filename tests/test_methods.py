@@ -24,7 +24,8 @@ CAPS = {"budget.max_examples": 40, "budget.max_steps": 12, "budget.max_teacher_c
 
 
 def make_ctx(tmp_path, method, name=None, interrupt_at_train=None, **over):
-    overrides = [f"method={method}", f"modules=[{', '.join(MODULES)}]", "probe.items_per_module=30", "identifier.coverage=1",
+    overrides = [f"method={method}", f"modules=[{', '.join(MODULES)}]", "probe.items_per_module=30",
+                 "identifier.coverage=1",
                  "synthesis.examples_per_module=16", "synthesis.remedial_examples_per_module=8",
                  "synthesis.max_remedial_rounds=1", "identifier.min_support=5", "eval.test_items_per_module=10",
                  "eval.curve=true", "baseline.error_rounds=2"]
@@ -34,11 +35,13 @@ def make_ctx(tmp_path, method, name=None, interrupt_at_train=None, **over):
     student = LearningFake(START, domain.declared_prerequisites(), interrupt_at_train=interrupt_at_train)
     rd = RunDir(tmp_path / (name or method))
     rd.root.mkdir(parents=True, exist_ok=True)
-    return Context(cfg=cfg, rd=rd, domain=domain, teacher=load_teacher("procedural", domain), student=student, progress=False)
+    return Context(cfg=cfg, rd=rd, domain=domain, teacher=load_teacher("procedural", domain), student=student,
+                   progress=False)
 
 
 def new_examples(rd):
-    return [e for f in sorted((rd.root / "stages").rglob("train.jsonl")) for e in read_jsonl(f) if e["kind"] != "replay"]
+    return [e for f in sorted((rd.root / "stages").rglob("train.jsonl")) for e in read_jsonl(f)
+            if e["kind"] != "replay"]
 
 
 METHODS = ["ioa", "vanilla", "easy-to-hard", "self-instruct", "error-targeted", "ioa-no-identifier", "ioa-no-organizer",
@@ -77,7 +80,8 @@ def test_only_ioa_counts_probing_against_its_budget(tmp_path):
     assert probe_calls > 0 and read_json(tmp_path / "vanilla" / "probe_usage.json")["counted"] is False
     assert ioa["budget"]["used"]["teacher_calls"] >= probe_calls + 2 * ioa["budget"]["used"]["examples"]
     # duplicates a small module repeats are redrawn, and each redraw is a call too
-    assert 2 * vanilla["budget"]["used"]["examples"] <= vanilla["budget"]["used"]["teacher_calls"] <= CAPS["budget.max_teacher_calls"]
+    assert (2 * vanilla["budget"]["used"]["examples"] <= vanilla["budget"]["used"]["teacher_calls"]
+            <= CAPS["budget.max_teacher_calls"])
 
 
 def test_teacher_call_cap_stops_synthesis_at_it(tmp_path):
@@ -211,7 +215,8 @@ def test_even_counts_and_like_failed():
     counts = even_counts(["a", "b", "c"], 8, 0.0, 0.3, 0)
     assert [len(v) for v in counts.values()] == [3, 3, 2]
     assert all(0.0 <= d <= 0.3 for v in counts.values() for d in v)
-    failed = [Example(id=f"x{i}", module="m" if i else "n", prompt="p", completion="c", answer="1", difficulty=0.1 * i) for i in range(3)]
+    failed = [Example(id=f"x{i}", module="m" if i else "n", prompt="p", completion="c", answer="1", difficulty=0.1 * i)
+              for i in range(3)]
     counts, targets = like_failed(failed, 5)
     assert targets == {"n": ["x0", "x0"], "m": ["x1", "x2", "x1"]}
     assert counts == {"n": [0.0, 0.0], "m": [0.1, 0.2, 0.1]}
@@ -241,7 +246,8 @@ def test_compare_table_is_mean_and_std_over_seeds_of_each_method(tmp_path, capsy
     assert row["all_after"] == pytest.approx([mean, std])
     deficient = [sum(r.after[m] for m in r.deficient) / len(r.deficient) for r in results]
     assert row["deficient_after"][0] == pytest.approx(sum(deficient) / 2)
-    known = [sum(v for m, v in r.after.items() if m not in r.deficient) / (len(r.after) - len(r.deficient)) for r in results]
+    known = [sum(v for m, v in r.after.items() if m not in r.deficient) / (len(r.after) - len(r.deficient))
+             for r in results]
     assert row["known_after"][0] == pytest.approx(sum(known) / 2)
     assert row["budget"]["examples"][0] == pytest.approx(sum(r.budget["examples"] for r in results) / 2)
     assert compare(results)["methods"][0]["n"] == 2
@@ -256,7 +262,8 @@ def test_compare_table_is_mean_and_std_over_seeds_of_each_method(tmp_path, capsy
     assert ci["mean"] == pytest.approx(sum(deltas) / 2, abs=1e-6)
     assert table["paired_vs_vanilla"][0]["method"] == "ioa"
     md = (tmp_path / "cmp" / "compare.md").read_text()
-    assert "teacher tokens" in md and "trained tokens" in md and "Paired against ioa" in md and "held-out items per module" in md
+    assert ("teacher tokens" in md and "trained tokens" in md and "Paired against ioa" in md
+            and "held-out items per module" in md)
     assert "Paired against vanilla" in md and "95% CI" in md
 
 
@@ -283,7 +290,8 @@ def test_configured_benchmarks_are_scored_before_and_after_and_reported(tmp_path
     data = Path(os.environ.get("IOA_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
     if not (data / "gsm8k" / "test.jsonl").exists():
         pytest.skip(f"benchmark data not found in {data} (set IOA_DATA_DIR)")
-    ctx = make_ctx(tmp_path, "ioa", **{"eval.benchmarks": "[gsm8k]", "eval.benchmark_limit": 2, "eval.data_dir": str(data)})
+    ctx = make_ctx(tmp_path, "ioa",
+                   **{"eval.benchmarks": "[gsm8k]", "eval.benchmark_limit": 2, "eval.data_dir": str(data)})
     ctx.student = BenchmarkAnsweringFake(START, ctx.domain.declared_prerequisites())
     summary = run(ctx)
     for when in ("before", "after"):

@@ -57,10 +57,13 @@ def finish(tmp: Path) -> float:
 
 def run_files(root: Path) -> dict:
     run_dir = root / "run"
-    rounds = {str(p.relative_to(run_dir)): [e["id"] for e in read_jsonl(p)] for p in sorted(run_dir.rglob("train.jsonl"))}
-    selected = {str(p.relative_to(run_dir)): json.loads(p.read_text())["round"] for p in sorted(run_dir.rglob("selected.json"))}
+    rounds = {str(p.relative_to(run_dir)): [e["id"] for e in read_jsonl(p)]
+              for p in sorted(run_dir.rglob("train.jsonl"))}
+    selected = {str(p.relative_to(run_dir)): json.loads(p.read_text())["round"]
+                for p in sorted(run_dir.rglob("selected.json"))}
     summary = json.loads((run_dir / "summary.json").read_text())
-    return {"rounds": rounds, "selected": selected, "final": json.loads((run_dir / "final_eval.json").read_text())["accuracy"],
+    return {"rounds": rounds, "selected": selected,
+            "final": json.loads((run_dir / "final_eval.json").read_text())["accuracy"],
             "teacher_usage": summary["teacher_usage"], "stages": [s["modules"] for s in summary["stages"]]}
 
 
@@ -88,5 +91,6 @@ def test_sigkill_at_random_instants_then_resume_gives_the_uninterrupted_result(t
             kills.append((chain, round(delay, 3)))
         finish(work)
         assert run_files(work) == expected, f"chain {chain} after kills {[k for c, k in kills if c == chain]}"
-    print(f"seed {SEED}: {len(kills)} SIGKILLs at (chain, seconds after start) {kills}; uninterrupted run {duration:.2f} s")
+    print(f"seed {SEED}: {len(kills)} SIGKILLs at (chain, seconds after start) {kills}; "
+          f"uninterrupted run {duration:.2f} s")
     assert len(kills) >= KILLS

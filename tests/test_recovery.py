@@ -21,7 +21,8 @@ def probe_attempts(domain, mastery, n=60, seed=0):
     items = expand_groups(probe_problems(domain, modules, n, 0.5, 0.5, seed))
     student = SimulatedLearner(mastery, domain.declared_prerequisites(), guess_rate=0.05, seed=seed)
     teacher = load_teacher("procedural", domain)
-    return grade(domain, items, teacher.respond(items), "teacher") + grade(domain, items, student.respond(items), "student")
+    return (grade(domain, items, teacher.respond(items), "teacher")
+            + grade(domain, items, student.respond(items), "student"))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

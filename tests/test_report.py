@@ -24,7 +24,8 @@ FINAL = {"add": 0.9, "mda": 0.85, "mul": 0.88, "mdm": 0.5}
 
 def diagnosis() -> Diagnosis:
     mods = tuple(
-        ModuleDiagnosis(id=m, p_teacher=P_TEACHER[m], p_student=BEFORE[m], gap=(P_TEACHER[m] - BEFORE[m]) / P_TEACHER[m],
+        ModuleDiagnosis(id=m, p_teacher=P_TEACHER[m], p_student=BEFORE[m],
+                        gap=(P_TEACHER[m] - BEFORE[m]) / P_TEACHER[m],
                         deficient=m != "add", teachable=True, connectivity=0.5, severity=0.9 - 0.1 * i,
                         difficulty=0.0 if m in ("add", "mul") else 1.0)
         for i, m in enumerate(P_TEACHER))
@@ -45,14 +46,17 @@ def examples(stage: int, rnd: int, kinds: dict[str, int], modules) -> list[dict]
     for kind, n in kinds.items():
         for i in range(n):
             m = modules[i % len(modules)]
-            out.append(Example(f"s{stage}r{rnd}-{kind}-{i}", m, f"q {i}", f"a {i}\nAnswer: {i}", str(i), 0.5, kind).to_dict())
+            out.append(Example(f"s{stage}r{rnd}-{kind}-{i}", m, f"q {i}", f"a {i}\nAnswer: {i}", str(i), 0.5,
+                               kind).to_dict())
     return out
 
 
-def write_round(rd: RunDir, stage: Stage, rnd: int, kinds: dict[str, int], accuracy: dict | None, losses: list[float] | None, last: bool = False):
+def write_round(rd: RunDir, stage: Stage, rnd: int, kinds: dict[str, int], accuracy: dict | None,
+                losses: list[float] | None, last: bool = False):
     rdir = rd.round(stage.index, rnd)
     atomic_write_jsonl(rdir / "train.jsonl", examples(stage.index, rnd, kinds, stage.modules))
-    atomic_write_json(rdir / "synthesis.json", {"examples": sum(kinds.values()), "replayed": kinds.get("replay", 0), "rejected": 1, "duplicates": 2})
+    atomic_write_json(rdir / "synthesis.json", {"examples": sum(kinds.values()), "replayed": kinds.get("replay", 0),
+                                                "rejected": 1, "duplicates": 2})
     metrics = {"steps": 6, "final_loss": (losses or [0.5])[-1]}
     if losses is not None:
         metrics["train_loss"] = losses
@@ -80,7 +84,8 @@ def run_dir(tmp_path):
     write_round(rd, s1, 0, {"bridge": 4}, None, [1.9, 1.5, 1.1])
     write_round(rd, s2, 0, {"synth": 16, "replay": 4}, {"mdm": 0.5, "mda": 0.85, "mul": 0.88}, None, last=True)
     atomic_write_json(rd.final_eval, {"accuracy": FINAL, "items": []})
-    atomic_write_json(rd.timings, {"probe": 10.0, "identify": 2.5, "synthesize": 30.0, "train": 200.0, "evaluate": 40.0, "save_model": 5.0})
+    atomic_write_json(rd.timings, {"probe": 10.0, "identify": 2.5, "synthesize": 30.0, "train": 200.0, "evaluate": 40.0,
+                                   "save_model": 5.0})
     atomic_write_json(rd.summary, summarize(rd, diag, cur, read_json(rd.final_eval), cfg))
     return rd.root
 
@@ -202,7 +207,8 @@ def test_html_renders_in_chromium(run_dir, tmp_path):
         pytest.skip("no headless Chromium installed")
     write_report(run_dir)
     shot = tmp_path / "report.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}", "--window-size=1200,3000",
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                    "--window-size=1200,3000",
                     (run_dir / "report.html").as_uri()], check=True, capture_output=True, timeout=120)
     assert shot.read_bytes().startswith(PNG)
 

@@ -19,7 +19,8 @@ CACHE_ROOT = Path(__file__).resolve().parent / ".cache" / "runs"  # runs share c
 
 def ioa(*args, check=True, timeout=600):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "ioa.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run([sys.executable, "-m", "ioa.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(proc.stderr[-3000:])
     return proc
@@ -101,13 +102,15 @@ def test_the_run_says_each_phase_and_the_cost_of_teaching(killed_and_resumed):
         assert phase in first, phase
     summary = json.loads((run_dir / "summary.json").read_text())
     real_rounds = sum(len(s["rounds"]) for s in summary["stages"] if not s["bridge"])
-    assert (first + resumed.stderr).count("ioa: gate: min P_S/P_T ") >= 1 and resumed.stderr.count(" ends on round ") >= 1
+    assert ((first + resumed.stderr).count("ioa: gate: min P_S/P_T ") >= 1
+            and resumed.stderr.count(" ends on round ") >= 1)
     assert real_rounds >= 1
     out = resumed.stdout
     assert "deficient modules (" in out and "points)" in out
     untaught = summary["not_taught"]
     if untaught["modules"]:  # the cost of teaching: every module not taught, in the same units
-        assert f"modules not taught ({len(untaught['modules'])}: " in out and f"{untaught['change_points']:+.1f} points" in out
+        assert (f"modules not taught ({len(untaught['modules'])}: " in out
+                and f"{untaught['change_points']:+.1f} points" in out)
         # Forgetting bound. Before replay kept its share (a few fresh fact problems were left after the
         # probes, so 30% replay came out as ~10%), smoke runs' known facts fell from ~100% to 44-50%
         # (about -50 points); with the share kept, this machine measured -25.0 (16 probe items: one item is
@@ -122,7 +125,8 @@ def test_finished_run_has_report_and_loadable_model(killed_and_resumed):
 
     for name in ("report.md", "report.html", "diagnosis.json", "curriculum.json", "final_eval.json"):
         assert (run_dir / name).exists(), name
-    data = load_dataset("json", data_files=[str(p) for p in run_dir.glob("stages/*/round-*/train.jsonl")], split="train")
+    data = load_dataset("json", data_files=[str(p) for p in run_dir.glob("stages/*/round-*/train.jsonl")],
+                        split="train")
     assert len(data) > 0 and {"id", "prompt", "completion"} <= set(data.column_names)
     model = AutoModelForCausalLM.from_pretrained(run_dir / "model")
     assert model.num_parameters() > 100_000_000
@@ -135,7 +139,8 @@ def test_resume_with_another_config_is_refused(killed_and_resumed):
 
 
 def test_unloadable_student_is_one_clear_error(tmp_path):
-    proc = ioa("run", "--preset", "smoke", "--set", f"student.model={tmp_path}/no-such-model", "--run-dir", tmp_path / "r", check=False)
+    proc = ioa("run", "--preset", "smoke", "--set", f"student.model={tmp_path}/no-such-model", "--run-dir",
+               tmp_path / "r", check=False)
     assert proc.returncode == 2 and "no-such-model" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "r").exists()

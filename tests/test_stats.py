@@ -20,7 +20,8 @@ def test_a_tied_pair_gives_an_interval_containing_zero():
     ci = paired_bootstrap([{"m": (same, same)}] * 4)
     assert ci.mean == 0.0 and ci.low <= 0.0 <= ci.high and ci.verdict == "within noise"
     # independent coin flips for both methods: a true difference of 0, the interval covers it
-    noisy = [{"m": ([rng.random() < 0.5 for _ in range(30)], [rng.random() < 0.5 for _ in range(30)])} for _ in range(5)]
+    noisy = [{"m": ([rng.random() < 0.5 for _ in range(30)], [rng.random() < 0.5 for _ in range(30)])}
+             for _ in range(5)]
     ci = paired_bootstrap(noisy)
     assert ci.low < 0.0 < ci.high and ci.verdict == "within noise"
 
@@ -35,7 +36,8 @@ def test_the_mean_is_the_mean_over_seeds_of_the_module_mean_difference():
 
 def test_a_clear_but_noisy_difference_is_ahead_and_deterministic():
     rng = random.Random(1)
-    seeds = [{"m": ([rng.random() < 0.8 for _ in range(50)], [rng.random() < 0.3 for _ in range(50)])} for _ in range(5)]
+    seeds = [{"m": ([rng.random() < 0.8 for _ in range(50)], [rng.random() < 0.3 for _ in range(50)])}
+             for _ in range(5)]
     ci = paired_bootstrap(seeds)
     assert ci.verdict == "ahead" and 0.3 < ci.mean < 0.7 and ci.low > 0.2
     assert paired_bootstrap(seeds) == ci  # same input, same interval

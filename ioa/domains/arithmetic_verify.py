@@ -55,7 +55,8 @@ def _percentage(m: dict[str, Any], answer: str) -> str:
 
 
 def _unit_rate(m: dict[str, Any], answer: str) -> str:
-    return f"Check: {m['cost']} ÷ {m['n1']} = {_fmt(Fraction(m['cost'], m['n1']))} dollars each, and {answer} ÷ {m['n2']} is the same."
+    return (f"Check: {m['cost']} ÷ {m['n1']} = {_fmt(Fraction(m['cost'], m['n1']))} dollars each, and {answer} ÷ "
+            f"{m['n2']} is the same.")
 
 
 def _fractions(m: dict[str, Any], answer: str) -> str:

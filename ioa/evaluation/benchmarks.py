@@ -273,7 +273,8 @@ class MBPP(CodeBenchmark):
     @staticmethod
     def paper_prompt(row: dict[str, Any]) -> str:
         tests = "\n".join(row["test_list"])
-        return f"You are an expert Python programmer, and here is your task: {row['text']} Your code should pass these tests:\n\n{tests}"
+        return (f"You are an expert Python programmer, and here is your task: {row['text']} Your code should pass "
+                f"these tests:\n\n{tests}")
 
     def prompt(self, item, mode="chat"):
         text = self.paper_prompt(item.row)
@@ -388,11 +389,13 @@ class Vicuna(Benchmark):
             records.append({"samples": samples, "score": mean(rated) if rated else None})
         ratings = [s["rating"] for r in records for s in r["samples"] if s["rating"] is not None]
         total = sum(len(r["samples"]) for r in records)
-        return Scored(records, {"score": mean(ratings), "rated": float(len(ratings)), "unrated": float(total - len(ratings))},
+        return Scored(records, {"score": mean(ratings), "rated": float(len(ratings)),
+                                "unrated": float(total - len(ratings))},
                       notes={"judge": getattr(judge, "model", "?")})
 
 
-BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (GSM8K(), Math500(), AIME24(), HumanEval(), MBPP(), Dolly(), Vicuna())}
+BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (GSM8K(), Math500(), AIME24(), HumanEval(), MBPP(), Dolly(),
+                                                        Vicuna())}
 ALIASES = {"math": "math500", "math-500": "math500", "aime": "aime24", "aime2024": "aime24", "human_eval": "humaneval",
            "dollyeval": "dolly", "vicunaeval": "vicuna"}
 

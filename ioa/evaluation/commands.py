@@ -92,8 +92,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", type=Path, help="folder of benchmark JSONL files (default: $IOA_DATA_DIR, else the HF hub)")
-    p.add_argument("--judge-config", type=Path, help="run config whose teacher section is the judge (openai endpoint or hf model)")
+    p.add_argument("--data-dir", type=Path,
+                   help="folder of benchmark JSONL files (default: $IOA_DATA_DIR, else the HF hub)")
+    p.add_argument("--judge-config", type=Path,
+                   help="run config whose teacher section is the judge (openai endpoint or hf model)")
     p.add_argument("--judge-model", help="local HF model (hub id or path) that grades vicuna, MT-bench single-answer")
     p.add_argument("--judge-batch-size", type=int, default=4)
     p.add_argument("--cache-dir", type=Path, default=user_cache_dir(),
@@ -122,7 +124,8 @@ def add_eval_parsers(subparsers) -> None:
     p.add_argument("--fresh", action="store_true",
                    help="ignore results and generation checkpoints an earlier call left in --out (default: resume)")
     p.add_argument("--code-prompt", choices=("chat", "completion"), default="chat",
-                   help="humaneval/mbpp: chat (instruct models, code from the fenced block) or raw completion (base models)")
+                   help="humaneval/mbpp: chat (instruct models, code from the fenced block) or raw completion "
+                   "(base models)")
     _common(p)
     p.set_defaults(func=cmd_eval)
 

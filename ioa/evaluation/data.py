@@ -43,7 +43,8 @@ def load_rows(name: str, source: Source, data_dir: Path | None) -> tuple[list[di
     where = f"no local file {local}" if local is not None else f"no data folder (--data-dir or ${ENV_DATA_DIR})"
     if source.hub is None:
         raise InputError(f"{name}: {where}, and the benchmark has no hub dataset to fall back on")
-    return load_hub(name, source, where), f"hf://{source.hub}" + (f"/{source.config}" if source.config else "") + f":{source.split}"
+    return (load_hub(name, source, where),
+            f"hf://{source.hub}" + (f"/{source.config}" if source.config else "") + f":{source.split}")
 
 
 def load_hub(name: str, source: Source, where: str) -> list[dict[str, Any]]:

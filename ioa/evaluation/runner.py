@@ -121,7 +121,8 @@ def _mode(bench: Benchmark, code_prompt: str) -> str:
     return code_prompt if isinstance(bench, CodeBenchmark) else "chat"
 
 
-def run_eval(opts: EvalOptions, *, judge=None, student=None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_eval(opts: EvalOptions, *, judge=None, student=None,
+             log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Generate and score every benchmark in `opts`; writes results.json and the samples files.
 
     Data and arguments are checked before the model loads. A benchmark that needs a judge is reported
@@ -156,7 +157,8 @@ def run_eval(opts: EvalOptions, *, judge=None, student=None, log: Callable[[str]
         mode = _mode(bench, opts.code_prompt)
         settings = _settings(bench, opts, mode, source, student)
         if not items:
-            results["benchmarks"][bench.name] = {"status": SKIPPED_NO_JUDGE, "n": 0, "metrics": {}, "settings": settings}
+            results["benchmarks"][bench.name] = {"status": SKIPPED_NO_JUDGE, "n": 0, "metrics": {},
+                                                 "settings": settings}
             log(f"{bench.name}: {SKIPPED_NO_JUDGE}")
             continue
         settings["data"] = origin
@@ -212,7 +214,8 @@ def _run_one(bench, items, mode, opts, settings, student, judge, out: Path, log)
     prompts = [bench.prompt(item, mode) for item in items]
     flat_prompts = [p for p in prompts for _ in range(n)]
     checkpoint = GenerationCheckpoint(out / f"{bench.name}.generations.partial.jsonl",
-                                      fingerprint({"settings": settings, "prompts": flat_prompts}), len(flat_prompts), log)
+                                      fingerprint({"settings": settings, "prompts": flat_prompts}),
+                                      len(flat_prompts), log)
     if not opts.resume:
         checkpoint.remove()
     done = checkpoint.load()
@@ -307,7 +310,8 @@ def _output(path: Path, lineno: int, obj: dict[str, Any]) -> str:
     for key in OUTPUT_FIELDS:
         if key in obj:
             if not isinstance(obj[key], str):
-                raise InputError(f"{path}: line {lineno}: field {key!r} must be a string, got {type(obj[key]).__name__}")
+                raise InputError(f"{path}: line {lineno}: field {key!r} must be a string, "
+                                 f"got {type(obj[key]).__name__}")
             return obj[key]
     raise InputError(f"{path}: line {lineno}: no model output (one of {', '.join(OUTPUT_FIELDS)})")
 

@@ -1,7 +1,7 @@
 """The persistent response cache: successful teacher answers in SQLite, keyed by `ChatRequest.cache_key`.
 
-Runs share one file (teacher.sqlite in the user cache folder, ioa.paths, by default), so a resumed or repeated run pays for
-nothing twice. WAL mode lets several processes read while one writes; a single connection behind a lock
+Runs share one file (teacher.sqlite in the user cache folder, ioa.paths, by default), so a resumed or repeated run
+pays for nothing twice. WAL mode lets several processes read while one writes; a single connection behind a lock
 serves the threads of one process. Only successful results are stored: an error is never replayed.
 """
 from __future__ import annotations

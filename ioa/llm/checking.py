@@ -197,7 +197,8 @@ class CodeChecker:
         try:
             from ioa.evaluation.sandbox import run_programs
         except ImportError as e:
-            raise RuntimeError(f"code checking needs ioa.evaluation.sandbox, which could not be imported: {e}") from None
+            raise RuntimeError("code checking needs ioa.evaluation.sandbox, "
+                               f"which could not be imported: {e}") from None
         programs = [program_with_tests(extract_code(r), p.answer, p.meta.get("entry_point"))
                     for p, r in zip(problems, responses, strict=True)]
         return [bool(res.passed) for res in run_programs(programs)]
@@ -208,7 +209,8 @@ class CodeChecker:
 
 VERDICT_RATING = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
 VERDICT_YES_NO = re.compile(r"\[\[\s*(yes|no)\s*\]\]", re.I)
-RATING_REASK = "Your previous output was invalid: {error}. End your reply with the rating in double brackets, e.g. [[7]]."
+RATING_REASK = ("Your previous output was invalid: {error}. End your reply with the rating in double brackets, "
+                "e.g. [[7]].")
 YES_NO_REASK = "Your previous output was invalid: {error}. End your reply with [[yes]] or [[no]]."
 
 
@@ -246,9 +248,11 @@ class JudgeChecker:
         rated = [i for i, (p, _) in enumerate(pairs) if not p.answer.strip()]
         out = [False] * len(pairs)
         client, retries = self.s.client, self.s.max_retries
-        verdicts = ask_parsed_many(client, [self._request("judge_correct", pairs[i][0].question, pairs[i][0].answer, pairs[i][1])
+        verdicts = ask_parsed_many(client, [self._request("judge_correct", pairs[i][0].question, pairs[i][0].answer,
+                                                          pairs[i][1])
                                             for i in graded], parse_yes_no, retries, YES_NO_REASK)
-        ratings = ask_parsed_many(client, [self._request("judge", pairs[i][0].question, "", pairs[i][1]) for i in rated],
+        ratings = ask_parsed_many(client, [self._request("judge", pairs[i][0].question, "", pairs[i][1])
+                                           for i in rated],
                                   parse_rating, retries, RATING_REASK)
         for i, ok in zip(graded, verdicts):
             out[i] = ok

@@ -145,10 +145,12 @@ def raise_failures(results: Sequence[ChatResult], requests: Sequence[ChatRequest
     failed = [(q, r) for q, r in zip(requests, results) if r is not None and not r.ok]
     if not failed:
         return
-    lines = [f"  {q.phase}/{q.prompt} (v{q.prompt_version}): {scrub(str(r.error), ())}" for q, r in failed[:FAILURES_LISTED]]
+    lines = [f"  {q.phase}/{q.prompt} (v{q.prompt_version}): {scrub(str(r.error), ())}"
+             for q, r in failed[:FAILURES_LISTED]]
     if len(failed) > FAILURES_LISTED:
         lines.append(f"  ... and {len(failed) - FAILURES_LISTED} more")
-    raise TeacherCallError(f"{len(failed)} of {len(results)} teacher call(s) failed after retries:\n" + "\n".join(lines))
+    raise TeacherCallError(f"{len(failed)} of {len(results)} teacher call(s) failed after retries:\n"
+                           + "\n".join(lines))
 
 
 def build_client(cfg: RunConfig | TeacherConfig, cache_dir: str | Path, ledger_path: str | Path | None, *,

@@ -55,7 +55,8 @@ def problems_schema(n: int, check: str) -> dict[str, Any]:
             "properties": {"problems": {"type": "array", "minItems": n, "items": problem}}}
 
 
-STEPS_SCHEMA = {"type": "object", "required": ["steps"], "properties": {"steps": {"type": "array", "items": STEP_SCHEMA}}}
+STEPS_SCHEMA = {"type": "object", "required": ["steps"],
+                "properties": {"steps": {"type": "array", "items": STEP_SCHEMA}}}
 
 
 def answer_errors(check: str):
@@ -117,7 +118,8 @@ def to_problem(value: dict[str, Any], module_id: str, difficulty: float, seed: i
     if dropped:
         meta["dropped_steps"] = dropped
     return Problem(id=problem_id(module_id, difficulty, seed), module=module_id, difficulty=difficulty,
-                   question=value["question"].strip(), answer=str(value["answer"]).strip(), steps=tuple(steps), meta=meta)
+                   question=value["question"].strip(), answer=str(value["answer"]).strip(), steps=tuple(steps),
+                   meta=meta)
 
 
 class LLMDomain:
@@ -164,7 +166,8 @@ class LLMDomain:
         for m in self.modules():
             if m.id == module_id:
                 return m
-        raise ValueError(f"unknown module {module_id!r} in domain {self.name!r}; known: {', '.join(m.id for m in self.modules())}")
+        raise ValueError(f"unknown module {module_id!r} in domain {self.name!r}; "
+                         f"known: {', '.join(m.id for m in self.modules())}")
 
     def declared_prerequisites(self) -> list[tuple[str, str]]:
         self.modules()

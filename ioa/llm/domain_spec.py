@@ -53,8 +53,10 @@ class DomainSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="short name, used in ids and reports")
     description: str = Field(min_length=1, description="what the domain covers, for the teacher")
     check: CheckKind = Field(description="how a response is graded")
-    seed_examples: list[SeedExample] = Field(default_factory=list, description="a few example problems, shown to the teacher")
-    modules: list[ModuleSpec] | None = Field(None, description="the module hierarchy; default: the teacher decomposes the domain")
+    seed_examples: list[SeedExample] = Field(
+        default_factory=list, description="a few example problems, shown to the teacher")
+    modules: list[ModuleSpec] | None = Field(
+        None, description="the module hierarchy; default: the teacher decomposes the domain")
     max_modules: int = Field(8, ge=1, le=100, description="most modules the teacher may propose")
     answer_format: str = Field("", description="how a response should end; default: the check kind's")
     judge_rubric: str = Field("", description="what the judge grades on (check: judge)")
@@ -102,7 +104,8 @@ def module_graph_errors(modules: Sequence[dict[str, Any]]) -> str | None:
     for m in modules:
         unknown = [p for p in m.get("prerequisites", ()) if p not in known]
         if unknown:
-            return f"module {m['id']!r} lists unknown prerequisite(s) {', '.join(map(repr, unknown))}; known ids: {', '.join(ids)}"
+            return (f"module {m['id']!r} lists unknown prerequisite(s) {', '.join(map(repr, unknown))}; "
+                    f"known ids: {', '.join(ids)}")
     cycle = find_cycle({m["id"]: list(m.get("prerequisites", ())) for m in modules})
     if cycle:
         return f"prerequisites form a cycle: {' -> '.join(cycle)} (each module must come after its prerequisites)"
@@ -122,11 +125,13 @@ def parse_domain_spec(text: str, source: str) -> DomainSpec:
     except yaml.YAMLError as e:
         raise DomainSpecError(f"{source}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
-        raise DomainSpecError(f"{source}: expected a mapping with name, description and check; got {type(data).__name__}")
+        raise DomainSpecError(f"{source}: expected a mapping with name, description and check; "
+                              f"got {type(data).__name__}")
     try:
         return DomainSpec.model_validate(data)
     except ValidationError as e:
-        raise DomainSpecError(_format_validation_error(e, source).replace("invalid configuration", "invalid domain spec", 1)) from None
+        raise DomainSpecError(
+            _format_validation_error(e, source).replace("invalid configuration", "invalid domain spec", 1)) from None
 
 
 def load_domain_spec(name_or_path: str | Path) -> DomainSpec:

@@ -13,7 +13,15 @@ from typing import Any
 
 from ioa.config import RunConfig
 from ioa.llm.domain_spec import DomainSpec
-from ioa.llm.prompts import ANSWER_FORMATS, ANSWER_SPECS, PROMPTS, THEMES, adapt_instructions, examples_block, module_list
+from ioa.llm.prompts import (
+    ANSWER_FORMATS,
+    ANSWER_SPECS,
+    PROMPTS,
+    THEMES,
+    adapt_instructions,
+    examples_block,
+    module_list,
+)
 from ioa.types import Module
 
 CHARS_PER_TOKEN = 4
@@ -41,9 +49,11 @@ def prompt_tokens(cfg: RunConfig, spec: DomainSpec, n_modules: int) -> dict[str,
     response = "x" * round(cfg.teacher.max_tokens * TYPICAL_SHARE * CHARS_PER_TOKEN)
     modules = sample_modules(spec, n_modules)
     fields = dict(
-        domain_name=spec.name, description=spec.description, examples=examples_block([(e.question, e.answer) for e in seeds]),
+        domain_name=spec.name, description=spec.description,
+        examples=examples_block([(e.question, e.answer) for e in seeds]),
         max_modules=spec.max_modules, module_id=modules[0].id, module_name=modules[0].name,
-        module_description=modules[0].description, difficulty="0.50", theme=max(THEMES, key=len), variation=123456789, n=1,
+        module_description=modules[0].description, difficulty="0.50", theme=max(THEMES, key=len),
+        variation=123456789, n=1,
         answer_spec=ANSWER_SPECS[spec.check], module_list=module_list(modules), prerequisites=modules[0].id,
         extra_fields='"entry_point": "function_name", ' if spec.check == "code" else "",
         question=question, answer=answer, answer_format=spec.answer_format or ANSWER_FORMATS[spec.check],
@@ -58,7 +68,8 @@ def call_counts(cfg: RunConfig, spec: DomainSpec, n_modules: int) -> list[tuple[
     m, items, s = n_modules, cfg.probe.items_per_module, STEPS_PER_PROBLEM
     syn = cfg.synthesis
     made = m * syn.examples_per_module + syn.max_remedial_rounds * m * syn.remedial_examples_per_module
-    made += round(made * syn.replay_fraction / (1 - syn.replay_fraction))  # replay of modules known before the run, made fresh
+    # replay of modules known before the run, made fresh
+    made += round(made * syn.replay_fraction / (1 - syn.replay_fraction))
     a = cfg.adapter
     adapted = made if (a.decompose or a.template or a.simplify or a.analogies) else 0
     rows = [
@@ -73,7 +84,8 @@ def call_counts(cfg: RunConfig, spec: DomainSpec, n_modules: int) -> list[tuple[
         rounds = 1 + syn.max_remedial_rounds
         evaluated = items * rounds * m * (m + 1) // 2 + m * items  # one module per stage, retention growing; final
         rows += [
-            ("judge", "judge", 2 * m * items + made + adapted + evaluated),  # probes (teacher, student), verification, rewrites, evaluation
+            # probes (teacher, student), verification, rewrites, evaluation
+            ("judge", "judge", 2 * m * items + made + adapted + evaluated),
             ("judge", "judge_correct", 2 * m * items * s),  # probe steps have reference answers
         ]
     return [r for r in rows if r[2]]
@@ -98,12 +110,14 @@ def estimate_run(cfg: RunConfig, spec: DomainSpec, n_modules: int | None = None)
     calls, phases = [], {}
     for phase, prompt, n in call_counts(cfg, spec, n_modules):
         calls.append({"phase": phase, "prompt": prompt, "calls": n, "prompt_tokens_per_call": per_call[prompt]})
-        p = phases.setdefault(phase, {"calls": 0, "prompt_tokens": 0, "completion_tokens_max": 0, "completion_tokens_typical": 0})
+        p = phases.setdefault(phase, {"calls": 0, "prompt_tokens": 0, "completion_tokens_max": 0,
+                                      "completion_tokens_typical": 0})
         p["calls"] += n
         p["prompt_tokens"] += n * per_call[prompt]
         p["completion_tokens_max"] += n * max_out
         p["completion_tokens_typical"] += n * typical_out
-    total = {k: sum(p[k] for p in phases.values()) for k in ("calls", "prompt_tokens", "completion_tokens_max", "completion_tokens_typical")}
+    total = {k: sum(p[k] for p in phases.values())
+             for k in ("calls", "prompt_tokens", "completion_tokens_max", "completion_tokens_typical")}
     for row in [*phases.values(), total]:
         row["cost_max"] = _cost(row["prompt_tokens"], row["completion_tokens_max"], price)
         row["cost_typical"] = _cost(row["prompt_tokens"], row["completion_tokens_typical"], price)

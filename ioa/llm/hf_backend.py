@@ -52,8 +52,10 @@ class HFBackend:
             return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         except Exception:  # jinja2 TemplateError: e.g. templates that refuse a system turn
             if messages and messages[0]["role"] == "system" and len(messages) > 1:
-                merged = [{"role": messages[1]["role"], "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
-                return self.tokenizer.apply_chat_template(merged + messages[2:], tokenize=False, add_generation_prompt=True)
+                merged = [{"role": messages[1]["role"],
+                           "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
+                return self.tokenizer.apply_chat_template(merged + messages[2:], tokenize=False,
+                                                          add_generation_prompt=True)
             raise
 
     def complete(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
@@ -78,7 +80,8 @@ class HFBackend:
         for members, temperature, seed in batches:
             start = time.perf_counter()
             try:
-                answers = self._generate([texts[i] for i in members], requests[members[0]].max_tokens, temperature, seed)
+                answers = self._generate([texts[i] for i in members], requests[members[0]].max_tokens, temperature,
+                                         seed)
             except (RuntimeError, ValueError) as e:  # out of memory, a prompt longer than the model's context
                 wall = time.perf_counter() - start
                 message = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:300]

@@ -60,7 +60,8 @@ def schema_error(value: Any, schema: dict) -> str | None:
     path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
     message = error.message
     if len(message) > 300:  # jsonschema quotes the whole offending value; name the rule instead
-        message = f"fails {error.validator} {json.dumps(error.validator_value)[:100]} (value: {snippet(json.dumps(error.instance))})"
+        message = (f"fails {error.validator} {json.dumps(error.validator_value)[:100]} "
+                   f"(value: {snippet(json.dumps(error.instance))})")
     return f"at {path}: {message}"
 
 

@@ -332,7 +332,8 @@ class OpenAIBackend:
                 message = scrub(failure.message, self._secrets)[:ERROR_CHARS]
                 cap = max(self.cfg.backoff_max_s, RETRY_AFTER_CAP_S)
                 if failure.retry_after is not None and failure.retry_after > cap:
-                    message += f" (server asks to retry after {failure.retry_after:.0f}s, more than the {cap:.0f}s we wait)"
+                    message += (f" (server asks to retry after {failure.retry_after:.0f}s, "
+                                f"more than the {cap:.0f}s we wait)")
                     failure.retryable = False
                 if not failure.retryable or attempt > self.cfg.max_retries:
                     log.warning("teacher call %s/%s failed after %d attempt(s): %s",

@@ -25,7 +25,8 @@ def method_config(cfg: RunConfig) -> RunConfig:
     Baselines train on raw solutions too.
     """
     if cfg.method in ("ioa-no-adapter", *BASELINES):
-        adapter = cfg.adapter.model_copy(update={"decompose": False, "template": False, "simplify": False, "analogies": False})
+        adapter = cfg.adapter.model_copy(update={"decompose": False, "template": False, "simplify": False,
+                                                 "analogies": False})
         cfg = cfg.model_copy(update={"adapter": adapter})
     if cfg.method == "ioa-no-organizer":
         cfg = cfg.model_copy(update={

@@ -24,7 +24,17 @@ from typing import Sequence
 from ioa.answers import answer_format_of, prompt_for, question_of
 from ioa.evaluate import evaluate
 from ioa.io import atomic_write_json, read_json, read_jsonl
-from ioa.loop import Context, as_replay, probe_band, run_modules, single_stage, teacher_usage, train_round, usage_delta, write_round_data
+from ioa.loop import (
+    Context,
+    as_replay,
+    probe_band,
+    run_modules,
+    single_stage,
+    teacher_usage,
+    train_round,
+    usage_delta,
+    write_round_data,
+)
 from ioa.methods.budget import examples_left, spent, steps_left, trim_counts
 from ioa.synthesize import Synthesis, checked_solutions, seed_base, stage_difficulties, synthesize
 from ioa.types import Curriculum, Diagnosis, Example, Problem, Stage
@@ -103,14 +113,15 @@ def run_easy_to_hard(ctx: Context, diagnosis: Diagnosis) -> Curriculum:
         rdir = ctx.rd.round(stage.index, 0)
         examples = load_round(ctx, rdir / "train.jsonl")
         if examples is None:
-            share = math.ceil(planned_examples(ctx, modules) * len(stage.modules) / sum(len(s.modules) for s in stages[i:]))
+            share = math.ceil(planned_examples(ctx, modules) * len(stage.modules)
+                              / sum(len(s.modules) for s in stages[i:]))
             base, extra = divmod(share, len(stage.modules))
             counts = {m: stage_difficulties(base + (j < extra), low, high, 1.0, True, ctx.cfg.seed)
                       for j, m in enumerate(stage.modules) if base + (j < extra)}
             counts = trim_counts(counts, examples_left(ctx.cfg.budget, spent(ctx.rd)))
             before = teacher_usage(ctx.teacher)
-            made = synthesize(ctx.teacher, ctx.domain, domain_modules(ctx, list(counts)), counts, ctx.cfg.adapter, ctx.seen,
-                              f"s{stage.index}r0", "synth", ctx.cfg.seed, progress=ctx.progress)
+            made = synthesize(ctx.teacher, ctx.domain, domain_modules(ctx, list(counts)), counts, ctx.cfg.adapter,
+                              ctx.seen, f"s{stage.index}r0", "synth", ctx.cfg.seed, progress=ctx.progress)
             examples = made.examples
             write_round_data(rdir / "train.jsonl", examples, made, usage_delta(before, ctx.teacher))
         if not train_if_budget(ctx, rdir, examples, planned_steps(ctx, len(stages) - i)):
@@ -167,7 +178,8 @@ def bootstrap_tasks(ctx: Context, modules: Sequence[str], n: int) -> tuple[list[
         for i in range(cfg.seed_tasks_per_module):
             if len(pool) < n and not ctx.teacher.exhausted(len(pool) + 2):  # each pooled task is solved later
                 d = round(rng.uniform(low, high), 4)
-                stats["seed_tasks"] += admit(ctx.teacher.make_problems(module, d, 1, base + k * 1000 + i)[0], seed_task=True)
+                stats["seed_tasks"] += admit(ctx.teacher.make_problems(module, d, 1, base + k * 1000 + i)[0],
+                                             seed_task=True)
     attempt = 0
     while len(pool) < n and attempt < 20 * n and pool and not ctx.teacher.exhausted(len(pool) + 2):
         shown = rng.sample(pool, min(cfg.seeds_per_prompt, len(pool)))
@@ -194,7 +206,8 @@ def run_self_instruct(ctx: Context, diagnosis: Diagnosis) -> Curriculum:
     return single_stage(modules, ctx.cfg)
 
 
-def answered(ctx: Context, tasks: Sequence[Problem], prefix: str, kind: str, remediates: Sequence[str] = ()) -> Synthesis:
+def answered(ctx: Context, tasks: Sequence[Problem], prefix: str, kind: str,
+             remediates: Sequence[str] = ()) -> Synthesis:
     """The teacher answers the tasks; answers that fail the domain's check are dropped (and counted)."""
     out = Synthesis()
     solved, out.rejected = checked_solutions(ctx.teacher, ctx.domain, tasks)
@@ -212,8 +225,8 @@ def answered(ctx: Context, tasks: Sequence[Problem], prefix: str, kind: str, rem
 
 def as_problem(e: Example) -> Problem:
     """The problem a training example was made from (its meta carries the answer format and entry point)."""
-    return Problem(id=e.id, module=e.module, difficulty=e.difficulty, question=question_of(e.prompt, answer_format_of(e)),
-                   answer=e.answer, meta=dict(e.meta))
+    return Problem(id=e.id, module=e.module, difficulty=e.difficulty,
+                   question=question_of(e.prompt, answer_format_of(e)), answer=e.answer, meta=dict(e.meta))
 
 
 def training_errors(ctx: Context, rdir: Path, trained: Sequence[Example]) -> list[Example]:
@@ -222,7 +235,8 @@ def training_errors(ctx: Context, rdir: Path, trained: Sequence[Example]) -> lis
     if not path.exists():
         ctx.sync_student()
         result = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, [as_problem(e) for e in trained]))
-        atomic_write_json(path, {"wrong": [it["id"] for it in result["items"] if not it["correct"]], "checked": len(trained)})
+        atomic_write_json(path, {"wrong": [it["id"] for it in result["items"] if not it["correct"]],
+                                 "checked": len(trained)})
     wrong = set(read_json(path)["wrong"])
     return [e for e in trained if e.id in wrong]
 
@@ -256,8 +270,9 @@ def run_error_targeted(ctx: Context, diagnosis: Diagnosis) -> Curriculum:
                 if not failed:
                     break  # nothing left to target
                 counts, targets = like_failed(failed, share)
-            made = synthesize(ctx.teacher, ctx.domain, domain_modules(ctx, list(counts)), counts, ctx.cfg.adapter, ctx.seen,
-                              f"s0r{rnd}", "synth" if rnd == 0 else "remedial", ctx.cfg.seed, targets, progress=ctx.progress)
+            made = synthesize(ctx.teacher, ctx.domain, domain_modules(ctx, list(counts)), counts, ctx.cfg.adapter,
+                              ctx.seen, f"s0r{rnd}", "synth" if rnd == 0 else "remedial", ctx.cfg.seed, targets,
+                              progress=ctx.progress)
             if not made.examples:
                 break
             # Each iteration trains on the new examples and again on all earlier ones (LLM2LLM retrains on

@@ -192,7 +192,8 @@ def last_complete_checkpoint(out_dir: Path) -> str | None:
     """
     if not out_dir.is_dir():
         return None
-    found = sorted(out_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+    found = sorted(out_dir.glob("checkpoint-*"),
+                   key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
     for folder in reversed(found):
         try:
             json.loads((folder / "trainer_state.json").read_text())

@@ -25,8 +25,9 @@ def load_domain_and_teacher(cfg, cache_dir: Path, ledger_path: Path | None, run_
 
             described = cfg.domain in builtin_specs() or Path(cfg.domain).suffix in (".yaml", ".yml")
             if not described:
-                raise ValueError(f"unknown domain {cfg.domain!r}; built in: {', '.join(sorted(DOMAINS))}; described in YAML "
-                                 f"(with an LLM teacher): {', '.join(builtin_specs())}, or a path to a .yaml file")
+                raise ValueError(f"unknown domain {cfg.domain!r}; built in: {', '.join(sorted(DOMAINS))}; "
+                                 f"described in YAML (with an LLM teacher): {', '.join(builtin_specs())}, "
+                                 "or a path to a .yaml file")
             raise ValueError(f"domain {cfg.domain!r} is described in YAML and needs an LLM teacher: set teacher.kind "
                              "to openai or hf (the procedural teacher only knows the built-in domains)")
         domain = load_domain(cfg.domain)
