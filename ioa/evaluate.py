@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ioa.domains.base import Domain
-from ioa.organize import mastery_ratio
+from ioa.organize import mastery_ratio, passes
 from ioa.students.base import Learner
 from ioa.types import Problem
 
@@ -37,9 +37,9 @@ def gate(accuracy: dict[str, float], p_teacher: dict[str, float], modules: Seque
     ratios = {m: round(mastery_ratio(accuracy[m], p_teacher[m]), 6) for m in modules}
     worst = min(ratios.values()) if ratios else 1.0
     return {
-        "passed": worst >= threshold - 1e-9,
+        "passed": passes(worst, threshold),
         "min_ratio": worst,
         "threshold": threshold,
         "ratios": ratios,
-        "failing": sorted(m for m, r in ratios.items() if r < threshold - 1e-9),
+        "failing": sorted(m for m, r in ratios.items() if not passes(r, threshold)),
     }

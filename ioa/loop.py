@@ -28,7 +28,7 @@ from ioa.identify import diagnose
 from ioa.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from ioa.layouts import bleed_share, module_layouts
 from ioa.methods.budget import examples_left, spent, steps_left, trim_counts
-from ioa.organize import organize, step_shares
+from ioa.organize import mastered, organize, step_shares
 from ioa.probe import TEST_SEED_BASE, expand_groups, generate_many, grade, probe_problems
 from ioa.rundir import RunDir
 from ioa.stats import item_changes, sign_test_p
@@ -297,7 +297,7 @@ def known_before(diagnosis: Diagnosis, tau_mastery: float, curriculum: Curriculu
         taught = {m for s in curriculum.stages for m in s.modules}
         return {m.id: m.p_student for m in diagnosis.modules if m.teachable and not m.deficient and m.id not in taught}
     return {m.id: m.p_student for m in diagnosis.modules
-            if m.teachable and not m.deficient and m.p_student / m.p_teacher >= tau_mastery - 1e-9}
+            if m.teachable and not m.deficient and mastered(m.p_student, m.p_teacher, tau_mastery)}
 
 
 @dataclass
@@ -541,8 +541,7 @@ def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog)
     log.taught.extend(m for m in stage.modules if m not in log.taught)
     if last_eval is not None:
         for m, acc in last_eval["accuracy"].items():
-            ratio = acc / ctx.p_teacher[m] if ctx.p_teacher.get(m) else 0.0
-            if m in stage.modules and ratio >= stage.mastery_threshold - 1e-9:
+            if m in stage.modules and mastered(acc, ctx.p_teacher.get(m, 0.0), stage.mastery_threshold):
                 log.mastered[m] = acc
 
 

@@ -26,10 +26,23 @@ from ioa.config import OrganizerConfig
 from ioa.identify import descendants
 from ioa.types import Curriculum, Diagnosis, ModuleDiagnosis, Stage
 
+MASTERY_TOLERANCE = 1e-9  # 0.5 / (5 / 9) is 0.8999999999999999: float noise must not fail a module at tau 0.9
+
 
 def mastery_ratio(p_student: float, p_teacher: float) -> float:
     """P_S / P_T, the quantity the mastery gate compares with tau_mastery (0 when P_T = 0)."""
     return p_student / p_teacher if p_teacher > 0 else 0.0
+
+
+def passes(ratio: float, tau_mastery: float) -> bool:
+    """The mastery test on a ratio P_S / P_T: the one definition the gate, the Organizer, the loop, the
+    summary and the report use."""
+    return ratio >= tau_mastery - MASTERY_TOLERANCE
+
+
+def mastered(p_student: float, p_teacher: float, tau_mastery: float) -> bool:
+    """Whether a module counts as mastered: P_S / P_T >= tau_mastery (never when P_T = 0)."""
+    return p_teacher > 0 and passes(mastery_ratio(p_student, p_teacher), tau_mastery)
 
 
 def select_targets(diagnosis: Diagnosis, coverage: float) -> list[str]:
@@ -59,7 +72,7 @@ def with_needed_prerequisites(diagnosis: Diagnosis, targets: list[str], tau_mast
     for t in targets:
         for a in above[t]:
             m = by_id[a]
-            if m.teachable and mastery_ratio(m.p_student, m.p_teacher) < tau_mastery:
+            if m.teachable and not mastered(m.p_student, m.p_teacher, tau_mastery):
                 chosen.add(a)
     return sorted(chosen)
 

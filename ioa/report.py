@@ -18,6 +18,7 @@ import yaml
 
 from ioa import report_plots as plots
 from ioa.io import atomic_write_bytes, atomic_write_text, read_json
+from ioa.organize import passes
 from ioa.rundir import RunDir
 from ioa.summary import stage_history
 from ioa.types import Curriculum, Diagnosis
@@ -108,7 +109,7 @@ def gate_points(history: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             if m in last.get("accuracy", {}):
                 ratio = last["ratios"].get(m, 0.0)
                 out[m] = {"stage": stage["index"], "accuracy": last["accuracy"][m], "ratio": ratio,
-                          "mastered": ratio >= stage["mastery_threshold"] - 1e-9}
+                          "mastered": passes(ratio, stage["mastery_threshold"])}
     return out
 
 

@@ -5,6 +5,7 @@ from typing import Any, Sequence
 
 from ioa.config import RunConfig
 from ioa.io import read_json, read_jsonl
+from ioa.organize import passes
 from ioa.rundir import RunDir
 from ioa.types import Curriculum, Diagnosis
 
@@ -45,7 +46,7 @@ def mastery_points(history: list[dict[str, Any]]) -> dict[str, tuple[int, float]
         last = next((r for r in stage["rounds"] if r["round"] == stage.get("selected_round")), stage["rounds"][-1])
         for m in stage["modules"]:
             acc = last.get("accuracy", {}).get(m)
-            if acc is not None and last.get("ratios", {}).get(m, 0.0) >= stage["mastery_threshold"] - 1e-9:
+            if acc is not None and passes(last.get("ratios", {}).get(m, 0.0), stage["mastery_threshold"]):
                 out[m] = (stage["index"], acc)
     return out
 

@@ -140,3 +140,20 @@ def test_step_shares_follow_what_each_stage_teaches():
     assert step_shares([stage(0, ["a"])], 20) == [20]
     assert step_shares([stage(0, ["a"]), stage(1, ["b"]), stage(2, ["c"])], 2) == [1, 1, 0]
     assert step_shares([], 5) == []
+
+
+def test_one_mastery_test_for_gate_and_organizer():
+    from ioa.evaluate import gate
+    from ioa.organize import mastered, with_needed_prerequisites
+
+    ps, pt = 0.5, 5 / 9  # P_S / P_T is 0.9 exactly, 0.8999999999999999 in floats
+    assert ps / pt < 0.9 and mastered(ps, pt, 0.9) and not mastered(ps, 0.0, 0.9)
+    assert gate({"a": ps}, {"a": pt}, ["a"], 0.9)["passed"]
+    pre = ModuleDiagnosis(id="pre", p_teacher=pt, p_student=ps, gap=1 - ps / pt, deficient=False, teachable=True,
+                          connectivity=0.0, severity=0.0, difficulty=0.0)
+    top = ModuleDiagnosis(id="top", p_teacher=1.0, p_student=0.0, gap=1.0, deficient=True, teachable=True,
+                          connectivity=0.0, severity=1.0, difficulty=1.0)
+    edge = Edge(source="pre", target="top", support=20, p_source_ok_given_target_ok=1.0, p_target_ok_given_source_fail=0.0,
+                lift=1.0)
+    diagnosis = Diagnosis(modules=(pre, top), edges=(edge,))
+    assert with_needed_prerequisites(diagnosis, ["top"], 0.9) == ["top"]  # mastered at the gate: not re-taught
