@@ -153,7 +153,7 @@ def test_one_mastery_test_for_gate_and_organizer():
                           connectivity=0.0, severity=0.0, difficulty=0.0)
     top = ModuleDiagnosis(id="top", p_teacher=1.0, p_student=0.0, gap=1.0, deficient=True, teachable=True,
                           connectivity=0.0, severity=1.0, difficulty=1.0)
-    edge = Edge(source="pre", target="top", support=20, p_source_ok_given_target_ok=1.0, p_target_ok_given_source_fail=0.0,
-                lift=1.0)
+    edge = Edge(source="pre", target="top", support=20, p_source_ok_given_target_ok=1.0,
+                p_target_ok_given_source_fail=0.0, lift=1.0)
     diagnosis = Diagnosis(modules=(pre, top), edges=(edge,))
     assert with_needed_prerequisites(diagnosis, ["top"], 0.9) == ["top"]  # mastered at the gate: not re-taught
