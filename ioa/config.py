@@ -191,6 +191,10 @@ class BudgetConfig(Section):
     max_examples: int | None = Field(
         None, ge=1, description="new training examples over the whole run (replay copies not counted)")
     max_steps: int | None = Field(None, ge=1, description="optimizer steps over the whole run")
+    max_train_tokens: int | None = Field(
+        None, ge=1, description="tokens the trainer runs over the whole run (prompt + completion, as trained_tokens "
+        "counts them): a round's steps are cut to what the tokens left allow at its examples' mean length, so methods "
+        "with longer completions get fewer steps")
     max_teacher_calls: int | None = Field(None, ge=1, description="teacher calls over the whole run, probing included")
 
 

@@ -27,7 +27,7 @@ from ioa.evaluate import evaluate, gate, per_module_accuracy
 from ioa.identify import diagnose
 from ioa.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from ioa.layouts import bleed_share, module_layouts
-from ioa.methods.budget import examples_left, spent, steps_left, trim_counts
+from ioa.methods.budget import examples_left, spent, steps_left, steps_within_tokens, train_tokens_left, trim_counts
 from ioa.organize import mastered, organize, step_shares
 from ioa.probe import TEST_SEED_BASE, expand_groups, generate_many, grade, probe_problems
 from ioa.rundir import RunDir
@@ -445,11 +445,20 @@ def train_round(ctx: Context, rdir: Path, examples: list[Example], max_steps: in
     state = rdir / "state"
     if not (state / STATE_FILE).exists():
         ctx.sync_student()
-        cap = steps_left(ctx.cfg.budget, spent(ctx.rd))
+        used = spent(ctx.rd)
+        cap = steps_left(ctx.cfg.budget, used)
         if max_steps is None and cap is not None:
             max_steps = cap if one_stage_takes_the_budget(ctx) else min(cap, ctx.cfg.student.max_steps_per_stage)
-        kwargs = {} if max_steps is None else {"max_steps": max_steps}
-        metrics = ctx.timed("train", lambda: ctx.student.train(examples, rdir / "trainer", **kwargs))
+        tokens_left = train_tokens_left(ctx.cfg.budget, used)
+        if tokens_left is not None:
+            per_step = ctx.cfg.student.batch_size * ctx.cfg.student.grad_accum * int(os.environ.get("WORLD_SIZE", "1"))
+            fit = steps_within_tokens(tokens_left, ctx.student.count_tokens(examples), per_step)
+            max_steps = min(fit, max_steps if max_steps is not None else ctx.cfg.student.max_steps_per_stage)
+        if max_steps == 0:  # the token budget is spent: the round keeps the weights it started from
+            metrics = {"steps": 0, "tokens_seen": 0, "examples": len(examples), "skipped": "train token budget spent"}
+        else:
+            kwargs = {} if max_steps is None else {"max_steps": max_steps}
+            metrics = ctx.timed("train", lambda: ctx.student.train(examples, rdir / "trainer", **kwargs))
         ctx.student.save_state(state)
         ctx.loaded_state = state
         atomic_write_json(rdir / "metrics.json", metrics)

@@ -50,8 +50,12 @@ class LearningFake:
             for m in set(self.mastery) - remedied:
                 self.mastery[m] = round(self.mastery[m] * (1 - self.interference), 6)
         self.trained_ids += [e.id for e in examples]
-        steps = len(examples) if max_steps is None else min(len(examples), max_steps)
-        return {"steps": steps, "final_loss": 1.0 / (1 + len(examples))}
+        steps = len(examples) if max_steps is None else min(len(examples), max_steps)  # one example a step
+        return {"steps": steps, "tokens_seen": sum(self.count_tokens(examples[:steps])),
+                "final_loss": 1.0 / (1 + len(examples))}
+
+    def count_tokens(self, examples: Sequence[Example]) -> list[int]:
+        return [1 + len(e.prompt + e.completion) // 4 for e in examples]
 
     def save_state(self, path: Path) -> None:
         tmp = Path(str(path) + ".tmp")

@@ -118,6 +118,9 @@ def test_lora_train_changes_weights_and_logs(lora_run, student):
     assert metrics["steps"] == 3 and len(metrics["train_loss"]) == 3
     assert all(math.isfinite(x) for x in metrics["train_loss"])
     assert metrics["tokens_seen"] > 0 and metrics["tokens_per_s"] > 0
+    counts = student.count_tokens(make_examples())  # what the train token budget plans with
+    per_step = CFG.batch_size * CFG.grad_accum
+    assert min(counts) * 3 * per_step <= metrics["tokens_seen"] <= max(counts) * 3 * per_step
     assert json.loads((out / "metrics.json").read_text())["steps"] == 3
     assert (out / "checkpoint-3").is_dir()
     before, after = lora_run["before"], lora_run["after"]

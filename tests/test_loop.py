@@ -255,6 +255,26 @@ def test_later_stages_review_what_earlier_stages_taught(tmp_path, which):
     assert bool(set(unmastered) & replayed) == (which == "all")
 
 
+def test_a_train_token_budget_cuts_the_steps():
+    from ioa.methods.budget import steps_within_tokens
+
+    assert steps_within_tokens(1000, [100, 150], 2) == 4 and steps_within_tokens(99, [100], 1) == 0
+    assert steps_within_tokens(10, [], 1) == 0
+
+
+@pytest.mark.parametrize("cap", [None, 6000, 1500])
+def test_a_run_keeps_to_its_train_token_budget(tmp_path, cap):
+    over = {"student.batch_size": 1, "synthesis.max_remedial_rounds": 1}
+    if cap:
+        over["budget.max_train_tokens"] = cap
+    summary = run(make_ctx(tmp_path, **over))
+    used = summary["budget"]["used"]["trained_tokens"]
+    if cap is None:
+        assert used > 6000
+    else:  # steps are cut at each round's mean example length: within one example of the cap
+        assert cap * 0.8 <= used <= cap + 80, used
+
+
 def test_every_untaught_module_is_kept_not_only_the_mastered_ones():
     from ioa.loop import known_before
     from ioa.types import Curriculum, Diagnosis, ModuleDiagnosis, Stage

@@ -8,6 +8,7 @@ continues from exactly what was spent before it stopped.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Sequence
 
 from ioa.config import BudgetConfig
 from ioa.io import read_json
@@ -61,6 +62,18 @@ def examples_left(cap: BudgetConfig, used: Usage) -> int | None:
 
 def steps_left(cap: BudgetConfig, used: Usage) -> int | None:
     return None if cap.max_steps is None else max(0, cap.max_steps - used.steps)
+
+
+def train_tokens_left(cap: BudgetConfig, used: Usage) -> int | None:
+    return None if cap.max_train_tokens is None else max(0, cap.max_train_tokens - used.trained_tokens)
+
+
+def steps_within_tokens(tokens_left: int, example_tokens: Sequence[int], examples_per_step: int) -> int:
+    """The optimizer steps that fit in `tokens_left` at the examples' mean length (0 when none does)."""
+    if not example_tokens:
+        return 0
+    per_step = examples_per_step * sum(example_tokens) / len(example_tokens)
+    return int(tokens_left // per_step) if per_step > 0 else 0
 
 
 def calls_limit(cap: BudgetConfig) -> int | None:

@@ -25,8 +25,13 @@ class Learner(Protocol):
 
 @runtime_checkable
 class Student(Learner, Protocol):
-    def train(self, examples: Sequence[Example], out_dir: Path) -> dict[str, Any]:
-        """Fine-tune on examples; write checkpoints/metrics under out_dir; return metrics."""
+    def train(self, examples: Sequence[Example], out_dir: Path, max_steps: int | None = None) -> dict[str, Any]:
+        """Fine-tune on examples (at most `max_steps` optimizer steps); write checkpoints under out_dir;
+        return metrics (`steps`, `tokens_seen`, losses)."""
+        ...
+
+    def count_tokens(self, examples: Sequence[Example]) -> list[int]:
+        """Tokens each example is trained on (prompt + completion, as `tokens_seen` counts them)."""
         ...
 
     def save(self, path: Path) -> None:

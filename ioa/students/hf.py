@@ -324,6 +324,9 @@ class HFStudent:
         self.model.eval()
         return metrics
 
+    def count_tokens(self, examples: Sequence[Example]) -> list[int]:
+        return [len(ids) for ids in self.tokenized(examples)["input_ids"]] if examples else []
+
     def tokenized(self, examples: Sequence[Example]):
         """The dataset (input_ids, labels with -100 on prompt tokens) that `train` would use."""
         self._ensure_peft()
