@@ -6,9 +6,10 @@
 Each run is its own `ioa run` process (the real default student, SmolLM2-135M on the CPU) in
 OUT/<method>-s<seed>; a run that already finished is kept and one that was stopped is resumed, so the
 script can be killed and started again. The comparison lands in OUT/report/compare.{md,html,json}.
-The `compare` preset: four modules, held-out test items apart from the probes, caps of 128 new
-examples, 20 optimizer steps and 600 teacher calls per method (3-9 minutes per run on one thread here,
-about 40 minutes a seed; `--jobs 2` runs two seeds side by side). Every method at a seed starts from the
+The `compare` preset: four modules (two facts the student knows, column addition under multi-digit
+multiplication), held-out test items apart from the probes, caps of 128 new examples, 20 optimizer
+steps and 600 teacher calls per method (5-12 minutes per run on one thread here; `--jobs 2` runs two
+seeds side by side). Every method at a seed starts from the
 same pre-training files (probes, test items, the untrained student's answers), computed once by the
 seed's first run.
 """
