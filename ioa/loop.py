@@ -27,12 +27,20 @@ from ioa.evaluate import evaluate, gate, per_module_accuracy
 from ioa.identify import diagnose
 from ioa.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from ioa.layouts import bleed_share, module_layouts
-from ioa.methods.budget import examples_left, spent, steps_left, steps_within_tokens, train_tokens_left, trim_counts
+from ioa.methods.budget import (
+    Usage,
+    examples_left,
+    spent,
+    steps_left,
+    steps_within_tokens,
+    train_tokens_left,
+    trim_counts,
+)
 from ioa.organize import mastered, organize, step_shares
 from ioa.probe import TEST_SEED_BASE, expand_groups, generate_many, grade, probe_problems
 from ioa.rundir import RunDir
 from ioa.stats import item_changes, sign_test_p
-from ioa.students.base import STATE_FILE, Student
+from ioa.students.base import STATE_FILE, Student, world_size
 from ioa.summary import summarize
 from ioa.synthesize import own_answers, remedial_targets, replay_counts, stage_difficulties, synthesize
 from ioa.teachers.base import Teacher
@@ -451,7 +459,7 @@ def train_round(ctx: Context, rdir: Path, examples: list[Example], max_steps: in
             max_steps = cap if one_stage_takes_the_budget(ctx) else min(cap, ctx.cfg.student.max_steps_per_stage)
         tokens_left = train_tokens_left(ctx.cfg.budget, used)
         if tokens_left is not None:
-            per_step = ctx.cfg.student.batch_size * ctx.cfg.student.grad_accum * int(os.environ.get("WORLD_SIZE", "1"))
+            per_step = ctx.cfg.student.batch_size * ctx.cfg.student.grad_accum * world_size()
             fit = steps_within_tokens(tokens_left, ctx.student.count_tokens(examples), per_step)
             max_steps = min(fit, max_steps if max_steps is not None else ctx.cfg.student.max_steps_per_stage)
         if max_steps == 0:  # the token budget is spent: the round keeps the weights it started from
@@ -482,7 +490,7 @@ def eval_round(ctx: Context, rdir: Path, stage: Stage, log: StageLog) -> dict[st
     return read_json(path)
 
 
-def stage_steps_left(ctx: Context, curriculum: Curriculum, stage: Stage) -> int | None:
+def stage_steps_left(ctx: Context, curriculum: Curriculum, stage: Stage, used: Usage | None = None) -> int | None:
     """Steps this stage may still train under `organizer.step_plan: by-stage` (its share plus what earlier
     stages left unspent); None without a step budget or a plan."""
     total = ctx.cfg.budget.max_steps
@@ -490,16 +498,16 @@ def stage_steps_left(ctx: Context, curriculum: Curriculum, stage: Stage) -> int 
         return None
     shares = step_shares(curriculum.stages, total)
     position = [s.index for s in curriculum.stages].index(stage.index)
-    return max(0, sum(shares[: position + 1]) - spent(ctx.rd).steps)
+    return max(0, sum(shares[: position + 1]) - (used or spent(ctx.rd)).steps)
 
 
 def round_steps(ctx: Context, curriculum: Curriculum, stage: Stage) -> int | None:
     """The step cap of the stage's next round: the per-round cap, the run's budget and the stage's share."""
-    left = stage_steps_left(ctx, curriculum, stage)
+    used = spent(ctx.rd)
+    left = stage_steps_left(ctx, curriculum, stage, used)
     if left is None:
         return None
-    caps = [left, ctx.cfg.student.max_steps_per_stage, steps_left(ctx.cfg.budget, spent(ctx.rd))]
-    return min(c for c in caps if c is not None)
+    return min(left, ctx.cfg.student.max_steps_per_stage, steps_left(ctx.cfg.budget, used))
 
 
 def run_stage(ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog) -> None:

@@ -5,6 +5,7 @@ A Student is a learner that can also be fine-tuned on examples and saved.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
@@ -12,6 +13,11 @@ from ioa.types import Example, Problem
 
 # The file every Student's save_state writes last into its state folder: present means the state is whole.
 STATE_FILE = "ioa_student.json"
+
+
+def world_size() -> int:
+    """Training processes (accelerate/torchrun set WORLD_SIZE); each takes a batch per optimizer step."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 @runtime_checkable

@@ -24,9 +24,9 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from ioa.answers import answer_format_of, asks_answer_line, prompt_for
 from ioa.config import StudentConfig
 from ioa.io import atomic_dir, atomic_write_json
-from ioa.students.base import STATE_FILE
+from ioa.students.base import STATE_FILE, world_size
 from ioa.students.hf_convert import StudentLoadError, load_pretrained
-from ioa.students.hf_train import lora_config, plan_steps, prepared_dataset, run_sft, world_size
+from ioa.students.hf_train import lora_config, plan_steps, prepared_dataset, run_sft
 from ioa.types import Example, Problem
 
 __all__ = ["HFStudent", "StudentLoadError", "cpu_has_native_bf16", "resolve_device", "resolve_precision"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from contextlib import contextmanager
@@ -23,10 +22,6 @@ from trl import SFTTrainer
 from ioa.config import StudentConfig
 from ioa.io import atomic_write_json
 from ioa.types import Example
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def plan_steps(n_examples: int, cfg: StudentConfig, max_steps: int | None = None, processes: int = 1) -> int:
