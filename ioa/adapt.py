@@ -8,6 +8,9 @@ Pure functions, one per transform, each switchable in `AdapterConfig`:
                 structured  extract -> relate -> formulate -> solve -> verify (the paper's five phases)
   template    the phases as labelled lines ending in a single `Answer:` line (structured: numbered steps)
   simplify    plainer words and shorter sentences
+  expand_steps  a solving line that states a step of a module the student has not mastered is written
+              out in that module's own worked form (the column lines under "Add the parts: 1300 + 455"),
+              so a curriculum's earlier stage is used, and practised, where the later one needs it
   load_ramp   small numbers first: a stage's examples run from the easy end of the difficulty band
               to the hard end (bridge stages stay in the easier half)
   analogies   a concrete picture for abstract modules (fractions as pizza slices, ...)
@@ -18,10 +21,10 @@ used as is (the `ioa-no-adapter` ablation).
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from ioa.config import AdapterConfig
-from ioa.types import Module, Problem
+from ioa.types import Module, Problem, Step
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -81,6 +84,31 @@ def focus(problem: Problem, solution: str) -> list[tuple[str, str]]:
     if not solved or not states_result(solved[-1], problem.answer):
         phases.append(("result", f"So the answer is {problem.answer}."))
     return phases
+
+
+def step_expression(step: Step) -> str | None:
+    """'What is 1300 + 455?' -> '1300 + 455'; None for a question of another shape."""
+    q = step.question.strip()
+    return q[8:].rstrip("?").strip() if q.lower().startswith("what is ") else None
+
+
+def expand_steps(lines: Sequence[str], steps: Sequence[Step], worked: Mapping[str, Sequence[str]]) -> list[str]:
+    """Solving lines with each line that ends by stating a step's result (`... 1300 + 455 = 1755.`)
+    replaced by its head (`... 1300 + 455.`) and the step's worked lines, for the steps `worked` holds
+    (keyed by step question). Other lines stay as they are."""
+    out: list[str] = []
+    for line in lines:
+        for step in steps:
+            expr = step_expression(step)
+            if expr is None or step.question not in worked:
+                continue
+            found = re.fullmatch(rf"(.*?{re.escape(expr)})\s*=\s*{re.escape(step.answer)}\.?", line.strip())
+            if found:
+                out += [found[1] + ".", *worked[step.question]]
+                break
+        else:
+            out.append(line)
+    return out
 
 
 def decompose(problem: Problem, solution: str, names: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
@@ -150,11 +178,14 @@ def load_ramp(n: int, low: float, high: float, bridge: bool = False) -> list[flo
 
 def adapt_solution(
     problem: Problem, solution: str, raw: str, module: Module, cfg: AdapterConfig,
-    names: Mapping[str, str] | None = None
+    names: Mapping[str, str] | None = None, worked: Mapping[str, Sequence[str]] | None = None
 ) -> str:
-    """The completion the student is trained on, built from the enabled transforms."""
-    if not (cfg.decompose or cfg.template or cfg.simplify or cfg.analogies):
+    """The completion the student is trained on, built from the enabled transforms. `worked` holds the
+    worked lines of the problem's steps to write out (`expand_steps`), keyed by step question."""
+    if not (cfg.decompose or cfg.template or cfg.simplify or cfg.analogies or (cfg.expand_steps and worked)):
         return raw
+    if cfg.expand_steps and worked:
+        solution = "\n".join(expand_steps(solution.splitlines(), problem.steps, worked))
     note = analogy(module) if cfg.analogies else None
     structured = cfg.layout == "structured"
     if cfg.decompose:

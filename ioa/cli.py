@@ -105,7 +105,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     cfg = config_from(args)
     diagnosis = parse_diagnosis(read_json(args.diagnosis), str(args.diagnosis))
-    curriculum = organize(diagnosis, cfg.organizer, cfg.identifier.coverage)
+    curriculum = organize(diagnosis, cfg.organizer, cfg.identifier.coverage, cfg.budget.max_steps)
     atomic_write_json(args.out / "curriculum.json", curriculum.to_dict())
     for s in curriculum.stages:
         tag = " (bridge)" if s.bridge else ""

@@ -76,6 +76,7 @@ class Context:
     loaded_state: Path | None = None  # student state currently in memory
     timings: Timings | None = None
     quiet: bool = False  # no phase messages (errors and the final lines only)
+    unmastered: frozenset[str] = frozenset()  # unmastered by the diagnosis: the Adapter writes their steps out
 
     def say(self, message: str) -> None:
         """One line on stderr per phase and decision, so a long run says what it is doing."""
@@ -247,7 +248,7 @@ def ensure_diagnosis(ctx: Context) -> Diagnosis:
 
 def ensure_curriculum(ctx: Context, diagnosis: Diagnosis) -> Curriculum:
     if not ctx.rd.curriculum.exists():
-        cur = organize(diagnosis, ctx.cfg.organizer, ctx.cfg.identifier.coverage)
+        cur = organize(diagnosis, ctx.cfg.organizer, ctx.cfg.identifier.coverage, ctx.cfg.budget.max_steps)
         if ctx.cfg.method == "ioa-no-organizer":  # ablation: the targeted modules in one shuffled stage
             cur = single_stage([m for s in cur.stages if not s.bridge for m in s.modules], ctx.cfg, shuffle=True)
         atomic_write_json(ctx.rd.curriculum, cur.to_dict())
@@ -368,7 +369,7 @@ def replay_for(ctx: Context, log: StageLog, module_id: str, k: int, prefix: str,
         return pool + made.examples
     difficulties = {module_id: stage_difficulties(need, low, high, 1.0, ctx.cfg.adapter.load_ramp, ctx.cfg.seed)}
     return pool + synthesize(ctx.teacher, ctx.domain, [module], difficulties, ctx.cfg.adapter, ctx.seen,
-                             f"{prefix}-fresh-{module_id}", "replay", ctx.cfg.seed).examples
+                             f"{prefix}-fresh-{module_id}", "replay", ctx.cfg.seed, expand=ctx.unmastered).examples
 
 
 def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefix: str) -> list[Example]:
@@ -412,7 +413,7 @@ def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval
                               for m in modules}, allowed)
         kind = "bridge" if stage.bridge else "synth"
         made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, kind,
-                          ctx.cfg.seed, progress=ctx.progress)
+                          ctx.cfg.seed, progress=ctx.progress, expand=ctx.unmastered)
     else:
         correct = {it["id"]: it["correct"] for it in last_eval["items"]}
         wrong = [x for x in ctx.probe_items(failing) if not correct.get(x.id, True)]
@@ -421,7 +422,7 @@ def round_examples(ctx: Context, stage: Stage, rnd: int, reach: float, last_eval
         targets = {m: targets[m][: len(ds)] for m, ds in counts.items()}
         remediated = [m for m in modules if m.id in counts]
         made = synthesize(ctx.teacher, ctx.domain, remediated, counts, ctx.cfg.adapter, ctx.seen, prefix, "remedial",
-                          ctx.cfg.seed, targets, progress=ctx.progress)
+                          ctx.cfg.seed, targets, progress=ctx.progress, expand=ctx.unmastered)
     rehearsal: list[Example] = []
     if rnd > 0:  # rehearse the stage's own earlier examples 1:1, so remediation does not narrow the student
         own = [e for e in log.examples if e.module in stage.modules and e.id.startswith(f"s{stage.index}r")]
@@ -663,6 +664,8 @@ def run_ioa(ctx: Context, diagnosis: Diagnosis) -> Curriculum:
     known = known_before(diagnosis, ctx.cfg.organizer.tau_mastery,
                          curriculum if ctx.cfg.synthesis.replay_untaught else None)
     log = StageLog(mastered=dict(known), known=list(known))
+    ctx.unmastered = frozenset(m.id for m in diagnosis.modules
+                               if not mastered(m.p_student, m.p_teacher, ctx.cfg.organizer.tau_mastery))
     for stage in tqdm(curriculum.stages, desc="stages", unit="stage", disable=not ctx.progress):
         run_stage(ctx, curriculum, stage, log)
     return curriculum

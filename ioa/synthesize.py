@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ioa.adapt import adapt_solution, load_ramp
 from ioa.answers import prompt_for
 from ioa.config import AdapterConfig
-from ioa.domains.base import Domain
+from ioa.domains.base import Domain, WorksSteps
 from ioa.teachers.base import Teacher
 from ioa.types import Example, Module, Problem, Solution
 
@@ -100,9 +100,25 @@ def checked_solutions(teacher: Teacher, domain: Domain,
     return kept, len(problems) - len(kept)
 
 
+def worked_steps(domain: Domain, problem: Problem, expand: frozenset[str],
+                 adapter: AdapterConfig) -> dict[str, list[str]]:
+    """The domain's worked lines for each of the problem's steps whose module is in `expand` (the
+    modules the student has not mastered), keyed by step question: what `adapter.expand_steps` writes
+    out. Empty when the transform is off or the domain has no worked steps."""
+    if not (adapter.expand_steps and expand and isinstance(domain, WorksSteps)):
+        return {}
+    worked = {}
+    for step in problem.steps:
+        lines = domain.worked_step(step) if step.module in expand else None
+        if lines:
+            worked[step.question] = lines
+    return worked
+
+
 def _examples_for(
     teacher: Teacher, domain: Domain, module: Module, difficulties: Sequence[float], base: int,
     adapter: AdapterConfig, seen: set[str], names: dict[str, str], remediates: Sequence[str] = (),
+    expand: frozenset[str] = frozenset(),
 ) -> tuple[list[tuple[Problem, str, str, str]], int, int]:
     """(problem, adapted completion, raw, remediated item) tuples, the rejected count and duplicates.
 
@@ -120,7 +136,8 @@ def _examples_for(
     if adapt_batch is not None:
         texts = list(adapt_batch([p for _, p, _ in kept], [s for _, _, s in kept], [module] * len(kept), adapter))
     else:
-        texts = [adapt_solution(p, s.text, s.raw, module, adapter, names) for _, p, s in kept]
+        texts = [adapt_solution(p, s.text, s.raw, module, adapter, names, worked_steps(domain, p, expand, adapter))
+                 for _, p, s in kept]
     made = []
     for (i, p, s), text in zip(kept, texts):
         seen.add(prompt_for(p))
@@ -131,11 +148,12 @@ def _examples_for(
 def synthesize(
     teacher: Teacher, domain: Domain, modules: Iterable[Module], counts: dict[str, list[float]],
     adapter: AdapterConfig, seen: set[str], id_prefix: str, kind: str, seed: int,
-    remediates: dict[str, list[str]] | None = None, progress: bool = False,
+    remediates: dict[str, list[str]] | None = None, progress: bool = False, expand: frozenset[str] = frozenset(),
 ) -> Synthesis:
     """Examples for each module at the given difficulties (one example per difficulty).
 
     A teacher with a call `limit` (the equal budget) is never asked past it: synthesis stops there.
+    `expand`: the modules whose steps the Adapter writes out in their own worked form (`expand_steps`).
     """
     out = Synthesis()
     names = {m.id: m.name for m in domain.modules()}
@@ -143,7 +161,7 @@ def synthesize(
         difficulties = counts.get(module.id, [])
         made, rejected, duplicates = _examples_for(
             teacher, domain, module, difficulties, seed_base(seed, id_prefix, module.id), adapter, seen, names,
-            (remediates or {}).get(module.id, ()),
+            (remediates or {}).get(module.id, ()), expand,
         )
         out.rejected += rejected
         out.duplicates += duplicates

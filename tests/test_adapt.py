@@ -117,3 +117,49 @@ def test_focused_layout_restates_a_result_the_solution_left_implicit():
     assert text.splitlines() == ["Goal: 2 + 2 = ?", "Count on from 2 by 2.", "So the answer is 4.", "Answer: 4"]
     p2 = Problem(id="q", module="m", difficulty=0.0, question="What is 2 + 2?", answer="4", solution="So 2 + 2 = 4.")
     assert adapt_solution(p2, p2.solution, "", Module("m", "m", 0), AdapterConfig()).splitlines()[-2] == "So 2 + 2 = 4."
+
+
+def test_expand_steps_writes_an_unmastered_step_out_in_its_own_module_form():
+    from ioa.synthesize import worked_steps
+
+    checked = 0
+    for seed in range(30):
+        p = DOMAIN.generate("multi_digit_multiplication", 0.3, seed)
+        add = next(s for s in p.steps if s.module == "multi_digit_addition")
+        a, b = (int(x) for x in add.question[8:].rstrip("?").split(" + "))
+        worked = worked_steps(DOMAIN, p, frozenset({"multi_digit_addition"}), AdapterConfig())
+        assert list(worked) == [add.question]
+        mdm = MODULES["multi_digit_multiplication"]
+        text = adapt_solution(p, p.solution, "raw", mdm, AdapterConfig(), None, worked)
+        lines = text.splitlines()
+        head = next(i for i, line in enumerate(lines) if line == f"Add the parts: {a} + {b}.")
+        assert lines[head + 1].startswith("Ones: ") and f"So {a} + {b} = {a + b}." in lines[head + 2:]
+        assert DOMAIN.check(p, text) and lines[-1] == f"Answer: {p.answer}"
+        # the same problem, column addition mastered (or the transform off): the one-line step stays
+        for expand, cfg in ((frozenset(), AdapterConfig()), (frozenset({"multi_digit_addition"}),
+                                                             AdapterConfig(expand_steps=False))):
+            plain = adapt_solution(p, p.solution, "raw", MODULES["multi_digit_multiplication"], cfg, None,
+                                   worked_steps(DOMAIN, p, expand, cfg))
+            assert f"Add the parts: {a} + {b} = {a + b}." in plain and "Ones: " not in plain
+        checked += 1
+    assert checked == 30
+
+
+def test_expand_steps_leaves_lines_that_do_not_state_the_step():
+    from ioa.adapt import expand_steps
+
+    step = Step("What is 12 + 9?", "21", "multi_digit_addition")
+    lines = ["Ones: 2 + 9 = 11.", "12 + 9 = 21 is the sum of the parts, so add 1.", "Total: 12 + 9 = 21."]
+    out = expand_steps(lines, [step], {step.question: ["Ones: 2 + 9 = 11. Write 1 and carry 1.", "So 12 + 9 = 21."]})
+    assert out == lines[:2] + ["Total: 12 + 9.", "Ones: 2 + 9 = 11. Write 1 and carry 1.", "So 12 + 9 = 21."]
+    assert expand_steps(lines, [step], {}) == lines
+
+
+def test_arithmetic_worked_steps_follow_each_modules_own_solutions():
+    for module, a, b, op in (("multi_digit_addition", 1300, 455, "+"), ("multi_digit_subtraction", 702, 48, "-"),
+                             ("addition_facts", 3, 4, "+"), ("multiplication_facts", 4, 3, "×")):
+        lines = DOMAIN.worked_step(Step(f"What is {a} {op} {b}?", "0", module))
+        value = {"+": a + b, "-": a - b, "×": a * b}[op]
+        assert lines and lines[-1].endswith(f"{a} {op} {b} = {value}.")
+    assert DOMAIN.worked_step(Step("What is the tens digit of 45?", "4", "place_value")) is None
+    assert DOMAIN.worked_step(Step("What is 3 + 4?", "7", "place_value")) is None

@@ -157,3 +157,36 @@ def test_one_mastery_test_for_gate_and_organizer():
                 p_target_ok_given_source_fail=0.0, lift=1.0)
     diagnosis = Diagnosis(modules=(pre, top), edges=(edge,))
     assert with_needed_prerequisites(diagnosis, ["top"], 0.9) == ["top"]  # mastered at the gate: not re-taught
+
+
+def test_fit_to_steps_gives_every_stage_its_minimum_in_dependency_order():
+    from ioa.organize import fit_to_steps, step_shares
+
+    def stage(i, modules, bridge=False, difficulty=0.0):
+        return Stage(index=i, modules=tuple(modules), difficulty=difficulty, mastery_threshold=0.9, bridge=bridge)
+
+    chain = [stage(0, ["a"]), stage(1, ["b"], True, 0.2), stage(2, ["b"], True, 0.4), stage(3, ["b"], False, 0.6),
+             stage(4, ["c"], False, 0.8)]
+    assert fit_to_steps(chain, None, 10) == chain and fit_to_steps(chain, 20, 0) == chain
+    for total in (12, 20, 30, 45, 200):
+        fitted = fit_to_steps(chain, total, 10)
+        order = list(dict.fromkeys(m for s in fitted for m in s.modules))
+        assert order == ["a", "b", "c"]  # every module once, prerequisites never after what needs them
+        assert [s.index for s in fitted] == list(range(len(fitted)))
+        assert len(fitted) == 1 or min(step_shares(fitted, total)) >= 10
+    assert [s.modules for s in fit_to_steps(chain, 30, 10)] == [("a",), ("b",), ("c",)]  # bridges go first
+    assert [s.modules for s in fit_to_steps(chain, 20, 10)] == [("a", "b", "c")]  # then neighbours merge
+    assert fit_to_steps(chain, 200, 10) == chain  # enough steps: bridges and all stay
+    assert fit_to_steps(chain, 20, 10)[0].difficulty == 0.8  # a merged stage goes as far as its later part
+    pair = [stage(0, ["a"]), stage(1, ["b"], True, 0.3), stage(2, ["b"], False, 0.6)]
+    assert [s.modules for s in fit_to_steps(pair, 20, 10)] == [("a",), ("b",)]  # the compare preset's chain
+
+
+def test_organize_fits_the_curriculum_to_a_step_budget():
+    d = make_diagnosis(3, [(0, 1), (1, 2)], [0.0] * 3, [1.0] * 3, [1.0, 0.5, 0.0])
+    free = organize(d, OrganizerConfig(max_modules_per_stage=1), coverage=1.0)
+    tight = organize(d, OrganizerConfig(max_modules_per_stage=1), coverage=1.0, total_steps=30)
+    assert len(free.stages) > 2 and any(s.bridge for s in free.stages)
+    assert not any(s.bridge for s in tight.stages) and len(tight.stages) == 3
+    off = organize(d, OrganizerConfig(max_modules_per_stage=1, min_stage_steps=0), coverage=1.0, total_steps=20)
+    assert off == free

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable
@@ -441,6 +442,9 @@ GENERATORS: dict[str, Callable[[random.Random, float], Draft]] = {
 }
 
 
+STEP_QUESTION = re.compile(r"What is (?P<a>\d+) (?P<op>[+\-×]) (?P<b>\d+)\?")
+
+
 class ArithmeticDomain:
     """School arithmetic as a Domain: modules, generators, checkers and the intended graph."""
 
@@ -467,6 +471,24 @@ class ArithmeticDomain:
         return Problem(id=f"{module_id}-{seed}-{round(d, 3)}", module=module_id, difficulty=d,
                        question=draft.question, answer=draft.answer, solution="\n".join(draft.lines),
                        steps=steps, meta=meta)
+
+    def worked_step(self, step: Step) -> list[str] | None:
+        """The step worked the way its module's own problems are ("What is 1300 + 455?" of column
+        addition -> the column lines); None for questions and modules without such a form."""
+        found = STEP_QUESTION.fullmatch(step.question.strip())
+        if not found:
+            return None
+        a, op, b = int(found["a"]), found["op"], int(found["b"])
+        if op == "+" and step.module == "multi_digit_addition":
+            return column_add_lines(a, b)
+        if op == "-" and step.module == "multi_digit_subtraction" and a > b:
+            return column_sub_lines(a, b)
+        if op == "+" and step.module == "addition_facts":
+            return [f"Start at {a} and count up {b}.", f"{a} + {b} = {a + b}."]
+        if op == "×" and step.module == "multiplication_facts" and b > 0:
+            counts = ", ".join(str(a * k) for k in range(1, b + 1))
+            return [f"Count by {a}s, {b} times: {counts}.", f"So {a} × {b} = {a * b}."]
+        return None
 
     def check(self, problem: Problem, response: str) -> bool:
         return check_response(problem.answer, response)

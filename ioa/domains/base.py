@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from ioa.types import Module, Problem
+from ioa.types import Module, Problem, Step
 
 
 @runtime_checkable
@@ -34,4 +34,16 @@ class Domain(Protocol):
 
     def declared_prerequisites(self) -> list[tuple[str, str]]:
         """(prerequisite, dependent) pairs the domain's author intended."""
+        ...
+
+
+@runtime_checkable
+class WorksSteps(Protocol):
+    """Optional domain capability: the worked lines of one step of a composite problem, in the form
+    that step's own module is taught in (the Adapter's `expand_steps` writes them out where the student
+    has not mastered that module)."""
+
+    def worked_step(self, step: Step) -> list[str] | None:
+        """The step's solving lines, ending on a line that states its result; None when this domain
+        has no worked form for it."""
         ...

@@ -19,14 +19,14 @@ def is_baseline(method: str) -> bool:
 def method_config(cfg: RunConfig) -> RunConfig:
     """The settings a method actually runs with.
 
-    ioa-no-adapter: the teacher's raw solutions (decompose, template, simplify, analogies off); the load
+    ioa-no-adapter: the teacher's raw solutions (decompose, template, simplify, analogies, expand_steps off); the load
     ramp stays, as it orders difficulty rather than rewriting text. ioa-no-organizer: no gates
     (no remedial rounds) and no difficulty ramp; its one stage takes the whole budget (loop.one_stage_takes_the_budget).
     Baselines train on raw solutions too.
     """
     if cfg.method in ("ioa-no-adapter", *BASELINES):
         adapter = cfg.adapter.model_copy(update={"decompose": False, "template": False, "simplify": False,
-                                                 "analogies": False})
+                                                 "analogies": False, "expand_steps": False})
         cfg = cfg.model_copy(update={"adapter": adapter})
     if cfg.method == "ioa-no-organizer":
         cfg = cfg.model_copy(update={
