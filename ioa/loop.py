@@ -367,9 +367,18 @@ def replay_for(ctx: Context, log: StageLog, module_id: str, k: int, prefix: str,
             ctx.teacher, ctx.domain, ctx.student.respond, module, difficulties, ctx.seen, f"{prefix}-own-{module_id}",
             ctx.cfg.seed, need))
         return pool + made.examples
-    difficulties = {module_id: stage_difficulties(need, low, high, 1.0, ctx.cfg.adapter.load_ramp, ctx.cfg.seed)}
-    return pool + synthesize(ctx.teacher, ctx.domain, [module], difficulties, ctx.cfg.adapter, ctx.seen,
-                             f"{prefix}-fresh-{module_id}", "replay", ctx.cfg.seed, expand=ctx.unmastered).examples
+    made: list[Example] = []
+    # The probe band first; what it cannot give comes from the module's whole difficulty range: with 30
+    # test items and 8 probes held out, the band's single-digit addition facts were all taken in one compare
+    # seed, so the run replayed none of them (fill_to repeats only what exists).
+    for band, tag in (((low, high), "fresh"), ((0.0, 1.0), "wide")):
+        if len(made) >= need:
+            break
+        difficulties = {module_id: stage_difficulties(need - len(made), *band, 1.0, ctx.cfg.adapter.load_ramp,
+                                                      ctx.cfg.seed)}
+        made += synthesize(ctx.teacher, ctx.domain, [module], difficulties, ctx.cfg.adapter, ctx.seen,
+                           f"{prefix}-{tag}-{module_id}", "replay", ctx.cfg.seed, expand=ctx.unmastered).examples
+    return pool + made
 
 
 def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefix: str) -> list[Example]:

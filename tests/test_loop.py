@@ -364,3 +364,19 @@ def test_replay_keeps_its_share_when_a_module_runs_out_of_fresh_problems(tmp_pat
         if made and replay:
             assert len(replay) == round((made + rehearsed) * 0.3 / 0.7), path
     assert fill_to(["a", "b"], 5) == ["a", "b", "a", "b", "a"]
+
+
+def test_replay_draws_from_the_whole_range_when_the_probe_band_is_held_out(tmp_path):
+    import random
+
+    from ioa.answers import prompt_for
+    from ioa.loop import StageLog, replay_for
+
+    ctx = make_ctx(tmp_path)
+    band = {prompt_for(ctx.domain.generate("addition_facts", 0.0, seed)) for seed in range(2000)}
+    assert 10 <= len(band) <= 40  # single-digit facts at the easy end: a few dozen problems
+    ctx.seen |= band  # every one of them held out (probes and test items) or used
+    log = StageLog(mastered={"addition_facts": 1.0}, known=["addition_facts"])
+    got = replay_for(ctx, log, "addition_facts", 6, "s0r0", random.Random(0), 0.0, 0.0)
+    assert len(got) >= 4 and all(e.prompt not in band for e in got)  # before: none; fill_to tops up
+    assert all(e.difficulty > 0.0 and e.module == "addition_facts" for e in got)
