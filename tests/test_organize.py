@@ -185,7 +185,7 @@ def test_fit_to_steps_gives_every_stage_its_minimum_in_dependency_order():
 def test_organize_fits_the_curriculum_to_a_step_budget():
     d = make_diagnosis(3, [(0, 1), (1, 2)], [0.0] * 3, [1.0] * 3, [1.0, 0.5, 0.0])
     free = organize(d, OrganizerConfig(max_modules_per_stage=1), coverage=1.0)
-    tight = organize(d, OrganizerConfig(max_modules_per_stage=1), coverage=1.0, total_steps=30)
+    tight = organize(d, OrganizerConfig(max_modules_per_stage=1, min_stage_steps=10), coverage=1.0, total_steps=30)
     assert len(free.stages) > 2 and any(s.bridge for s in free.stages)
     assert not any(s.bridge for s in tight.stages) and len(tight.stages) == 3
     off = organize(d, OrganizerConfig(max_modules_per_stage=1, min_stage_steps=0), coverage=1.0, total_steps=20)
