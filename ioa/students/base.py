@@ -15,6 +15,11 @@ from ioa.types import Example, Problem
 STATE_FILE = "ioa_student.json"
 
 
+def state_saved(path: Path) -> bool:
+    """Whether `path` holds a whole student state (save_state finished writing it)."""
+    return (Path(path) / STATE_FILE).exists()
+
+
 def world_size() -> int:
     """Training processes (accelerate/torchrun set WORLD_SIZE); each takes a batch per optimizer step."""
     return int(os.environ.get("WORLD_SIZE", "1"))
@@ -38,6 +43,15 @@ class Student(Learner, Protocol):
 
     def count_tokens(self, examples: Sequence[Example]) -> list[int]:
         """Tokens each example is trained on (prompt + completion, as `tokens_seen` counts them)."""
+        ...
+
+    def save_state(self, path: Path) -> None:
+        """Write the trainable state (LoRA adapter or full weights) into the folder `path`, STATE_FILE
+        last, so that `state_saved(path)` means it is whole."""
+        ...
+
+    def load_state(self, path: Path) -> None:
+        """Restore what `save_state` wrote into `path`."""
         ...
 
     def save(self, path: Path) -> None:
