@@ -57,3 +57,33 @@ class Student(Learner, Protocol):
     def save(self, path: Path) -> None:
         """Write a merged model loadable by `AutoModelForCausalLM.from_pretrained(path)`."""
         ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """What benchmark evaluation (ioa.evaluation.runner) needs of a model: free-form completions."""
+
+    def generate(self, prompts: Sequence[str], **options: Any) -> list[str]:
+        """One completion per prompt, in order (options: max_new_tokens, sampling, resume hooks)."""
+        ...
+
+
+@runtime_checkable
+class ReportsSource(Protocol):
+    """Optional: what was actually loaded (a hub id, or the folder a GGUF was converted into)."""
+
+    source: str
+
+
+@runtime_checkable
+class ReportsPrecision(Protocol):
+    """Optional: the precision the model computes in (fp32, bf16)."""
+
+    precision: str
+
+
+@runtime_checkable
+class ReportsGeneration(Protocol):
+    """Optional: counts and speed of the latest `generate` call (prompts, new_tokens, seconds, ...)."""
+
+    last_generation: dict[str, float]
