@@ -116,8 +116,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def open_run(cfg: RunConfig, run_dir: Path, progress: bool, quiet: bool = False):
     """Everything that can fail on bad input fails here, before the run directory is touched."""
+    from ioa.context import Context
     from ioa.lock import acquire
-    from ioa.loop import Context, run_modules
+    from ioa.loop import run_modules
     from ioa.rundir import RunDir
     from ioa.students import load_student
     from ioa.teachers import load_domain_and_teacher
@@ -164,7 +165,7 @@ def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 def execute(ctx) -> int:
-    from ioa.loop import run
+    from ioa.methods.registry import run
 
     summary = run(ctx)
     write_report_for(ctx.rd.root)

@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ioa.methods.names import METHOD_NAMES
+
 Unit = Field(ge=0.0, le=1.0)
 
 
@@ -237,9 +239,8 @@ class EvalConfig(Section):
     data_dir: str | None = Field(None, description="benchmark JSONL folder (default: $IOA_DATA_DIR)")
 
 
-METHODS = ("ioa", "vanilla", "easy-to-hard", "self-instruct", "error-targeted", "ioa-no-identifier", "ioa-no-organizer",
-           "ioa-no-adapter")
-Method = Literal[METHODS]  # type: ignore[valid-type]  # one list: the config's choices are the registry's
+METHODS = METHOD_NAMES  # the registry's names (ioa.methods.registry maps each to its Method)
+Method = Literal[METHODS]  # type: ignore[valid-type]
 
 
 class RunConfig(Section):

@@ -135,7 +135,7 @@ def organize(diagnosis: Diagnosis, cfg: OrganizerConfig, coverage: float = 1.0,
     return Curriculum(stages=tuple(planned))
 
 
-BRIDGE_WEIGHT = 0.25  # a bridge stage synthesizes a quarter of a stage's examples per module (loop.round_examples)
+BRIDGE_WEIGHT = 0.25  # a bridge stage synthesizes a quarter of a stage's examples per module (IOA.round_examples)
 
 
 def step_shares(stages: Sequence[Stage], total: int) -> list[int]:

@@ -9,7 +9,7 @@ import dataclasses
 import random
 from typing import Sequence
 
-from ioa.domains.base import Domain
+from ioa.domains.base import Domain, GeneratesMany
 from ioa.students.base import Learner
 from ioa.types import Attempt, Problem
 
@@ -33,9 +33,8 @@ def probe_problems(
 
 def generate_many(domain: Domain, specs: Sequence[tuple[str, float, int]]) -> list[Problem]:
     """Problems for (module, difficulty, seed) specs: one batch for domains that can (LLM-written ones)."""
-    batch = getattr(domain, "generate_many", None)
-    if batch is not None:
-        return list(batch(specs))
+    if isinstance(domain, GeneratesMany):
+        return list(domain.generate_many(specs))
     return [domain.generate(m, d, s) for m, d, s in specs]
 
 

@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 from ioa.adapt import adapt_solution, load_ramp
 from ioa.answers import prompt_for
 from ioa.config import AdapterConfig
-from ioa.domains.base import Domain, WorksSteps
-from ioa.teachers.base import Teacher
+from ioa.domains.base import ChecksMany, Domain, WorksSteps
+from ioa.teachers.base import AdaptsSolutions, MakesProblemsInBatches, Metered, Teacher
 from ioa.types import Example, Module, Problem, Solution
 
 # Synthesis seeds live below this; probe seeds start at ioa.probe.PROBE_SEED_BASE (1e9).
@@ -39,22 +39,21 @@ class Synthesis:
 def make_many(teacher: Teacher, specs: Sequence[tuple[str, float, int]]) -> list[Problem]:
     """One problem per (module, difficulty, seed): in one batch when the teacher can (LLM teachers send
     the requests concurrently), else one at a time."""
-    batch = getattr(teacher, "make_problems_many", None)
-    if batch is not None:
-        return list(batch(specs))
+    if isinstance(teacher, MakesProblemsInBatches):
+        return list(teacher.make_problems_many(specs))
     return [teacher.make_problems(m, d, 1, s)[0] for m, d, s in specs]
 
 
 def check_many(domain: Domain, problems: Sequence[Problem], responses: Sequence[str]) -> list[bool]:
-    batch = getattr(domain, "check_many", None)
-    if batch is not None:
-        return list(batch(problems, responses))
+    if isinstance(domain, ChecksMany):
+        return list(domain.check_many(problems, responses))
     return [domain.check(p, r) for p, r in zip(problems, responses, strict=True)]
 
 
 def _budget_left(teacher: Teacher) -> int | None:
-    limit = getattr(teacher, "limit", None)
-    return None if limit is None else max(0, limit - teacher.calls)
+    if not isinstance(teacher, Metered) or teacher.limit is None:
+        return None
+    return max(0, teacher.limit - teacher.calls)
 
 
 def _new_problems(teacher: Teacher, module: Module, difficulties: Sequence[float], base: int,
@@ -132,9 +131,9 @@ def _examples_for(
         return [], 0, duplicates
     solved, rejected = checked_solutions(teacher, domain, [p for _, p in indexed])
     kept = [(*indexed[j], s) for j, s in solved]
-    adapt_batch = getattr(teacher, "adapt_many", None)
-    if adapt_batch is not None:
-        texts = list(adapt_batch([p for _, p, _ in kept], [s for _, _, s in kept], [module] * len(kept), adapter))
+    if isinstance(teacher, AdaptsSolutions):
+        texts = list(teacher.adapt_many([p for _, p, _ in kept], [s for _, _, s in kept], [module] * len(kept),
+                                        adapter))
     else:
         texts = [adapt_solution(p, s.text, s.raw, module, adapter, names, worked_steps(domain, p, expand, adapter))
                  for _, p, s in kept]

@@ -14,7 +14,7 @@ import pytest
 from test_loop import make_ctx
 
 from ioa.io import InputError
-from ioa.loop import run
+from ioa.methods.registry import run
 from ioa.students.base import STATE_FILE
 
 

@@ -19,7 +19,7 @@ import resource, signal, sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 from test_loop import make_ctx
-from ioa.loop import run
+from ioa.methods.registry import run
 limit = int(sys.argv[1])
 if limit:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG

@@ -511,7 +511,7 @@ def test_module_objects_pass_through_adapt_lookup():
 
 def test_problems_carry_their_domains_answer_format_into_prompts_and_examples():
     from ioa.answers import INSTRUCTION, answer_format_of, prompt_for
-    from ioa.methods.baselines import as_problem
+    from ioa.methods.error_targeted import as_problem
     from ioa.synthesize import synthesize
 
     backend = ScriptedBackend()

@@ -11,9 +11,10 @@ import pytest
 from fakes import Interrupt, LearningFake
 
 from ioa.config import load_config
+from ioa.context import Context
 from ioa.domains import load_domain
 from ioa.io import read_jsonl
-from ioa.loop import Context, run
+from ioa.methods.registry import run
 from ioa.rundir import RunDir
 from ioa.teachers import load_teacher
 
@@ -160,7 +161,7 @@ def test_round_selection_counts_retention_not_only_the_stage(tmp_path):
 
 
 def test_round_choice_skips_a_round_that_cost_the_kept_modules():
-    from ioa.loop import choose_round
+    from ioa.methods.ioa import choose_round
 
     kept = {"facts": 1.0}
     good_but_forgetful = (0.80, 1, {"accuracy": {"taught": 0.9, "facts": 0.7}})
@@ -174,7 +175,7 @@ def test_round_choice_skips_a_round_that_cost_the_kept_modules():
 
 
 def test_last_unless_worse_rolls_back_only_on_a_significant_loss():
-    from ioa.loop import choose_round
+    from ioa.methods.ioa import choose_round
 
     def gate_eval(correct_facts: int, correct_taught: int, n: int = 8) -> dict:
         items = [{"id": f"f{i}", "module": "facts", "correct": i < correct_facts} for i in range(n)]
@@ -277,7 +278,7 @@ def test_a_run_keeps_to_its_train_token_budget(tmp_path, cap):
 
 
 def test_every_untaught_module_is_kept_not_only_the_mastered_ones():
-    from ioa.loop import known_before
+    from ioa.methods.ioa import known_before
     from ioa.types import Curriculum, Diagnosis, ModuleDiagnosis, Stage
 
     def diag(id_, ps, deficient):
@@ -320,7 +321,7 @@ def test_student_replay_trains_on_its_own_checked_answers(tmp_path):
     assert summary["prior_knowledge"]["modules"] == ["place_value"]
     own = [e for e in all_examples(ctx.rd) if e["module"] == "place_value"]
     assert own and all(e["kind"] == "replay" and e["completion"] == e["raw"].strip() for e in own)
-    from ioa.methods.baselines import as_problem
+    from ioa.methods.error_targeted import as_problem
     from ioa.types import Example
 
     probes = {x.question for x in ctx.probe_items(["place_value"])}
@@ -349,7 +350,7 @@ def test_the_run_says_each_phase_and_decision(tmp_path, capsys):
 
 
 def test_replay_keeps_its_share_when_a_module_runs_out_of_fresh_problems(tmp_path):
-    from ioa.loop import fill_to
+    from ioa.methods.ioa import fill_to
 
     assert fill_to([], 3) == [] and fill_to(["a"] * 4, 2) == ["a", "a"]
     # place_value at the easy end has few distinct problems, most held out as probes: replay repeats the rest
@@ -370,7 +371,7 @@ def test_replay_draws_from_the_whole_range_when_the_probe_band_is_held_out(tmp_p
     import random
 
     from ioa.answers import prompt_for
-    from ioa.loop import StageLog, replay_for
+    from ioa.methods.ioa import StageLog, replay_for
 
     ctx = make_ctx(tmp_path)
     band = {prompt_for(ctx.domain.generate("addition_facts", 0.0, seed)) for seed in range(2000)}

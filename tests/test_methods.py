@@ -9,11 +9,14 @@ import pytest
 from fakes import Interrupt, LearningFake
 
 from ioa.config import load_config
+from ioa.context import Context
 from ioa.domains import load_domain
 from ioa.io import read_json, read_jsonl
-from ioa.loop import Context, run
-from ioa.methods.baselines import RougeL, even_counts, like_failed
+from ioa.methods.baselines import even_counts
 from ioa.methods.budget import Usage, evenly_spaced, examples_left, spent, trim_counts
+from ioa.methods.error_targeted import like_failed
+from ioa.methods.registry import run
+from ioa.methods.self_instruct import RougeL
 from ioa.rundir import RunDir
 from ioa.teachers import load_teacher
 from ioa.types import Example
@@ -133,6 +136,29 @@ def test_error_targeted_targets_the_students_training_errors_not_probes(tmp_path
     assert {e["module"] for e in second} <= wrong_modules
     replay = [e for e in read_jsonl(ctx.rd.round(0, 1) / "train.jsonl") if e["kind"] == "replay"]
     assert len(replay) == len(first)  # retrains on all earlier data
+
+
+def test_the_registry_holds_every_configurable_method_as_a_method():
+    from ioa.config import METHODS as CONFIG_METHODS
+    from ioa.methods.base import Method
+    from ioa.methods.ioa import IOA
+    from ioa.methods.registry import METHODS as REGISTRY
+
+    assert tuple(REGISTRY) == CONFIG_METHODS == tuple(METHODS)
+    for name, method in REGISTRY.items():
+        assert isinstance(method, Method) and method.name == name
+        assert method.counts_probing == name.startswith("ioa")  # only IOA's Identifier spends budget probing
+    parts = {name: (m.identify, m.organize, m.adapt) for name, m in REGISTRY.items() if isinstance(m, IOA)}
+    assert parts == {"ioa": (True, True, True), "ioa-no-identifier": (False, True, True),
+                     "ioa-no-organizer": (True, False, True), "ioa-no-adapter": (True, True, False)}
+
+
+def test_a_method_runs_only_the_run_configured_for_it(tmp_path):
+    from ioa.loop import run as run_method
+    from ioa.methods.registry import METHODS as REGISTRY
+
+    with pytest.raises(ValueError, match="configured for 'ioa'"):
+        run_method(make_ctx(tmp_path, "ioa"), REGISTRY["vanilla"])
 
 
 def test_ablations_switch_off_one_part_each(tmp_path):

@@ -31,7 +31,7 @@ import sys
 sys.path.insert(0, {str(ROOT / "tests")!r})
 from pathlib import Path
 from test_loop import make_ctx
-from ioa.loop import run
+from ioa.methods.registry import run
 ctx = make_ctx(Path(sys.argv[1]), **{{"synthesis.max_remedial_rounds": 1}})
 print("go", flush=True)
 run(ctx)

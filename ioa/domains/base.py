@@ -1,4 +1,5 @@
-"""The Domain protocol: a tree of knowledge modules with problem generators and answer checkers.
+"""The Domain protocol: a tree of knowledge modules with problem generators and answer checkers, and
+the optional capabilities some domains have (each its own protocol, checked with isinstance).
 
 A domain knows its modules, can make a problem for a module at a difficulty d in [0, 1] from a seed,
 and can check a free-text response against a problem. It may also declare the prerequisite graph its
@@ -7,7 +8,7 @@ by the Identifier itself.
 """
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Sequence, runtime_checkable
 
 from ioa.types import Module, Problem, Step
 
@@ -34,6 +35,24 @@ class Domain(Protocol):
 
     def declared_prerequisites(self) -> list[tuple[str, str]]:
         """(prerequisite, dependent) pairs the domain's author intended."""
+        ...
+
+
+@runtime_checkable
+class GeneratesMany(Protocol):
+    """Optional: many problems in one batch (an LLM-written domain sends the requests concurrently)."""
+
+    def generate_many(self, specs: Sequence[tuple[str, float, int]]) -> list[Problem]:
+        """One problem per (module, difficulty, seed), in order."""
+        ...
+
+
+@runtime_checkable
+class ChecksMany(Protocol):
+    """Optional: many responses checked in one batch (an LLM judge checks them concurrently)."""
+
+    def check_many(self, problems: Sequence[Problem], responses: Sequence[str]) -> list[bool]:
+        """`check` for each (problem, response) pair, in order."""
         ...
 
 

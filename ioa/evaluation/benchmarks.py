@@ -391,7 +391,7 @@ class Vicuna(Benchmark):
         total = sum(len(r["samples"]) for r in records)
         return Scored(records, {"score": mean(ratings), "rated": float(len(ratings)),
                                 "unrated": float(total - len(ratings))},
-                      notes={"judge": getattr(judge, "model", "?")})
+                      notes={"judge": judge.model})
 
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (GSM8K(), Math500(), AIME24(), HumanEval(), MBPP(), Dolly(),

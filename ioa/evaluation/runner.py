@@ -24,6 +24,7 @@ from ioa.evaluation.checkpoint import GenerationCheckpoint, fingerprint
 from ioa.evaluation.data import load_rows
 from ioa.io import InputError, atomic_write_json, atomic_write_jsonl, iter_jsonl, read_json
 from ioa.paths import user_cache_dir
+from ioa.students.base import ReportsGeneration, ReportsPrecision, ReportsSource
 
 __all__ = [
     "EvalOptions", "run_eval", "score_samples", "format_table", "resolve_model_spec", "load_model",
@@ -148,7 +149,7 @@ def run_eval(opts: EvalOptions, *, judge=None, student=None,
     if student is None and any(items for _, items, _ in work):
         student = load_model(opts.model, opts.cache_dir, batch_size=opts.batch_size, device=opts.device,
                              precision=opts.precision, progress=opts.progress)
-    source = str(getattr(student, "source", opts.model))
+    source = str(student.source) if isinstance(student, ReportsSource) else opts.model
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"model": opts.model, "model_source": source, "benchmarks": {}}
@@ -202,7 +203,7 @@ def _settings(bench: Benchmark, opts: EvalOptions, mode: str, source: str, stude
         "model_source": source,
         "samples_per_task": opts.samples_per_task,
         "batch_size": opts.batch_size,
-        "precision": getattr(student, "precision", opts.precision),
+        "precision": student.precision if isinstance(student, ReportsPrecision) else opts.precision,
         "decoding": {"temperature": opts.temperature, "top_p": opts.top_p} if sampled else "greedy",
     }
 
@@ -225,7 +226,7 @@ def _run_one(bench, items, mode, opts, settings, student, judge, out: Path, log)
     sampling = {"temperature": opts.temperature, "top_p": opts.top_p, "seed": opts.seed} if n > 1 else {}
     flat = student.generate(flat_prompts, max_new_tokens=settings["max_new_tokens"], done=done,
                             on_batch=checkpoint.append, **sampling, **bench.generation(mode))
-    generation = dict(getattr(student, "last_generation", {}) or {})
+    generation = dict(student.last_generation or {}) if isinstance(student, ReportsGeneration) else {}
     completions = [flat[i * n : (i + 1) * n] for i in range(len(items))]
     start = time.perf_counter()
     scored = bench.score(items, completions, judge=judge, progress=opts.progress, mode=mode)

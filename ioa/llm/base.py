@@ -84,6 +84,23 @@ class ChatBackend(Protocol):
         ...
 
 
+@runtime_checkable
+class CountsTokens(Protocol):
+    """Optional backend capability: its model's own token count of a text (a local model's tokenizer),
+    which the budget's worst-case estimate then uses instead of four characters per token."""
+
+    def count_tokens(self, text: str) -> int:
+        ...
+
+
+@runtime_checkable
+class Closes(Protocol):
+    """Optional: resources (connections, threads, files) to release when the run is done with them."""
+
+    def close(self) -> None:
+        ...
+
+
 class TeacherCallError(RuntimeError):
     """Calls that failed after all retries; the message lists them (never any credential)."""
 

@@ -7,12 +7,12 @@ drives the loop with a small local Hugging Face teacher.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from ioa.domains.base import Domain
 from ioa.llm.domain_spec import DomainSpec
 from ioa.llm.prompts import ANSWER_FORMATS
-from ioa.types import Problem
+from ioa.types import Module, Problem
 
 
 class BuiltinDomainView:
@@ -22,8 +22,20 @@ class BuiltinDomainView:
         self.spec = DomainSpec(name=domain.name, description=f"the built-in {domain.name} domain", check="numeric")
         self.answer_format = ANSWER_FORMATS["numeric"]
 
-    def __getattr__(self, name: str) -> Any:  # modules, generate, check, check_step, declared_prerequisites
-        return getattr(self.inner, name)
+    def modules(self) -> list[Module]:
+        return self.inner.modules()
+
+    def generate(self, module_id: str, difficulty: float, seed: int) -> Problem:
+        return self.inner.generate(module_id, difficulty, seed)
+
+    def check(self, problem: Problem, response: str) -> bool:
+        return self.inner.check(problem, response)
+
+    def check_step(self, step_answer: str, response: str) -> bool:
+        return self.inner.check_step(step_answer, response)
+
+    def declared_prerequisites(self) -> list[tuple[str, str]]:
+        return self.inner.declared_prerequisites()
 
     def generate_many(self, specs: Sequence[tuple[str, float, int]]) -> list[Problem]:
         return [self.inner.generate(m, d, s) for m, d, s in specs]

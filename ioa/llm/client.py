@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 from ioa.config import BudgetConfig, Price, RunConfig, TeacherConfig
 from ioa.llm.accounting import Budget, Estimate, Ledger, estimate_call
-from ioa.llm.base import BudgetExceeded, ChatBackend, ChatRequest, ChatResult, TeacherCallError
+from ioa.llm.base import BudgetExceeded, ChatBackend, ChatRequest, ChatResult, Closes, CountsTokens, TeacherCallError
 from ioa.llm.cache import ResponseCache
 from ioa.llm.openai_backend import scrub
 
@@ -122,9 +122,8 @@ class TeacherClient:
 
     def close(self) -> None:
         for part in (self.backend, self.cache, self.ledger):
-            close = getattr(part, "close", None)
-            if close is not None:
-                close()
+            if isinstance(part, Closes):
+                part.close()
 
     def __enter__(self) -> "TeacherClient":
         return self
@@ -180,4 +179,4 @@ def build_client(cfg: RunConfig | TeacherConfig, cache_dir: str | Path, ledger_p
     limits = Budget.from_config(budget_cfg, run_dir=run_dir) if budget_cfg is not None else None
     price = teacher.prices.get(backend.model)
     return TeacherClient(backend, cache, Ledger(ledger_path), limits, price=price,
-                         count_tokens=getattr(backend, "count_tokens", None))
+                         count_tokens=backend.count_tokens if isinstance(backend, CountsTokens) else None)

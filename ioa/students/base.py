@@ -15,6 +15,11 @@ from ioa.types import Example, Problem
 STATE_FILE = "ioa_student.json"
 
 
+def state_saved(path: Path) -> bool:
+    """Whether `path` holds a whole student state (save_state finished writing it)."""
+    return (Path(path) / STATE_FILE).exists()
+
+
 def world_size() -> int:
     """Training processes (accelerate/torchrun set WORLD_SIZE); each takes a batch per optimizer step."""
     return int(os.environ.get("WORLD_SIZE", "1"))
@@ -40,6 +45,45 @@ class Student(Learner, Protocol):
         """Tokens each example is trained on (prompt + completion, as `tokens_seen` counts them)."""
         ...
 
+    def save_state(self, path: Path) -> None:
+        """Write the trainable state (LoRA adapter or full weights) into the folder `path`, STATE_FILE
+        last, so that `state_saved(path)` means it is whole."""
+        ...
+
+    def load_state(self, path: Path) -> None:
+        """Restore what `save_state` wrote into `path`."""
+        ...
+
     def save(self, path: Path) -> None:
         """Write a merged model loadable by `AutoModelForCausalLM.from_pretrained(path)`."""
         ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """What benchmark evaluation (ioa.evaluation.runner) needs of a model: free-form completions."""
+
+    def generate(self, prompts: Sequence[str], **options: Any) -> list[str]:
+        """One completion per prompt, in order (options: max_new_tokens, sampling, resume hooks)."""
+        ...
+
+
+@runtime_checkable
+class ReportsSource(Protocol):
+    """Optional: what was actually loaded (a hub id, or the folder a GGUF was converted into)."""
+
+    source: str
+
+
+@runtime_checkable
+class ReportsPrecision(Protocol):
+    """Optional: the precision the model computes in (fp32, bf16)."""
+
+    precision: str
+
+
+@runtime_checkable
+class ReportsGeneration(Protocol):
+    """Optional: counts and speed of the latest `generate` call (prompts, new_tokens, seconds, ...)."""
+
+    last_generation: dict[str, float]

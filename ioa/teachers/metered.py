@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from ioa.teachers.base import Teacher
 from ioa.types import Problem, Solution, Step
 
 
@@ -24,7 +25,9 @@ class MeteredTeacher:
         self.tokens = 0
         self.limit: int | None = None  # calls allowed in total; `exhausted` says when they are spent
 
-    def __getattr__(self, name: str) -> Any:  # optional teacher methods (adapt_many, ...) pass through
+    def __getattr__(self, name: str) -> Any:
+        # The inner teacher's optional capabilities (make_problems_many, adapt_many: ioa.teachers.base)
+        # pass through, so an isinstance check on the meter answers for the teacher it wraps.
         return getattr(self.inner, name)
 
     def count(self, calls: int, *texts: str) -> None:
@@ -59,3 +62,9 @@ class MeteredTeacher:
 
     def snapshot(self) -> dict[str, int]:
         return {"teacher_calls": self.calls, "teacher_tokens": self.tokens}
+
+
+def unmetered(teacher: Teacher) -> Teacher:
+    """The teacher a meter wraps (the teacher itself when unmetered). The meter defines `new_task` for
+    every teacher, so whether a teacher can write tasks is asked of this one."""
+    return teacher.inner if isinstance(teacher, MeteredTeacher) else teacher
