@@ -129,13 +129,15 @@ def open_run(cfg: RunConfig, run_dir: Path, progress: bool, quiet: bool = False)
         acquire(rd.root)
     domain, teacher, _ = load_domain_and_teacher(cfg, rd.cache, rd.root / "teacher_calls.jsonl", rd.root)
     run_modules(cfg, domain)
-    student = load_student("hf", cfg.student, rd.cache, progress=progress, seed=cfg.seed)
+    # The folder and its config.yaml exist before the student loads (the slow part, up to half a minute on
+    # a busy machine), so a run killed while loading can be resumed; input errors have all been raised above.
     acquire(rd.root)  # creates the folder
     if not rd.config.exists():
         from ioa.config import config_to_yaml
         from ioa.io import atomic_write_text
 
         atomic_write_text(rd.config, config_to_yaml(cfg))
+    student = load_student("hf", cfg.student, rd.cache, progress=progress, seed=cfg.seed)
     return Context(cfg=cfg, rd=rd, domain=domain, teacher=teacher, student=student, progress=progress and not quiet,
                    quiet=quiet)
 
