@@ -199,3 +199,19 @@ def test_bad_model_raises_student_load_error(model, tmp_path):
         HFStudent(cfg, cache)
     assert not cache.exists()
     assert issubclass(StudentLoadError, ValueError)
+
+
+def test_lora_init_follows_the_seed_and_leaves_the_global_generator(cache_dir):
+    """Two students of one seed start from the same adapter, another seed from another; the global
+    generator is not consumed by the wrapping (what the caller seeded stays seeded)."""
+    first = HFStudent(CFG, cache_dir, progress=False, seed=7)
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    a = first.trainable_state()
+    assert torch.equal(torch.rand(1), expected_next)
+    b = HFStudent(CFG, cache_dir, progress=False, seed=7).trainable_state()
+    c = HFStudent(CFG, cache_dir, progress=False, seed=8).trainable_state()
+    lora_a = [n for n in a if "lora_A" in n]
+    assert lora_a and all(torch.equal(a[n], b[n]) for n in a)
+    assert any(not torch.equal(a[n], c[n]) for n in lora_a)
