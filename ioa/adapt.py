@@ -66,9 +66,9 @@ def states_result(line: str, answer: str) -> bool:
     return bool(answer) and re.search(rf"(?:=|is)\s*{re.escape(answer)}\.?\s*$", line.strip()) is not None
 
 
-def focus(problem: Problem, solution: str) -> list[tuple[str, str]]:
-    """(phase, text) for formulate, solve (one entry per line) and, unless the last solving line already
-    says it, result.
+def focus(problem: Problem, solution: str, goal: bool = True) -> list[tuple[str, str]]:
+    """(phase, text) for formulate (the goal line, unless `goal` is off), solve (one entry per line) and,
+    unless the last solving line already says it, result.
 
     Only lines this module's problem needs: a 135M student trained on the structured layout answered
     multiplication facts with the addition layout ("Plan: Use addition facts, then place value ..."),
@@ -78,7 +78,7 @@ def focus(problem: Problem, solution: str) -> list[tuple[str, str]]:
     """
     question = SENTENCE_END.split(problem.question.strip())[-1]
     phases = [("formulate", problem.meta.get("equation") or f"{_as_task(question)} = ?")] \
-        if question.lower().startswith("what is ") or problem.meta.get("equation") else []
+        if goal and (question.lower().startswith("what is ") or problem.meta.get("equation")) else []
     phases += [("solve", line.strip()) for line in solution.splitlines() if line.strip()]
     solved = [text for phase, text in phases if phase == "solve"]
     if not solved or not states_result(solved[-1], problem.answer):
@@ -189,7 +189,7 @@ def adapt_solution(
     note = analogy(module) if cfg.analogies else None
     structured = cfg.layout == "structured"
     if cfg.decompose:
-        phases = decompose(problem, solution, names) if structured else focus(problem, solution)
+        phases = decompose(problem, solution, names) if structured else focus(problem, solution, cfg.goal_line)
     else:
         phases = [("solve", line.strip()) for line in solution.splitlines() if line.strip()]
     if cfg.template:

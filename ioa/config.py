@@ -79,6 +79,10 @@ class AdapterConfig(Section):
         "focused", description="focused: the goal, the module's own solving lines, the result restated right before "
         "the answer line; structured: the paper's Given/Plan/Goal/Step k/Check layout for every module (measured to "
         "make modules look alike to a 135M student, see README)")
+    goal_line: bool = Field(
+        True, description="focused layout: open with the goal line ('Goal: 84 + 37 = ?'), a restatement of the "
+        "question. Mid-training students echo it and stop: after a 20-step round at lr 3e-4, 12 of 24 gate "
+        "answers were the goal line alone, with no answer line (see README)")
     decompose: bool = True  # extract -> relate -> formulate -> solve -> verify (focused: formulate -> solve -> result)
     template: bool = True  # standard template ending in one `Answer:` line
     simplify: bool = True  # simpler wording

@@ -120,6 +120,15 @@ def test_focused_layout_restates_a_result_the_solution_left_implicit():
     assert adapt_solution(p2, p2.solution, "", Module("m", "m", 0), AdapterConfig()).splitlines()[-2] == "So 2 + 2 = 4."
 
 
+def test_goal_line_off_starts_the_completion_with_the_teachers_first_solving_line():
+    p = DOMAIN.generate("multi_digit_addition", 0.3, 5)
+    module = MODULES["multi_digit_addition"]
+    on = adapt_solution(p, p.solution, "raw", module, AdapterConfig()).splitlines()
+    off = adapt_solution(p, p.solution, "raw", module, AdapterConfig(goal_line=False)).splitlines()
+    assert on[0].startswith("Goal: ") and on[1:] == off
+    assert off[0] == simplify(p.solution.splitlines()[0].strip()) and off[-1] == f"Answer: {p.answer}"
+
+
 def test_expand_steps_writes_an_unmastered_step_out_in_its_own_module_form():
     from ioa.synthesize import worked_steps
 
