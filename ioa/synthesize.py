@@ -233,6 +233,21 @@ def remedial_targets(failed: Sequence[Problem], per_module: int) -> tuple[dict[s
     return counts, targets
 
 
+def replay_shares(kept: Sequence[str], taught: Sequence[str], kept_share: float, taught_share: float,
+                  boost: Mapping[str, float] | None = None) -> tuple[float, dict[str, float]]:
+    """The round's whole replay share and each replayed module's weight in it: the modules kept from before
+    the run split `kept_share`, those earlier stages taught split `taught_share` (0: both groups are one
+    pool sharing `kept_share`, as before the split). `boost` multiplies a module's weight (forgetting)."""
+    boost = boost or {}
+    taught = [m for m in taught if m not in kept]
+    if taught_share <= 0 or not taught:
+        return kept_share, {m: boost.get(m, 1.0) for m in [*kept, *taught]}
+    share = (kept_share if kept else 0.0) + taught_share
+    weights = {m: kept_share / len(kept) * boost.get(m, 1.0) for m in kept}
+    weights.update({m: taught_share / len(taught) * boost.get(m, 1.0) for m in taught})
+    return share, weights
+
+
 def replay_counts(modules: Sequence[str], share: float, n_new: int,
                   weights: Mapping[str, float] | None = None) -> dict[str, int]:
     """How many replayed examples each mastered module gets so replay is `share` of the stage's data,

@@ -301,6 +301,43 @@ def test_replay_weights_shift_the_share_toward_dropped_modules():
     assert boosted == {"a": 3, "b": 2, "c": 5} and sum(boosted.values()) == 10
 
 
+def test_taught_modules_get_their_own_replay_share():
+    from ioa.synthesize import replay_counts, replay_shares
+
+    # one pool (the default): replay_fraction split evenly over kept and taught modules
+    share, weights = replay_shares(["facts"], ["column"], 0.3, 0.0)
+    assert share == 0.3 and weights == {"facts": 1.0, "column": 1.0}
+    # a share of its own for what earlier stages taught: 0.1 kept + 0.4 taught of a round of 100
+    share, weights = replay_shares(["facts"], ["column"], 0.1, 0.4)
+    counts = replay_counts(list(weights), share, 50, weights)
+    assert share == 0.5 and counts == {"facts": 10, "column": 40}
+    # nothing kept: the taught share alone; a dropped module's boost still applies inside its group
+    share, weights = replay_shares([], ["a", "b"], 0.3, 0.4, {"b": 2.0})
+    assert share == 0.4 and weights["b"] == 2 * weights["a"]
+
+
+def test_a_later_stage_replays_what_earlier_stages_taught_at_its_own_share(tmp_path):
+    ctx = make_ctx(tmp_path, **{"synthesis.replay_fraction": 0.1, "synthesis.taught_replay_fraction": 0.4,
+                                "synthesis.max_remedial_rounds": 0})
+    run(ctx)
+    stages = json.loads(ctx.rd.curriculum.read_text())["stages"]
+    taught_before, shares = set(), []
+    for st in stages:
+        rows = read_jsonl(ctx.rd.round(st["index"], 0) / "train.jsonl")
+        if taught_before and not st.get("bridge"):
+            shares.append(sum(e["kind"] == "replay" and e["module"] in taught_before for e in rows) / len(rows))
+        if not st.get("bridge"):
+            taught_before |= set(st["modules"])
+    assert shares and all(abs(x - 0.4) < 0.08 for x in shares), shares
+
+
+def test_replay_shares_leave_room_for_new_examples():
+    from ioa.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="at most 0.9"):
+        load_config(None, overrides=["synthesis.replay_fraction=0.5", "synthesis.taught_replay_fraction=0.5"])
+
+
 def test_the_declared_prior_orders_the_curriculum(tmp_path):
     ctx = make_ctx(tmp_path, **{"identifier.prior": "declared", "synthesis.max_remedial_rounds": 0})
     summary = run(ctx)

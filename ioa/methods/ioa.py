@@ -28,7 +28,14 @@ from ioa.methods.budget import Usage, examples_left, spent, steps_left, trim_cou
 from ioa.organize import mastered, organize, step_shares
 from ioa.stats import item_changes, sign_test_p
 from ioa.students.base import state_saved
-from ioa.synthesize import own_answers, remedial_targets, replay_counts, stage_difficulties, synthesize
+from ioa.synthesize import (
+    own_answers,
+    remedial_targets,
+    replay_counts,
+    replay_shares,
+    stage_difficulties,
+    synthesize,
+)
 from ioa.types import Curriculum, Diagnosis, Example, Stage
 
 
@@ -315,10 +322,14 @@ def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefi
     """Examples of modules kept from before the run, mastered in an earlier stage and (`replay_taught:
     all`) taught in one without reaching mastery, `replay_fraction` of the round's data: sampled from
     the run's earlier examples of a module, or freshly made for modules the student knew before the run."""
-    boost = {m: ctx.cfg.synthesis.retention_boost for m in log.dropped()}  # forgetting gets more replay
-    reviewed = list(log.mastered) + (log.taught if ctx.cfg.synthesis.replay_taught == "all" else [])
+    syn = ctx.cfg.synthesis
+    boost = {m: syn.retention_boost for m in log.dropped()}  # forgetting gets more replay
+    reviewed = list(log.mastered) + (log.taught if syn.replay_taught == "all" else [])
     reviewed = [m for m in dict.fromkeys(reviewed) if m not in stage.modules]
-    counts = replay_counts(reviewed, ctx.cfg.synthesis.replay_fraction, n_new, boost)
+    kept = [m for m in reviewed if m in log.known]
+    share, weights = replay_shares(kept, [m for m in reviewed if m not in kept], syn.replay_fraction,
+                                   syn.taught_replay_fraction, boost)
+    counts = replay_counts(list(weights), share, n_new, weights)
     rng = random.Random(f"replay:{ctx.cfg.seed}:{prefix}")
     low, high = probe_band(ctx.cfg)
     picked: list[Example] = []
