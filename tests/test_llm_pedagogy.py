@@ -11,7 +11,8 @@ import pytest
 from scripted_teacher import GSM8K_MODULES, ScriptedBackend
 
 from ioa.config import AdapterConfig, Price, RunConfig, TeacherConfig
-from ioa.llm.base import PHASES, ChatResult, TeacherCallError, strip_think
+from ioa.grading import strip_think
+from ioa.llm.base import PHASES, ChatResult, TeacherCallError
 from ioa.llm.checking import (
     CHECKERS,
     CheckSettings,

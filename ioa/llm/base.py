@@ -9,17 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 PHASES = ("identify", "synthesize", "adapt", "judge")  # identify: domain tree, probes, step splits
-THINK_BLOCK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
-
-
-def strip_think(text: str) -> str:
-    """The answer part of a reasoning model's output: `<think>...</think>` blocks removed (R1-style)."""
-    return THINK_BLOCK.sub("", text).strip()
 
 
 @dataclass(frozen=True)

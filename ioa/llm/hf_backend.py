@@ -16,7 +16,8 @@ from typing import Any, Sequence
 import torch
 
 from ioa.config import TeacherConfig
-from ioa.llm.base import ChatRequest, ChatResult, strip_think
+from ioa.grading import strip_think
+from ioa.llm.base import ChatRequest, ChatResult
 from ioa.students.hf import resolve_device, resolve_precision
 from ioa.students.hf_convert import load_pretrained
 

@@ -31,7 +31,8 @@ except ImportError:  # pragma: no cover - older openai
     import httpx as _http
 
 from ioa.config import TeacherConfig
-from ioa.llm.base import ChatRequest, ChatResult, strip_think
+from ioa.grading import strip_think
+from ioa.llm.base import ChatRequest, ChatResult
 
 __all__ = ["OpenAIBackend", "LOCAL_PLACEHOLDER_KEY", "is_reasoning_model", "parse_retry_after", "scrub"]
 
