@@ -1,4 +1,4 @@
-"""Grading in one place: reading the final answer out of a response.
+"""Grading in one place: reading the final answer out of a response, and the mastery test.
 
 Pure functions of the text, no imports from the rest of the package.
 
@@ -23,6 +23,10 @@ Pure functions of the text, no imports from the rest of the package.
 
 The benchmark-specific rules built on these (lm-eval's GSM8K strict/flexible, MATH's answer line, number
 normalisation, judge ratings) stay in `ioa.evaluation.extract`.
+
+The mastery test: a module is mastered when P_S / P_T >= tau_mastery (never when P_T = 0), with a 1e-9
+tolerance for float noise. `mastered` is the one definition; the gate, the Organizer, the IOA method, the
+summary and the report use it (or `passes` on a ratio the gate recorded).
 """
 from __future__ import annotations
 
@@ -169,3 +173,23 @@ def last_python_block(response: str) -> str:
     response = strip_think(response)
     blocks = PYTHON_BLOCK.findall(response)
     return blocks[-1] if blocks else response
+
+
+# ---- mastery -------------------------------------------------------------------------------------
+
+MASTERY_TOLERANCE = 1e-9  # 0.5 / (5 / 9) is 0.8999999999999999: float noise must not fail a module at tau 0.9
+
+
+def mastery_ratio(p_student: float, p_teacher: float) -> float:
+    """P_S / P_T, the quantity the mastery gate compares with tau_mastery (0 when P_T = 0)."""
+    return p_student / p_teacher if p_teacher > 0 else 0.0
+
+
+def passes(ratio: float, tau_mastery: float) -> bool:
+    """The mastery test on a ratio P_S / P_T (what the gate records and the summary and report read back)."""
+    return ratio >= tau_mastery - MASTERY_TOLERANCE
+
+
+def mastered(p_student: float, p_teacher: float, tau_mastery: float) -> bool:
+    """Whether a module counts as mastered: P_S / P_T >= tau_mastery (never when P_T = 0)."""
+    return p_teacher > 0 and passes(mastery_ratio(p_student, p_teacher), tau_mastery)

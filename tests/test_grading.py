@@ -1,4 +1,5 @@
-"""The grading module: every answer-line variant side by side on the same inputs, and the other extractors.
+"""The grading module: every answer-line variant side by side on the same inputs, the other extractors
+and the one mastery test.
 
 The variants accept different decorations on purpose (each is what its callers accepted before they
 shared one shape); the table makes each difference visible and keeps it from drifting.
@@ -19,6 +20,9 @@ from ioa.grading import (
     last_boxed,
     last_number,
     last_python_block,
+    mastered,
+    mastery_ratio,
+    passes,
     strip_think,
 )
 from ioa.llm.checking import choice_letter
@@ -157,3 +161,11 @@ def test_two_code_rules_each_its_callers():
 def test_strip_think():
     assert strip_think("<think>hmm</think> Answer: 3 ") == "Answer: 3"
     assert strip_think("<THINK>unfinished") == ""
+
+
+def test_one_mastery_test():
+    assert mastered(0.9, 1.0, 0.9) and not mastered(0.89, 1.0, 0.9)
+    assert mastered(0.5, 5 / 9, 0.9)  # 0.8999999999999999: float noise does not fail a module
+    assert not mastered(0.0, 0.0, 0.0)  # P_T = 0: never mastered, not even at tau 0
+    assert mastery_ratio(0.3, 0.0) == 0.0 and mastery_ratio(0.3, 0.6) == 0.5
+    assert passes(0.9 - 1e-10, 0.9) and not passes(0.9 - 1e-8, 0.9)
