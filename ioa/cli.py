@@ -20,9 +20,9 @@ import time
 import warnings
 from pathlib import Path
 
+from ioa.chat import BudgetExceeded, TeacherCallError
 from ioa.config import PRESETS, ConfigError, RunConfig, load_config
 from ioa.io import InputError, atomic_write_json, atomic_write_jsonl, no_space, read_json
-from ioa.llm.base import BudgetExceeded, TeacherCallError
 
 USER_ERRORS = (ConfigError, InputError, ValueError)
 

@@ -15,8 +15,8 @@ import random
 import re
 from typing import Callable, Sequence
 
+from ioa.chat import ChatRequest, ChatResult
 from ioa.grading import strip_think
-from ioa.llm.base import ChatRequest, ChatResult
 
 MARKER = re.compile(r"ioa-prompt: (\w+)/")
 NAMES = ("Ava", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana")

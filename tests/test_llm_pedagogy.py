@@ -10,9 +10,9 @@ import json
 import pytest
 from scripted_teacher import GSM8K_MODULES, ScriptedBackend
 
+from ioa.chat import PHASES, ChatResult, TeacherCallError
 from ioa.config import AdapterConfig, Price, RunConfig, TeacherConfig
 from ioa.grading import strip_think
-from ioa.llm.base import PHASES, ChatResult, TeacherCallError
 from ioa.llm.checking import (
     CHECKERS,
     CheckSettings,

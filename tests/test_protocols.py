@@ -18,12 +18,12 @@ from scripted_teacher import ScriptedBackend
 from test_eval_run import BatchingModel, FixedJudge, ScriptedModel
 from test_methods import BenchmarkAnsweringFake
 
+from ioa.chat import ChatBackend, Closes, CountsTokens
 from ioa.config import TeacherConfig
 from ioa.domains.arithmetic import ArithmeticDomain
 from ioa.domains.base import ChecksMany, Domain, GeneratesMany, WorksSteps
 from ioa.evaluation.runner import LocalChatBackend
 from ioa.llm.accounting import Ledger
-from ioa.llm.base import ChatBackend, Closes, CountsTokens
 from ioa.llm.builtin import BuiltinDomainView
 from ioa.llm.cache import ResponseCache
 from ioa.llm.client import TeacherClient

@@ -365,7 +365,7 @@ class Vicuna(Benchmark):
         return "chat: the question; judged with MT-bench single-v1 (1-10, [[rating]]), temperature 0"
 
     def judge_requests(self, items, completions):
-        from ioa.llm.base import ChatRequest
+        from ioa.chat import ChatRequest
 
         return [
             ChatRequest.of([("system", JUDGE_SYSTEM), ("user", JUDGE_TEMPLATE.format(question=item.text, answer=text))],

@@ -93,8 +93,8 @@ class LocalChatBackend:
         return text
 
     def complete(self, requests):
+        from ioa.chat import ChatResult
         from ioa.grading import strip_think
-        from ioa.llm.base import ChatResult
 
         if not requests:
             return []

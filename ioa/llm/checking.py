@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Protocol, Sequence
 
+from ioa.chat import ChatBackend
 from ioa.evaluation.metrics import math_equal
 from ioa.grading import (
     CHOICE_ANSWER_LINE,
@@ -29,7 +30,6 @@ from ioa.grading import (
     last_python_block,
     strip_think,
 )
-from ioa.llm.base import ChatBackend
 from ioa.llm.jsonout import InvalidOutput, ask_parsed_many
 from ioa.llm.prompts import render
 from ioa.types import Problem

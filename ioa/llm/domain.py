@@ -14,8 +14,8 @@ from __future__ import annotations
 import random
 from typing import Any, Sequence
 
+from ioa.chat import ChatBackend, ChatRequest
 from ioa.config import TeacherConfig
-from ioa.llm.base import ChatBackend, ChatRequest
 from ioa.llm.checking import CheckSettings, make_checker, numeric_value
 from ioa.llm.domain_spec import MODULE_ID, DomainSpec, module_graph_errors
 from ioa.llm.jsonout import ask_json, ask_json_many

@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from ioa.chat import ChatBackend, ChatRequest
 from ioa.config import AdapterConfig, TeacherConfig
 from ioa.grading import MARKDOWN_ANSWER_LINE, final_answer, last_number, last_python_block, strip_think
-from ioa.llm.base import ChatBackend, ChatRequest
 from ioa.llm.checking import ANSWER_LINE_KINDS
 from ioa.llm.domain import STEPS_SCHEMA, LLMDomain
 from ioa.llm.jsonout import ask_json, complete_or_raise
