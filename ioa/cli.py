@@ -207,12 +207,12 @@ def dry_run(cfg: RunConfig) -> int:
     from ioa.llm.estimate import estimate_run
 
     if cfg.domain in DOMAINS:
-        from ioa.llm.builtin import BuiltinDomainView
+        from ioa.domains.builtin_view import BuiltinDomainView
 
         domain = load_domain(cfg.domain)
         spec, n_modules = BuiltinDomainView(domain).spec, len(cfg.modules or domain.modules())
     else:
-        from ioa.llm.domain_spec import load_domain_spec
+        from ioa.domains.spec import load_domain_spec
 
         spec, n_modules = load_domain_spec(cfg.domain), None
     est = estimate_run(cfg, spec, n_modules)

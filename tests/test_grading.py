@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ioa.domains.checking import choice_letter
 from ioa.evaluation.extract import final_answer_line, gsm8k_strict
 from ioa.grading import (
     FINISHED_ANSWER_LINE,
@@ -25,7 +26,6 @@ from ioa.grading import (
     passes,
     strip_think,
 )
-from ioa.llm.checking import choice_letter
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ioa"
 

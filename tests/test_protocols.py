@@ -22,13 +22,13 @@ from ioa.chat import ChatBackend, Closes, CountsTokens
 from ioa.config import TeacherConfig
 from ioa.domains.arithmetic import ArithmeticDomain
 from ioa.domains.base import ChecksMany, Domain, GeneratesMany, WorksSteps
+from ioa.domains.builtin_view import BuiltinDomainView
+from ioa.domains.llm import LLMDomain
+from ioa.domains.spec import load_domain_spec
 from ioa.evaluation.runner import LocalChatBackend
 from ioa.llm.accounting import Ledger
-from ioa.llm.builtin import BuiltinDomainView
 from ioa.llm.cache import ResponseCache
 from ioa.llm.client import TeacherClient
-from ioa.llm.domain import LLMDomain
-from ioa.llm.domain_spec import load_domain_spec
 from ioa.llm.hf_backend import HFBackend
 from ioa.llm.openai_backend import OpenAIBackend
 from ioa.llm.teacher import LLMTeacher

@@ -17,9 +17,9 @@ from typing import Sequence
 
 from ioa.chat import ChatBackend, ChatRequest
 from ioa.config import AdapterConfig, TeacherConfig
+from ioa.domains.checking import ANSWER_LINE_KINDS
+from ioa.domains.llm import STEPS_SCHEMA, LLMDomain
 from ioa.grading import MARKDOWN_ANSWER_LINE, final_answer, last_number, last_python_block, strip_think
-from ioa.llm.checking import ANSWER_LINE_KINDS
-from ioa.llm.domain import STEPS_SCHEMA, LLMDomain
 from ioa.llm.jsonout import ask_json, complete_or_raise
 from ioa.llm.prompts import adapt_instructions, module_list, render
 from ioa.types import Module, Problem, Solution, Step

@@ -21,7 +21,7 @@ def load_domain_and_teacher(cfg, cache_dir: Path, ledger_path: Path | None, run_
 
     if cfg.teacher.kind == "procedural":
         if cfg.domain not in DOMAINS:
-            from ioa.llm.domain_spec import builtin_specs
+            from ioa.domains.spec import builtin_specs
 
             described = cfg.domain in builtin_specs() or Path(cfg.domain).suffix in (".yaml", ".yml")
             if not described:
@@ -37,12 +37,12 @@ def load_domain_and_teacher(cfg, cache_dir: Path, ledger_path: Path | None, run_
 
     client = build_client(cfg, cache_dir, ledger_path, run_dir=run_dir)
     if cfg.domain in DOMAINS:
-        from ioa.llm.builtin import BuiltinDomainView
+        from ioa.domains.builtin_view import BuiltinDomainView
 
         domain = load_domain(cfg.domain)
         return domain, LLMTeacher(BuiltinDomainView(domain), client, cfg.teacher), client
-    from ioa.llm.domain import LLMDomain
-    from ioa.llm.domain_spec import load_domain_spec
+    from ioa.domains.llm import LLMDomain
+    from ioa.domains.spec import load_domain_spec
 
     domain = LLMDomain(load_domain_spec(cfg.domain), client, cfg.teacher)
     return domain, LLMTeacher(domain, client, cfg.teacher), client
