@@ -204,7 +204,7 @@ def dry_run(cfg: RunConfig) -> int:
     import json
 
     from ioa.domains import DOMAINS, load_domain
-    from ioa.llm.estimate import estimate_run
+    from ioa.teachers.estimate import estimate_run
 
     if cfg.domain in DOMAINS:
         from ioa.domains.builtin_view import BuiltinDomainView

@@ -25,10 +25,10 @@ from ioa.domains.checking import (
 from ioa.domains.llm import LLMDomain, modules_schema
 from ioa.domains.spec import DomainSpecError, builtin_specs, load_domain_spec, parse_domain_spec
 from ioa.grading import strip_think
-from ioa.llm.estimate import estimate_run
 from ioa.llm.jsonout import InvalidOutput, TeacherOutputError, ask_json, ask_json_many, extract_json
 from ioa.llm.prompts import ANSWER_FORMATS, PROMPTS, render
-from ioa.llm.teacher import LLMTeacher, with_answer_line
+from ioa.teachers.estimate import estimate_run
+from ioa.teachers.llm import LLMTeacher, with_answer_line
 from ioa.types import Module, Problem
 
 SCHEMA = {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}

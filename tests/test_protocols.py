@@ -31,11 +31,11 @@ from ioa.llm.cache import ResponseCache
 from ioa.llm.client import TeacherClient
 from ioa.llm.hf_backend import HFBackend
 from ioa.llm.openai_backend import OpenAIBackend
-from ioa.llm.teacher import LLMTeacher
 from ioa.students.base import Generator, Learner, ReportsGeneration, ReportsPrecision, ReportsSource, Student
 from ioa.students.hf import HFStudent
 from ioa.students.simulated import SimulatedLearner
 from ioa.teachers.base import AdaptsSolutions, MakesProblemsInBatches, Metered, Teacher, WritesTasks
+from ioa.teachers.llm import LLMTeacher
 from ioa.teachers.metered import MeteredTeacher, unmetered
 from ioa.teachers.procedural import ProceduralTeacher
 
