@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output directory (default: <parent of the first run>/compare)")
     p.set_defaults(func=cmd_compare)
 
-    from ioa.evaluation.commands import add_eval_parsers
+    from ioa.cli_eval import add_eval_parsers
 
     add_eval_parsers(sub)  # eval, score
     return parser
