@@ -22,9 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ioa.chat import ChatRequest  # noqa: E402
 from ioa.config import TeacherConfig  # noqa: E402
 from ioa.llm.accounting import Ledger  # noqa: E402
-from ioa.llm.base import ChatRequest  # noqa: E402
 from ioa.llm.cache import ResponseCache  # noqa: E402
 from ioa.llm.client import TeacherClient  # noqa: E402
 from ioa.llm.openai_backend import OpenAIBackend  # noqa: E402

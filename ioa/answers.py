@@ -1,17 +1,11 @@
-"""How a question is put to a learner and how its final answer is read back.
+"""How a question is put to a learner.
 
 Every learner (procedural teacher, simulated or real student) is asked a problem with `prompt_for`:
 the question, then the problem's answer format (`meta["answer_format"]`, set by LLM-described domains
 from their spec: an `Answer: <number>` line, one ```python block, a free response), by default one
-`Answer: ...` line. `extract_answer` is strict first (the last `Answer:`
-line), then flexible (the last number in the text), the same two filters lm-evaluation-harness names.
+`Answer: ...` line. How the answer is read back is `ioa.grading` (`extract_answer` for that line).
 """
 from __future__ import annotations
-
-import re
-
-ANSWER_LINE = re.compile(r"(?im)^\s*(?:final\s+)?answer\s*[:：]\s*(.+?)\s*$")
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
 
 INSTRUCTION = "Solve step by step. End with one line of the form 'Answer: <final answer>'."
 
@@ -34,17 +28,6 @@ def prompt_for(problem) -> str:
 def asks_answer_line(answer_format: str) -> bool:
     """Whether the format ends with an `Answer:` line (generation may then stop right after it)."""
     return "Answer:" in answer_format
-
-
-def extract_answer(text: str, mode: str = "flexible") -> str | None:
-    """The final answer in a response, or None. mode: "strict" (Answer: line only) or "flexible"."""
-    lines = ANSWER_LINE.findall(text)
-    if lines:
-        return lines[-1].strip().rstrip(".")
-    if mode == "strict":
-        return None
-    numbers = NUMBER.findall(text)
-    return numbers[-1] if numbers else None
 
 
 def question_of(prompt: str, answer_format: str = INSTRUCTION) -> str:

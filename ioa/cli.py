@@ -20,9 +20,9 @@ import time
 import warnings
 from pathlib import Path
 
+from ioa.chat import BudgetExceeded, TeacherCallError
 from ioa.config import PRESETS, ConfigError, RunConfig, load_config
 from ioa.io import InputError, atomic_write_json, atomic_write_jsonl, no_space, read_json
-from ioa.llm.base import BudgetExceeded, TeacherCallError
 
 USER_ERRORS = (ConfigError, InputError, ValueError)
 
@@ -204,15 +204,15 @@ def dry_run(cfg: RunConfig) -> int:
     import json
 
     from ioa.domains import DOMAINS, load_domain
-    from ioa.llm.estimate import estimate_run
+    from ioa.teachers.estimate import estimate_run
 
     if cfg.domain in DOMAINS:
-        from ioa.llm.builtin import BuiltinDomainView
+        from ioa.domains.builtin_view import BuiltinDomainView
 
         domain = load_domain(cfg.domain)
         spec, n_modules = BuiltinDomainView(domain).spec, len(cfg.modules or domain.modules())
     else:
-        from ioa.llm.domain_spec import load_domain_spec
+        from ioa.domains.spec import load_domain_spec
 
         spec, n_modules = load_domain_spec(cfg.domain), None
     est = estimate_run(cfg, spec, n_modules)
@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output directory (default: <parent of the first run>/compare)")
     p.set_defaults(func=cmd_compare)
 
-    from ioa.evaluation.commands import add_eval_parsers
+    from ioa.cli_eval import add_eval_parsers
 
     add_eval_parsers(sub)  # eval, score
     return parser

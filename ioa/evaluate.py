@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ioa.domains.base import Domain
-from ioa.organize import mastery_ratio, passes
+from ioa.grading import mastery_ratio, passes
 from ioa.students.base import Learner
 from ioa.types import Problem
 

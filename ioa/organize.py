@@ -17,7 +17,7 @@ Pure functions. The rules:
 5. Under a step budget every stage gets at least `min_stage_steps` of it: bridges are dropped and
    neighbouring stages merged until it does (`fit_to_steps`).
 6. Every stage carries its mastery threshold tau_mastery: it is passed when
-   min_k P_S(k) / P_T(k) >= tau_mastery over its modules.
+   min_k P_S(k) / P_T(k) >= tau_mastery over its modules (the test is `ioa.grading.mastered`).
 """
 from __future__ import annotations
 
@@ -26,26 +26,9 @@ import math
 from typing import Sequence
 
 from ioa.config import OrganizerConfig
+from ioa.grading import mastered
 from ioa.identify import descendants
 from ioa.types import Curriculum, Diagnosis, ModuleDiagnosis, Stage
-
-MASTERY_TOLERANCE = 1e-9  # 0.5 / (5 / 9) is 0.8999999999999999: float noise must not fail a module at tau 0.9
-
-
-def mastery_ratio(p_student: float, p_teacher: float) -> float:
-    """P_S / P_T, the quantity the mastery gate compares with tau_mastery (0 when P_T = 0)."""
-    return p_student / p_teacher if p_teacher > 0 else 0.0
-
-
-def passes(ratio: float, tau_mastery: float) -> bool:
-    """The mastery test on a ratio P_S / P_T: the one definition the gate, the Organizer, the loop, the
-    summary and the report use."""
-    return ratio >= tau_mastery - MASTERY_TOLERANCE
-
-
-def mastered(p_student: float, p_teacher: float, tau_mastery: float) -> bool:
-    """Whether a module counts as mastered: P_S / P_T >= tau_mastery (never when P_T = 0)."""
-    return p_teacher > 0 and passes(mastery_ratio(p_student, p_teacher), tau_mastery)
 
 
 def select_targets(diagnosis: Diagnosis, coverage: float) -> list[str]:

@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from ioa import report_plots as plots
+from ioa.grading import passes
 from ioa.io import atomic_write_bytes, atomic_write_text, read_json
-from ioa.organize import passes
 from ioa.rundir import RunDir
 from ioa.summary import stage_history
 from ioa.types import Curriculum, Diagnosis

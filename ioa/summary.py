@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ioa.config import RunConfig
+from ioa.grading import mastered, passes
 from ioa.io import read_json, read_jsonl
-from ioa.organize import passes
 from ioa.rundir import RunDir
 from ioa.types import Curriculum, Diagnosis
 
@@ -134,7 +134,7 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
     after = final["accuracy"]
     before_acc = before_accuracy(rd, diagnosis)
     history = stage_history(rd, curriculum)
-    mastered = mastery_points(history)
+    at_gate = mastery_points(history)
     last_real = max((s["index"] for s in history if not s["bridge"]), default=-1)
     taught = {m for s in curriculum.stages for m in s.modules}
     modules = []
@@ -147,8 +147,8 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
             "deficient": m.deficient, "taught": m.id in taught, "severity": m.severity,
             "gap_closed": round((a - b) / room, 6) if a is not None and room > 0 else None,
         }
-        if m.id in mastered:
-            stage_index, acc = mastered[m.id]
+        if m.id in at_gate:
+            stage_index, acc = at_gate[m.id]
             entry.update(mastered_at_stage=stage_index, p_student_at_mastery=acc,
                          forgetting=round(acc - a, 6) if a is not None else None)
         modules.append(entry)
@@ -158,7 +158,7 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
     after_mean = _mean([x["p_student_after"] for x in deficient if x["p_student_after"] is not None])
     tau = cfg.organizer.tau_mastery
     prior = [x for x in modules
-             if not x["taught"] and x["p_teacher"] > 0 and x["p_student_before"] / x["p_teacher"] >= tau - 1e-9]
+             if not x["taught"] and mastered(x["p_student_before"], x["p_teacher"], tau)]
     prior_before = _mean([x["p_student_before"] for x in prior])
     prior_after = _mean([x["p_student_after"] for x in prior if x["p_student_after"] is not None])
     untaught = [x for x in modules if not x["taught"]]

@@ -15,7 +15,8 @@ import random
 import re
 from typing import Callable, Sequence
 
-from ioa.llm.base import ChatRequest, ChatResult, strip_think
+from ioa.chat import ChatRequest, ChatResult
+from ioa.grading import strip_think
 
 MARKER = re.compile(r"ioa-prompt: (\w+)/")
 NAMES = ("Ava", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana")

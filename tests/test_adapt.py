@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from ioa.adapt import adapt_solution, analogy, decompose, load_ramp, simplify, template
-from ioa.answers import extract_answer
 from ioa.config import AdapterConfig
 from ioa.domains import load_domain
+from ioa.grading import extract_answer
 from ioa.types import Module, Problem, Step
 
 DOMAIN = load_domain("arithmetic")

@@ -24,7 +24,7 @@ import json, sys, time
 from pathlib import Path
 from ioa.config import TeacherConfig
 from ioa.llm.accounting import Ledger
-from ioa.llm.base import ChatRequest
+from ioa.chat import ChatRequest
 from ioa.llm.cache import ResponseCache
 from ioa.llm.client import TeacherClient
 from ioa.llm.openai_backend import OpenAIBackend

@@ -7,17 +7,16 @@ import math
 import pytest
 
 from ioa.evaluation.extract import (
-    extract_code,
     final_answer_line,
     gsm8k_flexible,
     gsm8k_gold,
     gsm8k_strict,
     judge_rating,
-    last_boxed,
     math_answer,
     normalize_number,
 )
 from ioa.evaluation.metrics import gsm8k_match, int_answer, math_equal, mean_pass_at_k, pass_at_k, rouge_l
+from ioa.grading import extract_code, last_boxed
 
 # ---- GSM8K ---------------------------------------------------------------------------------------
 

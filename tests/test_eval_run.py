@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from ioa.chat import ChatResult
 from ioa.evaluation.benchmarks import get_benchmark
 from ioa.evaluation.runner import SKIPPED_NO_JUDGE, EvalOptions, format_table, resolve_model_spec, run_eval
 from ioa.io import InputError
-from ioa.llm.base import ChatResult
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("IOA_DATA_DIR", ROOT.parent / "shared" / "data"))

@@ -108,6 +108,23 @@ def test_the_package_has_no_import_cycle():
     assert not found, "import cycles: " + "; ".join(" -> ".join(c) for c in found)
 
 
+def crossing_imports(graph: dict[str, set[str]], a: str, b: str) -> list[str]:
+    """Imports from package `a` (or a module in it) of package `b` (or a module in it), and back."""
+    def inside(module: str, package: str) -> bool:
+        return module == package or module.startswith(package + ".")
+
+    return sorted(f"{m} -> {t}" for m, targets in graph.items() for t in targets
+                  for src, dst in ((a, b), (b, a)) if inside(m, src) and inside(t, dst))
+
+
+def test_the_chat_transport_and_the_evaluation_do_not_import_each_other():
+    # what they share (the chat records, answer extraction) is in neutral modules: ioa.chat, ioa.grading
+    assert crossing_imports(import_graph(), "ioa.llm", "ioa.evaluation") == []
+    graph = {"ioa.llm.x": {"ioa.evaluation"}, "ioa.evaluation.y": {"ioa.llm.z"}, "ioa.llm_ish": {"ioa.evaluation"}}
+    assert crossing_imports(graph, "ioa.llm", "ioa.evaluation") == ["ioa.evaluation.y -> ioa.llm.z",
+                                                                    "ioa.llm.x -> ioa.evaluation"]
+
+
 def test_the_walk_sees_lazy_imports_parent_packages_and_relative_imports(tmp_path):
     graph = import_graph()
     assert "ioa.methods.registry" in graph["ioa.cli"]  # imported inside cmd functions only

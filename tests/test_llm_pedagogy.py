@@ -10,9 +10,9 @@ import json
 import pytest
 from scripted_teacher import GSM8K_MODULES, ScriptedBackend
 
+from ioa.chat import PHASES, ChatResult, TeacherCallError
 from ioa.config import AdapterConfig, Price, RunConfig, TeacherConfig
-from ioa.llm.base import PHASES, ChatResult, TeacherCallError, strip_think
-from ioa.llm.checking import (
+from ioa.domains.checking import (
     CHECKERS,
     CheckSettings,
     check_choice,
@@ -22,12 +22,13 @@ from ioa.llm.checking import (
     make_checker,
     program_with_tests,
 )
-from ioa.llm.domain import LLMDomain, modules_schema
-from ioa.llm.domain_spec import DomainSpecError, builtin_specs, load_domain_spec, parse_domain_spec
-from ioa.llm.estimate import estimate_run
+from ioa.domains.llm import LLMDomain, modules_schema
+from ioa.domains.spec import DomainSpecError, builtin_specs, load_domain_spec, parse_domain_spec
+from ioa.grading import strip_think
 from ioa.llm.jsonout import InvalidOutput, TeacherOutputError, ask_json, ask_json_many, extract_json
 from ioa.llm.prompts import ANSWER_FORMATS, PROMPTS, render
-from ioa.llm.teacher import LLMTeacher, with_answer_line
+from ioa.teachers.estimate import estimate_run
+from ioa.teachers.llm import LLMTeacher, with_answer_line
 from ioa.types import Module, Problem
 
 SCHEMA = {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}

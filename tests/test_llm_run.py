@@ -15,10 +15,10 @@ from chat_server import ChatServer
 from fakes import LearningFake
 from scripted_teacher import respond
 
+from ioa.chat import BudgetExceeded
 from ioa.config import load_config
 from ioa.context import Context
 from ioa.io import read_jsonl
-from ioa.llm.base import BudgetExceeded
 from ioa.methods.registry import run
 from ioa.rundir import RunDir
 from ioa.teachers import load_domain_and_teacher

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from chat_server import ChatServer
 
+from ioa.chat import BudgetExceeded, ChatBackend, ChatRequest, ChatResult, TeacherCallError
 from ioa.config import BudgetConfig, Price, RunConfig, TeacherConfig
 from ioa.llm.accounting import Budget, Ledger, estimate_call
-from ioa.llm.base import BudgetExceeded, ChatBackend, ChatRequest, ChatResult, TeacherCallError
 from ioa.llm.cache import ResponseCache
 from ioa.llm.client import TeacherClient, build_client, raise_failures
 from ioa.llm.openai_backend import OpenAIBackend, is_reasoning_model, parse_retry_after, scrub
@@ -400,7 +400,7 @@ def test_cache_is_safe_across_threads_and_processes(tmp_path):
     path = tmp_path / "shared.sqlite"
     cache = ResponseCache(path)
     script = (
-        "import sys; from ioa.llm.cache import ResponseCache; from ioa.llm.base import ChatRequest, ChatResult\n"
+        "import sys; from ioa.llm.cache import ResponseCache; from ioa.chat import ChatRequest, ChatResult\n"
         "c = ResponseCache(sys.argv[1])\n"
         "for i in range(40):\n"
         "    r = ChatRequest.of([('user', f'p{sys.argv[2]}-{i}')], phase='judge', prompt='p', prompt_version='1')\n"

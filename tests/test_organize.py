@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ioa.config import OrganizerConfig
+from ioa.grading import mastery_ratio
 from ioa.identify import depths
-from ioa.organize import ancestors, bridge, mastery_ratio, organize, select_targets
+from ioa.organize import ancestors, bridge, organize, select_targets
 from ioa.types import Diagnosis, Edge, ModuleDiagnosis, Stage
 
 
@@ -144,7 +145,8 @@ def test_step_shares_follow_what_each_stage_teaches():
 
 def test_one_mastery_test_for_gate_and_organizer():
     from ioa.evaluate import gate
-    from ioa.organize import mastered, with_needed_prerequisites
+    from ioa.grading import mastered
+    from ioa.organize import with_needed_prerequisites
 
     ps, pt = 0.5, 5 / 9  # P_S / P_T is 0.9 exactly, 0.8999999999999999 in floats
     assert ps / pt < 0.9 and mastered(ps, pt, 0.9) and not mastered(ps, 0.0, 0.9)

@@ -18,24 +18,24 @@ from scripted_teacher import ScriptedBackend
 from test_eval_run import BatchingModel, FixedJudge, ScriptedModel
 from test_methods import BenchmarkAnsweringFake
 
+from ioa.chat import ChatBackend, Closes, CountsTokens
 from ioa.config import TeacherConfig
 from ioa.domains.arithmetic import ArithmeticDomain
 from ioa.domains.base import ChecksMany, Domain, GeneratesMany, WorksSteps
+from ioa.domains.builtin_view import BuiltinDomainView
+from ioa.domains.llm import LLMDomain
+from ioa.domains.spec import load_domain_spec
 from ioa.evaluation.runner import LocalChatBackend
 from ioa.llm.accounting import Ledger
-from ioa.llm.base import ChatBackend, Closes, CountsTokens
-from ioa.llm.builtin import BuiltinDomainView
 from ioa.llm.cache import ResponseCache
 from ioa.llm.client import TeacherClient
-from ioa.llm.domain import LLMDomain
-from ioa.llm.domain_spec import load_domain_spec
 from ioa.llm.hf_backend import HFBackend
 from ioa.llm.openai_backend import OpenAIBackend
-from ioa.llm.teacher import LLMTeacher
 from ioa.students.base import Generator, Learner, ReportsGeneration, ReportsPrecision, ReportsSource, Student
 from ioa.students.hf import HFStudent
 from ioa.students.simulated import SimulatedLearner
 from ioa.teachers.base import AdaptsSolutions, MakesProblemsInBatches, Metered, Teacher, WritesTasks
+from ioa.teachers.llm import LLMTeacher
 from ioa.teachers.metered import MeteredTeacher, unmetered
 from ioa.teachers.procedural import ProceduralTeacher
 

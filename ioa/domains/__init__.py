@@ -1,4 +1,8 @@
-"""Registry of built-in domains: name -> factory. Add a domain by adding one line here."""
+"""Every domain: the Domain protocol (`base.py`), the built-in arithmetic domain, and the domains an LLM
+teacher describes from a YAML spec (`llm.py`, its spec format `spec.py` and the shipped `specs/`, their
+answer checkers `checking.py`, and `builtin_view.py`, a built-in domain seen through the same interface).
+
+Below, the registry of built-in domains: name -> factory. Add a domain by adding one line here."""
 from __future__ import annotations
 
 from typing import Callable

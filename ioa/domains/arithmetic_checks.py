@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from ioa.answers import extract_answer
+from ioa.grading import extract_answer
 
 Value = tuple  # ("num", Fraction) | ("rem", int, int) | ("sys", Fraction, Fraction)
 

@@ -21,7 +21,6 @@ from typing import Any, Sequence
 
 from ioa.evaluation.data import Source
 from ioa.evaluation.extract import (
-    extract_code,
     gsm8k_flexible,
     gsm8k_gold,
     gsm8k_strict,
@@ -29,6 +28,7 @@ from ioa.evaluation.extract import (
     math_answer,
 )
 from ioa.evaluation.metrics import gsm8k_match, int_answer, math_equal, mean, mean_pass_at_k, rouge_l
+from ioa.grading import extract_code
 from ioa.io import InputError
 
 __all__ = ["Item", "Scored", "Benchmark", "BENCHMARKS", "get_benchmark", "CODE_MODES"]
@@ -365,7 +365,7 @@ class Vicuna(Benchmark):
         return "chat: the question; judged with MT-bench single-v1 (1-10, [[rating]]), temperature 0"
 
     def judge_requests(self, items, completions):
-        from ioa.llm.base import ChatRequest
+        from ioa.chat import ChatRequest
 
         return [
             ChatRequest.of([("system", JUDGE_SYSTEM), ("user", JUDGE_TEMPLATE.format(question=item.text, answer=text))],

@@ -5,25 +5,26 @@ GSM8K follows lm-evaluation-harness: *strict* takes the `#### N` line (its stric
 `The answer is N` / `Answer: N` line; *flexible* takes the last number in the text (its flexible-extract
 regex, `(-?[$0-9.,]{2,})|(-?[0-9]+)`, last match, skipping matches without a digit). Both go through
 `normalize_number` before comparison. MATH/AIME take the last `\\boxed{}` / `\\fbox{}` (balanced braces),
-else the final answer line. Code comes out of the last fenced block that defines the wanted function,
-else the first fenced block, else the raw completion.
+else the final answer line. The answer-line shape, `last_boxed` and code extraction (`extract_code`: the
+last fenced block that defines the wanted function, else the first fenced block, else the raw completion)
+are `ioa.grading`'s.
 """
 from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
 
+from ioa.grading import BOLD_ANSWER_HEAD, NUMBER_ANSWER_LINE, last_boxed
+
 __all__ = [
     "gsm8k_gold", "gsm8k_strict", "gsm8k_flexible", "normalize_number",
-    "last_boxed", "final_answer_line", "math_answer", "strip_text_units",
-    "code_blocks", "extract_code", "judge_rating",
+    "final_answer_line", "math_answer", "strip_text_units", "judge_rating",
 ]
 
 # ---- GSM8K ---------------------------------------------------------------------------------------
 
 STRICT_HASH = re.compile(r"#### \$?(\-?[0-9\.\,]+)")
 ANSWER_IS = re.compile(r"(?i)the (?:final )?answer is[:\s]*\$?\s*(\-?[0-9][0-9\.\,]*)")
-ANSWER_LINE = re.compile(r"(?im)^\s*\**(?:final\s+)?answer\**\s*[:：]\s*\**\s*\$?\s*(\-?[0-9][0-9\.\,]*)")
 FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 NUMBER_IN = re.compile(r"-?\d*\.?\d+")
 
@@ -38,7 +39,7 @@ def gsm8k_strict(text: str) -> str | None:
     m = STRICT_HASH.search(text)
     if m:
         return m.group(1)
-    tails = [(m.start(), m.group(1)) for pat in (ANSWER_IS, ANSWER_LINE) for m in pat.finditer(text)]
+    tails = [(m.start(), m.group(1)) for pat in (ANSWER_IS, NUMBER_ANSWER_LINE) for m in pat.finditer(text)]
     return max(tails)[1] if tails else None
 
 
@@ -72,38 +73,7 @@ def normalize_number(text: str | None) -> str:
 
 # ---- MATH / AIME ---------------------------------------------------------------------------------
 
-BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
-FINAL_ANSWER = re.compile(
-    r"(?im)(?:final answer is|the answer is|^\s*\**(?:final\s+)?answer\**\s*[:：])\s*(.+?)\s*$"
-)
-
-
-def _balanced(text: str, open_at: int) -> str | None:
-    """The content of the brace group opening at text[open_at] == "{", or None if it never closes."""
-    depth = 0
-    for i in range(open_at, len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[open_at + 1 : i]
-    return None
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}` / `\\fbox{...}` (nested braces kept), or `\\boxed 5`; else None."""
-    for m in reversed(list(BOXED.finditer(text))):
-        end = m.end()
-        if end < len(text) and text[end] == "{":
-            inner = _balanced(text, end)
-            if inner is not None:
-                return inner.strip()
-        elif m.group(0) != m.group(0).rstrip():  # `\boxed 5`, as Hendrycks' last_boxed_only_string allows
-            token = re.match(r"[^\s$]+", text[end:])
-            if token:
-                return token.group(0).rstrip(".")
-    return None
+FINAL_ANSWER = re.compile(rf"(?im)(?:final answer is|the answer is|^{BOLD_ANSWER_HEAD})\s*(.+?)\s*$")
 
 
 def final_answer_line(text: str) -> str | None:
@@ -130,29 +100,6 @@ def strip_text_units(answer: str) -> str:
     """`18 dollars` -> `18`: plain-word units after a number (LaTeX `\\text{}` units math-verify drops itself)."""
     m = UNIT_WORDS.match(answer)
     return m.group(1) if m and "\\" not in answer else answer
-
-
-# ---- code ----------------------------------------------------------------------------------------
-
-FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
-
-
-def code_blocks(text: str) -> list[str]:
-    """Contents of the fenced blocks in `text` (an unclosed last fence runs to the end), Python or untagged."""
-    return [body for lang, body in FENCE.findall(text) if lang.lower() in ("", "python", "py", "python3")]
-
-
-def extract_code(text: str, entry_point: str | None = None) -> str:
-    """The code in a chat answer: the last fenced block defining `entry_point`, else the first fenced
-    block, else the raw text (a completion that was never fenced)."""
-    blocks = code_blocks(text)
-    if not blocks:
-        return text
-    if entry_point:
-        defining = [b for b in blocks if re.search(rf"\bdef\s+{re.escape(entry_point)}\s*\(", b)]
-        if defining:
-            return defining[-1]
-    return blocks[0]
 
 
 # ---- LLM judge -----------------------------------------------------------------------------------

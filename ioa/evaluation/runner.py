@@ -93,7 +93,8 @@ class LocalChatBackend:
         return text
 
     def complete(self, requests):
-        from ioa.llm.base import ChatResult, strip_think
+        from ioa.chat import ChatResult
+        from ioa.grading import strip_think
 
         if not requests:
             return []

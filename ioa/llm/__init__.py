@@ -1,2 +1,5 @@
-"""LLM teachers: chat backends (OpenAI-compatible HTTP, local Hugging Face), the response cache, usage
-accounting and budget, versioned prompt templates, and LLM-driven domains and teachers."""
+"""The chat transport LLM teachers and LLM-described domains are built on: backends (OpenAI-compatible
+HTTP, local Hugging Face), the cached and metered client (response cache, usage ledger and budget),
+structured output with bounded re-asking, and the versioned prompt templates every call is rendered
+from. The records it passes are `ioa.chat`'s; the domains are in `ioa.domains`, the teacher in
+`ioa.teachers`."""

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ioa.chat import BudgetExceeded, ChatRequest, ChatResult
 from ioa.config import BudgetConfig, Price
-from ioa.llm.base import BudgetExceeded, ChatRequest, ChatResult
 
 __all__ = ["Budget", "Estimate", "Ledger", "empty_totals", "estimate_call"]
 

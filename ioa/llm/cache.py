@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from ioa.llm.base import ChatRequest, ChatResult
+from ioa.chat import ChatRequest, ChatResult
 
 __all__ = ["ResponseCache"]
 

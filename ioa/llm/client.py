@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ioa.chat import BudgetExceeded, ChatBackend, ChatRequest, ChatResult, Closes, CountsTokens, TeacherCallError
 from ioa.config import BudgetConfig, Price, RunConfig, TeacherConfig
 from ioa.llm.accounting import Budget, Estimate, Ledger, estimate_call
-from ioa.llm.base import BudgetExceeded, ChatBackend, ChatRequest, ChatResult, Closes, CountsTokens, TeacherCallError
 from ioa.llm.cache import ResponseCache
 from ioa.llm.openai_backend import scrub
 

@@ -15,8 +15,9 @@ from typing import Any, Sequence
 
 import torch
 
+from ioa.chat import ChatRequest, ChatResult
 from ioa.config import TeacherConfig
-from ioa.llm.base import ChatRequest, ChatResult, strip_think
+from ioa.grading import strip_think
 from ioa.students.hf import resolve_device, resolve_precision
 from ioa.students.hf_convert import load_pretrained
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import jsonschema
 
-from ioa.llm.base import ChatBackend, ChatRequest, ChatResult, TeacherCallError
+from ioa.chat import ChatBackend, ChatRequest, ChatResult, TeacherCallError
 
 T = TypeVar("T")
 FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)

@@ -30,8 +30,9 @@ try:  # the HTTP library under the openai client: httpx2 in openai 3.x, httpx be
 except ImportError:  # pragma: no cover - older openai
     import httpx as _http
 
+from ioa.chat import ChatRequest, ChatResult
 from ioa.config import TeacherConfig
-from ioa.llm.base import ChatRequest, ChatResult, strip_think
+from ioa.grading import strip_think
 
 __all__ = ["OpenAIBackend", "LOCAL_PLACEHOLDER_KEY", "is_reasoning_model", "parse_retry_after", "scrub"]
 

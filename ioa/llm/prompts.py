@@ -17,8 +17,8 @@ import string
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from ioa.chat import PHASES, ChatRequest
 from ioa.config import AdapterConfig
-from ioa.llm.base import PHASES, ChatRequest
 from ioa.types import Module
 
 MARKER = "ioa-prompt: {name}/{version}"

@@ -20,12 +20,13 @@ from tqdm.auto import tqdm
 from ioa.config import RunConfig
 from ioa.context import Context
 from ioa.evaluate import evaluate, gate
+from ioa.grading import mastered
 from ioa.io import atomic_write_json, read_json, read_jsonl
 from ioa.layouts import bleed_share, module_layouts
 from ioa.loop import as_replay, probe_band, single_stage, teacher_usage, train_round, usage_delta, write_round_data
 from ioa.methods.base import raw_solutions
 from ioa.methods.budget import Usage, examples_left, spent, steps_left, trim_counts
-from ioa.organize import mastered, organize, step_shares
+from ioa.organize import organize, step_shares
 from ioa.stats import item_changes, sign_test_p
 from ioa.students.base import state_saved
 from ioa.synthesize import (

@@ -11,7 +11,6 @@ import copy
 import functools
 import json
 import os
-import re
 import time
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -23,6 +22,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ioa.answers import answer_format_of, asks_answer_line, prompt_for
 from ioa.config import StudentConfig
+from ioa.grading import FINISHED_ANSWER_LINE
 from ioa.io import atomic_dir, atomic_write_json
 from ioa.students.base import STATE_FILE, world_size
 from ioa.students.hf_convert import StudentLoadError, load_pretrained
@@ -31,7 +31,6 @@ from ioa.types import Example, Problem
 
 __all__ = ["HFStudent", "StudentLoadError", "cpu_has_native_bf16", "resolve_device", "resolve_precision"]
 
-ANSWER_LINE_DONE = re.compile(r"(?im)^\s*(?:final\s+)?answer\s*:[^\n]*\S[^\n]*\n")
 
 
 @functools.cache
@@ -84,7 +83,7 @@ class AnswerLineDone(StoppingCriteria):
     def __call__(self, input_ids: torch.LongTensor, scores=None, **kwargs) -> torch.BoolTensor:
         new = input_ids[:, self.prompt_length:]
         tails = self.tokenizer.batch_decode(new[:, -self.TAIL:], skip_special_tokens=True)
-        done = [bool(ANSWER_LINE_DONE.search(t)) for t in tails]
+        done = [bool(FINISHED_ANSWER_LINE.search(t)) for t in tails]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 

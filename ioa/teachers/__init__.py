@@ -1,4 +1,8 @@
-"""Registry of teachers: config `teacher.kind` -> factory(domain)."""
+"""Every teacher: the Teacher protocol (`base.py`), the procedural teacher of built-in domains, the
+budget meter (`metered.py`), and the LLM teacher (`llm.py`, over the chat transport in `ioa.llm`) with
+the cost estimate of an LLM-taught run (`estimate.py`, `ioa run --dry-run`).
+
+Below, the registry of teachers: config `teacher.kind` -> factory(domain)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +25,7 @@ def load_domain_and_teacher(cfg, cache_dir: Path, ledger_path: Path | None, run_
 
     if cfg.teacher.kind == "procedural":
         if cfg.domain not in DOMAINS:
-            from ioa.llm.domain_spec import builtin_specs
+            from ioa.domains.spec import builtin_specs
 
             described = cfg.domain in builtin_specs() or Path(cfg.domain).suffix in (".yaml", ".yml")
             if not described:
@@ -33,16 +37,16 @@ def load_domain_and_teacher(cfg, cache_dir: Path, ledger_path: Path | None, run_
         domain = load_domain(cfg.domain)
         return domain, load_teacher("procedural", domain), None
     from ioa.llm.client import build_client
-    from ioa.llm.teacher import LLMTeacher
+    from ioa.teachers.llm import LLMTeacher
 
     client = build_client(cfg, cache_dir, ledger_path, run_dir=run_dir)
     if cfg.domain in DOMAINS:
-        from ioa.llm.builtin import BuiltinDomainView
+        from ioa.domains.builtin_view import BuiltinDomainView
 
         domain = load_domain(cfg.domain)
         return domain, LLMTeacher(BuiltinDomainView(domain), client, cfg.teacher), client
-    from ioa.llm.domain import LLMDomain
-    from ioa.llm.domain_spec import load_domain_spec
+    from ioa.domains.llm import LLMDomain
+    from ioa.domains.spec import load_domain_spec
 
     domain = LLMDomain(load_domain_spec(cfg.domain), client, cfg.teacher)
     return domain, LLMTeacher(domain, client, cfg.teacher), client

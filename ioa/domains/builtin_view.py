@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ioa.domains.base import Domain
-from ioa.llm.domain_spec import DomainSpec
+from ioa.domains.spec import DomainSpec
 from ioa.llm.prompts import ANSWER_FORMATS
 from ioa.types import Module, Problem
 

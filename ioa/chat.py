@@ -1,5 +1,9 @@
 """The chat-backend protocol every LLM teacher is built on, and the records it passes.
 
+A neutral module: the transport (`ioa.llm`: backends, the cached and metered client) implements it,
+LLM-described domains and the LLM teacher call it, and the benchmarks' LLM judge (`ioa.evaluation`)
+builds its requests with it, so none of them imports another for these records.
+
 A backend takes a batch of requests and returns one result per request, in order. Batches let an
 HTTP backend run requests concurrently and a local model batch its generation. A request that still
 fails after the backend's retries comes back with `error` set (the failure is reported, never
@@ -9,17 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 PHASES = ("identify", "synthesize", "adapt", "judge")  # identify: domain tree, probes, step splits
-THINK_BLOCK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
-
-
-def strip_think(text: str) -> str:
-    """The answer part of a reasoning model's output: `<think>...</think>` blocks removed (R1-style)."""
-    return THINK_BLOCK.sub("", text).strip()
 
 
 @dataclass(frozen=True)

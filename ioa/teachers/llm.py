@@ -15,10 +15,11 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from ioa.chat import ChatBackend, ChatRequest
 from ioa.config import AdapterConfig, TeacherConfig
-from ioa.llm.base import ChatBackend, ChatRequest, strip_think
-from ioa.llm.checking import ANSWER_LINE, ANSWER_LINE_KINDS, extract_code, final_answer, last_number
-from ioa.llm.domain import STEPS_SCHEMA, LLMDomain
+from ioa.domains.checking import ANSWER_LINE_KINDS
+from ioa.domains.llm import STEPS_SCHEMA, LLMDomain
+from ioa.grading import MARKDOWN_ANSWER_LINE, final_answer, last_number, last_python_block, strip_think
 from ioa.llm.jsonout import ask_json, complete_or_raise
 from ioa.llm.prompts import adapt_instructions, module_list, render
 from ioa.types import Module, Problem, Solution, Step
@@ -28,7 +29,7 @@ HASH_LINE = re.compile(r"(?m)^\s*####.*$")
 
 def without_answer_lines(text: str) -> str:
     """The text with every `Answer: ...` and `#### ...` line removed."""
-    text = HASH_LINE.sub("", ANSWER_LINE.sub("", text))
+    text = HASH_LINE.sub("", MARKDOWN_ANSWER_LINE.sub("", text))
     return "\n".join(line for line in text.splitlines() if line.strip()).strip()
 
 
@@ -43,7 +44,7 @@ def parse_solution(problem_id: str, text: str, raw: str, check: str) -> Solution
     if check in ANSWER_LINE_KINDS:
         answer = final_answer(text) or (last_number(text) if check == "numeric" else None) or ""
         return Solution(problem_id=problem_id, text=without_answer_lines(text), answer=answer, raw=raw)
-    answer = extract_code(text) if check == "code" else text.strip()
+    answer = last_python_block(text) if check == "code" else text.strip()
     return Solution(problem_id=problem_id, text=text.strip(), answer=answer, raw=raw)
 
 

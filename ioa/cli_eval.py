@@ -1,6 +1,10 @@
 """The `ioa eval` and `ioa score` subcommands: `add_eval_parsers(subparsers)` adds both to the `ioa`
 parser (`ioa eval`, `ioa score`).
 
+Command-line wiring, beside ioa/cli.py rather than in ioa/evaluation/: it builds the judge a benchmark
+needs, which may be a teacher client from the transport (`--judge-config`), so the evaluation library
+itself takes any ChatBackend and never imports ioa.llm.
+
   ioa eval  --model PATH_OR_ID --benchmarks gsm8k,humaneval [--limit N] [--out DIR] ...
   ioa score --benchmark humaneval --samples FILE [--out FILE]
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import random
 from typing import Any, Sequence
 
+from ioa.chat import ChatBackend, ChatRequest
 from ioa.config import TeacherConfig
-from ioa.llm.base import ChatBackend, ChatRequest
-from ioa.llm.checking import CheckSettings, make_checker, numeric_value
-from ioa.llm.domain_spec import MODULE_ID, DomainSpec, module_graph_errors
+from ioa.domains.checking import CheckSettings, make_checker, numeric_value
+from ioa.domains.spec import MODULE_ID, DomainSpec, module_graph_errors
 from ioa.llm.jsonout import ask_json, ask_json_many
 from ioa.llm.prompts import ANSWER_FORMATS, ANSWER_SPECS, PROMPTS, THEMES, examples_block, module_list, render
 from ioa.probe import PROBE_SEED_BASE

@@ -19,44 +19,31 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Protocol, Sequence
 
-from ioa.evaluation.extract import last_boxed
+from ioa.chat import ChatBackend
 from ioa.evaluation.metrics import math_equal
-from ioa.llm.base import ChatBackend, strip_think
+from ioa.grading import (
+    CHOICE_ANSWER_LINE,
+    LOOSE_NUMBER,
+    final_answer,
+    last_boxed,
+    last_number,
+    last_python_block,
+    strip_think,
+)
 from ioa.llm.jsonout import InvalidOutput, ask_parsed_many
 from ioa.llm.prompts import render
 from ioa.types import Problem
 
 ANSWER_LINE_KINDS = frozenset({"numeric", "symbolic", "exact", "choice"})  # responses end in `Answer: ...`
-ANSWER_LINE = re.compile(r"(?im)^[\s*_#>]*(?:final\s+)?answer\s*[*_]*\s*[:：]\s*[*_]*\s*(.+?)\s*$")  # **Answer:** too
-HASH_ANSWER = re.compile(r"####\s*(.+)")
-NUMBER = re.compile(r"-?\$?\s?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 PLAIN_NUMBER = re.compile(r"^-?(?:\d+(?:\.\d+)?|\.\d+)(?:/\d+)?$")
-PYTHON_BLOCK = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)```", re.S)
 CHOICE_PATTERNS = (  # option letters are capitals, so "the answer is a triangle" is no answer
-    re.compile(r"(?m)^\s*[*_]*(?:[Ff]inal\s+)?[Aa]nswer[*_]*\s*[:：]\s*[*_]*\s*\(?([A-E])\b\)?"),
+    CHOICE_ANSWER_LINE,
     re.compile(r"\b[Aa]nswer is\s*:?\s*[*_]*\s*\(?([A-E])\b\)?"),
     re.compile(r"\(([A-E])\)"),
 )
 
 
-# ---------------------------------------------------------------- extraction
-
-
-def final_answer(text: str) -> str | None:
-    """The stated final answer: last `Answer:` line, else `#### x`, else last `\\boxed{}`; None if none."""
-    text = strip_think(text)
-    lines = ANSWER_LINE.findall(text)
-    if lines:
-        return lines[-1].strip().rstrip(".").strip("*").strip()
-    hashes = HASH_ANSWER.findall(text)
-    if hashes:
-        return hashes[-1].strip()
-    return last_boxed(text)
-
-
-def last_number(text: str) -> str | None:
-    numbers = NUMBER.findall(text)
-    return numbers[-1].rstrip(",") if numbers else None
+# ---------------------------------------------------------------- extraction (the rest is ioa.grading)
 
 
 def numeric_value(text: str) -> Fraction | None:
@@ -64,7 +51,7 @@ def numeric_value(text: str) -> Fraction | None:
     inner = last_boxed(text)
     s = (inner if inner is not None else text).replace("$", "").replace("\\%", "").replace("%", "")
     s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s).strip()
-    match = NUMBER.search(s)
+    match = LOOSE_NUMBER.search(s)
     if not match or not PLAIN_NUMBER.match(match.group(0).replace(" ", "")):
         return None
     rest = s[:match.start()] + s[match.end():]
@@ -170,13 +157,6 @@ class AnswerChecker:
         return self.match(answer, response)
 
 
-def extract_code(response: str) -> str:
-    """The last ```python block of a response, else the whole response."""
-    response = strip_think(response)
-    blocks = PYTHON_BLOCK.findall(response)
-    return blocks[-1] if blocks else response
-
-
 def program_with_tests(code: str, tests: str, entry_point: str | None = None) -> str:
     """A program that runs to the end iff `code` passes `tests` (HumanEval's `check(candidate)` too)."""
     program = f"{code.rstrip()}\n\n\n{tests.rstrip()}\n"
@@ -199,7 +179,7 @@ class CodeChecker:
         except ImportError as e:
             raise RuntimeError("code checking needs ioa.evaluation.sandbox, "
                                f"which could not be imported: {e}") from None
-        programs = [program_with_tests(extract_code(r), p.answer, p.meta.get("entry_point"))
+        programs = [program_with_tests(last_python_block(r), p.answer, p.meta.get("entry_point"))
                     for p, r in zip(problems, responses, strict=True)]
         return [bool(res.passed) for res in run_programs(programs)]
 

@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from ioa.config import RunConfig
-from ioa.llm.domain_spec import DomainSpec
+from ioa.domains.spec import DomainSpec
 from ioa.llm.prompts import (
     ANSWER_FORMATS,
     ANSWER_SPECS,
