@@ -32,7 +32,6 @@ from ioa.types import Example, Problem
 __all__ = ["HFStudent", "StudentLoadError", "cpu_has_native_bf16", "resolve_device", "resolve_precision"]
 
 
-
 @functools.cache
 def cpu_has_native_bf16() -> bool:
     """True when the CPU executes bf16 matmuls natively (AVX-512 BF16 or AMX), read from /proc/cpuinfo."""
