@@ -93,6 +93,12 @@ class AdapterConfig(Section):
         "addition and subtraction, the facts); the LLM Adapter does not do it. Off: on 2 compare seeds it took "
         "multi-digit multiplication to 3% (10-17% without), the student mixing column lines into it (see README)")
     analogies: bool = True  # concrete analogies for abstract modules
+    atomic_steps: bool = Field(
+        False, description="train on the domain's solution in steps that each take one line of a lower module "
+        "(arithmetic: multi-digit multiplication by place value, every product a times-table fact with zeros, the "
+        "parts added two at a time) instead of the teacher's lines, where the domain has such a form; the LLM "
+        "Adapter does not do it. The teacher's lines put a product such as 278 × 9 = 2502 on one line: after 68 "
+        "vanilla steps it was the first wrong line in 21 of 22 wrong answers (see README)")
 
 
 class ProbeConfig(Section):

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ioa.adapt import adapt_solution, load_ramp
 from ioa.answers import prompt_for
 from ioa.config import AdapterConfig
-from ioa.domains.base import ChecksMany, Domain, WorksSteps
+from ioa.domains.base import ChecksMany, Domain, WorksSteps, WritesAtomicSteps
 from ioa.teachers.base import AdaptsSolutions, MakesProblemsInBatches, Metered, Teacher
 from ioa.types import Example, Module, Problem, Solution
 
@@ -114,6 +114,17 @@ def worked_steps(domain: Domain, problem: Problem, expand: frozenset[str],
     return worked
 
 
+def solving_text(domain: Domain, problem: Problem, text: str, adapter: AdapterConfig) -> str:
+    """The solving lines the Adapter rewrites: the domain's atomic steps (`adapter.atomic_steps`) where it
+    has them for this problem, else the teacher's own. The teacher's answer was checked already; the
+    atomic lines come from the problem itself and end on the same answer."""
+    if adapter.atomic_steps and isinstance(domain, WritesAtomicSteps):
+        lines = domain.atomic_lines(problem)
+        if lines:
+            return "\n".join(lines)
+    return text
+
+
 def _examples_for(
     teacher: Teacher, domain: Domain, module: Module, difficulties: Sequence[float], base: int,
     adapter: AdapterConfig, seen: set[str], names: dict[str, str], remediates: Sequence[str] = (),
@@ -135,8 +146,8 @@ def _examples_for(
         texts = list(teacher.adapt_many([p for _, p, _ in kept], [s for _, _, s in kept], [module] * len(kept),
                                         adapter))
     else:
-        texts = [adapt_solution(p, s.text, s.raw, module, adapter, names, worked_steps(domain, p, expand, adapter))
-                 for _, p, s in kept]
+        texts = [adapt_solution(p, solving_text(domain, p, s.text, adapter), s.raw, module, adapter, names,
+                                worked_steps(domain, p, expand, adapter)) for _, p, s in kept]
     made = []
     for (i, p, s), text in zip(kept, texts):
         seen.add(prompt_for(p))

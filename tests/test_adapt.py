@@ -172,3 +172,28 @@ def test_arithmetic_worked_steps_follow_each_modules_own_solutions():
         assert lines and lines[-1].endswith(f"{a} {op} {b} = {value}.")
     assert DOMAIN.worked_step(Step("What is the tens digit of 45?", "4", "place_value")) is None
     assert DOMAIN.worked_step(Step("What is 3 + 4?", "7", "place_value")) is None
+
+
+def test_atomic_steps_train_on_the_domains_place_value_lines_and_keep_the_teachers_raw():
+    from ioa.config import RunConfig
+    from ioa.methods.base import raw_solutions
+    from ioa.synthesize import synthesize
+    from ioa.teachers.procedural import ProceduralTeacher
+
+    mdm = MODULES["multi_digit_multiplication"]
+    counts = {mdm.id: [0.1, 0.2, 0.3]}
+
+    def made(cfg: AdapterConfig):
+        return synthesize(ProceduralTeacher(DOMAIN), DOMAIN, [mdm], counts, cfg, set(), "t", "synth", 0).examples
+
+    for e in made(AdapterConfig(atomic_steps=True)):
+        problem = DOMAIN.generate(mdm.id, e.difficulty, 0)  # only the lines are needed: any problem's shape
+        assert "Split " in e.completion and e.completion.endswith(f"\nAnswer: {e.answer}")
+        lines = e.completion.splitlines()
+        assert lines[0].startswith("Goal: ") and lines[-2].startswith("So ") and lines[-2].endswith(f"= {e.answer}.")
+        assert e.completion != e.raw and "Add the parts" in e.raw or "into" in e.raw  # raw: the teacher's lines
+        assert problem.module == mdm.id
+    plain = made(AdapterConfig())
+    assert [e.completion.splitlines()[1:] for e in plain] == [e.raw.splitlines() for e in plain]  # goal line only
+    # the no-adapter ablation trains on the teacher's raw lines
+    assert raw_solutions(RunConfig(adapter={"atomic_steps": True})).adapter.atomic_steps is False

@@ -265,3 +265,35 @@ def test_checker_never_raises_on_garbage(garbage):
     p = DOMAIN.generate("fractions", 0.5, 1)
     assert DOMAIN.check(p, garbage) is False
     assert DOMAIN.check_step("42", garbage) is False
+
+
+def test_atomic_lines_put_no_product_beyond_a_times_table_fact_with_zeros():
+    from ioa.domains.base import WritesAtomicSteps
+
+    assert isinstance(DOMAIN, WritesAtomicSteps)
+    products = re.compile(r"(\d+) × (\d+) = (\d+)")
+    for p in problems("multi_digit_multiplication"):
+        lines = DOMAIN.atomic_lines(p)
+        text = "\n".join(lines)
+        for left, right in EQUATION.findall(text):  # every equation holds, and adds or multiplies two numbers
+            assert evaluate(left) == int(right) and len(numbers_in(left)) == 2, (p.id, left, right)
+        steps = "\n".join(line for line in lines if not line.startswith("So "))  # "So" restates a result
+        for a, b, _ in products.findall(steps):
+            fact = all(len(n.rstrip("0")) == 1 for n in (a, b))
+            assert fact or b == "10", (p.id, a, b)  # times 10 is a zero appended
+        assert lines[-1] == f"So {p.question[8:-1]} = {p.answer}."
+        assert DOMAIN.check(p, text + "\nAnswer: " + p.answer)
+    assert DOMAIN.atomic_lines(DOMAIN.generate("multi_digit_addition", 0.3, 1)) is None
+
+
+def test_atomic_lines_split_both_factors_by_place():
+    from ioa.domains.arithmetic import multiplication_by_place_lines
+
+    assert multiplication_by_place_lines(214, 7) == [
+        "Split 214 into 200 + 10 + 4.", "200 × 7 = 1400.", "10 × 7 = 70.", "4 × 7 = 28.", "1400 + 70 = 1470.",
+        "1470 + 28 = 1498.", "So 214 × 7 = 1498."]
+    assert multiplication_by_place_lines(73, 23) == [
+        "Split 23 into 20 + 3.", "70 × 3 = 210.", "3 × 3 = 9.", "210 + 9 = 219.", "So 73 × 3 = 219.",
+        "70 × 20 = 1400.", "3 × 20 = 60.", "1400 + 60 = 1460.", "So 73 × 20 = 1460.",
+        "Add the parts: 1460 + 219 = 1679.", "So 73 × 23 = 1679."]
+    assert multiplication_by_place_lines(88, 18)[5] == "88 × 10 = 880."  # times ten: one line

@@ -66,3 +66,15 @@ class WorksSteps(Protocol):
         """The step's solving lines, ending on a line that states its result; None when this domain
         has no worked form for it."""
         ...
+
+
+@runtime_checkable
+class WritesAtomicSteps(Protocol):
+    """Optional domain capability: a problem's solution in steps a student who knows the lower modules
+    can each take in one line (the Adapter's `atomic_steps` trains on these instead of the teacher's
+    lines)."""
+
+    def atomic_lines(self, problem: Problem) -> list[str] | None:
+        """The solving lines, ending on a line that states the result; None when the teacher's own
+        lines already are such steps."""
+        ...

@@ -36,5 +36,6 @@ def raw_solutions(cfg: RunConfig) -> RunConfig:
     """The teacher's raw solutions: every Adapter rewrite off. The load ramp stays, as it orders
     difficulty rather than rewriting text."""
     adapter = cfg.adapter.model_copy(update={"decompose": False, "template": False, "simplify": False,
-                                             "analogies": False, "expand_steps": False})
+                                             "analogies": False, "expand_steps": False,
+                                             "atomic_steps": False})
     return cfg.model_copy(update={"adapter": adapter})
