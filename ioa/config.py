@@ -132,7 +132,8 @@ class SynthesisConfig(Section):
         0.0, ge=0.0, le=0.6, description="share of each later stage's rounds given to the modules earlier stages "
         "taught, on top of replay_fraction for the modules kept from before the run (0: one pool, replay_fraction "
         "split evenly over both). 0.4 with replay_fraction 0.1, 80 steps, paired on 2 seeds: column addition taught "
-        "first 61.7% against 40.0% with one pool, deficient -6.7 [-25.0, +10.0] against vanilla, within noise (see README)")
+        "first 61.7% against 40.0% with one pool, deficient -6.7 [-25.0, +10.0] against vanilla, within noise "
+        "(see README)")
     replay_counts_rehearsal: bool = Field(
         True, description="a remedial round's replay is replay_fraction of the round with its rehearsal of the stage's "
         "earlier examples (off: of the new examples only, so rehearsal dilutes it: 30% became 18%)")
