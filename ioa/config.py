@@ -99,8 +99,8 @@ class AdapterConfig(Section):
         "parts added two at a time) instead of the teacher's lines, where the domain has such a form; the LLM "
         "Adapter does not do it. The teacher's lines put a product such as 278 × 9 = 2502 on one line, the first "
         "wrong line in 21 of 22 wrong answers after 68 vanilla steps; but at 80 steps the longer procedure was not "
-        "learned (multi-digit multiplication 13.3% and 0.0% against vanilla's 26.7% and 30.0%, half the answers "
-        "looping), so it is off (see README)")
+        "learned (multi-digit multiplication 5.0% against vanilla's 32.5% over 4 paired seeds, answers skipping "
+        "parts or looping), so it is off (see README)")
 
 
 class ProbeConfig(Section):

@@ -176,6 +176,7 @@ def test_arithmetic_worked_steps_follow_each_modules_own_solutions():
 
 def test_atomic_steps_train_on_the_domains_place_value_lines_and_keep_the_teachers_raw():
     from ioa.config import RunConfig
+    from ioa.domains.arithmetic import multiplication_by_place_lines
     from ioa.methods.base import raw_solutions
     from ioa.synthesize import synthesize
     from ioa.teachers.procedural import ProceduralTeacher
@@ -186,13 +187,14 @@ def test_atomic_steps_train_on_the_domains_place_value_lines_and_keep_the_teache
     def made(cfg: AdapterConfig):
         return synthesize(ProceduralTeacher(DOMAIN), DOMAIN, [mdm], counts, cfg, set(), "t", "synth", 0).examples
 
-    for e in made(AdapterConfig(atomic_steps=True)):
-        problem = DOMAIN.generate(mdm.id, e.difficulty, 0)  # only the lines are needed: any problem's shape
-        assert "Split " in e.completion and e.completion.endswith(f"\nAnswer: {e.answer}")
+    atomic = made(AdapterConfig(atomic_steps=True))
+    assert len(atomic) == 3
+    for e in atomic:
         lines = e.completion.splitlines()
-        assert lines[0].startswith("Goal: ") and lines[-2].startswith("So ") and lines[-2].endswith(f"= {e.answer}.")
-        assert e.completion != e.raw and "Add the parts" in e.raw or "into" in e.raw  # raw: the teacher's lines
-        assert problem.module == mdm.id
+        assert lines[0].startswith("Goal: ") and lines[-1] == f"Answer: {e.answer}"
+        assert lines[1:-1] == multiplication_by_place_lines(e.meta["a"], e.meta["b"])  # the domain's lines
+        raw = DOMAIN.generate(mdm.id, e.difficulty, int(e.problem_id.split("-")[1]))
+        assert e.raw == f"{raw.solution}\nAnswer: {raw.answer}" and e.raw.splitlines()[:-1] != lines[1:-1]
     plain = made(AdapterConfig())
     assert [e.completion.splitlines()[1:] for e in plain] == [e.raw.splitlines() for e in plain]  # goal line only
     # the no-adapter ablation trains on the teacher's raw lines

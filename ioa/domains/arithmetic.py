@@ -258,34 +258,33 @@ def gen_multi_digit_multiplication(rng: random.Random, d: float) -> Draft:
 
 def place_parts(n: int) -> list[int]:
     """318 -> [300, 10, 8]: the number's nonzero digits at their place values."""
-    text = str(n)
-    return [int(c) * 10 ** (len(text) - 1 - i) for i, c in enumerate(text) if c != "0"]
+    return [d * 10**place for place, d in reversed(list(enumerate(digits(n)))) if d]
 
 
 def times_by_place_lines(a: int, m: int) -> list[str]:
-    """a × m, m one digit times a power of ten, as one fact product per place of a, added two at a time."""
+    """a × m, m one digit times a power of ten, as one fact product per place of a, added two at a time,
+    then the product restated; times 10 is one line (a zero appended)."""
+    if m == 10:
+        return [f"{a} × 10 = {a * 10}."]
     parts = place_parts(a)
     lines = [f"{p} × {m} = {p * m}." for p in parts]
     total = parts[0] * m
     for p in parts[1:]:
         lines.append(f"{total} + {p * m} = {total + p * m}.")
         total += p * m
-    return lines
+    return lines + [f"So {a} × {m} = {a * m}."]
 
 
 def multiplication_by_place_lines(a: int, b: int) -> list[str]:
     """a × b with no product bigger than a times-table fact with zeros: the many-digit factor split by
     place, each part times the other factor's digit, the partial products added two at a time; a
-    two-digit b is split into tens and ones first (times 10 is one line: a zero appended)."""
+    two-digit b is split into tens and ones first."""
     if b < 10:
-        lines = [f"Split {a} into {' + '.join(map(str, place_parts(a)))}."] + times_by_place_lines(a, b)
-        return lines + [f"So {a} × {b} = {a * b}."]
+        return [f"Split {a} into {' + '.join(map(str, place_parts(a)))}."] + times_by_place_lines(a, b)
     ones, tens = b % 10, b - b % 10
-    by_tens = [f"{a} × 10 = {a * 10}."] if tens == 10 else times_by_place_lines(a, tens)
     if not ones:
-        return by_tens + [f"So {a} × {b} = {a * b}."]
-    return ([f"Split {b} into {tens} + {ones}."] + times_by_place_lines(a, ones) + [f"So {a} × {ones} = {a * ones}."]
-            + by_tens + ([] if tens == 10 else [f"So {a} × {tens} = {a * tens}."])
+        return times_by_place_lines(a, tens) + ([f"So {a} × {b} = {a * b}."] if tens == 10 else [])
+    return ([f"Split {b} into {tens} + {ones}."] + times_by_place_lines(a, ones) + times_by_place_lines(a, tens)
             + [f"Add the parts: {a * tens} + {a * ones} = {a * b}.", f"So {a} × {b} = {a * b}."])
 
 
