@@ -245,17 +245,32 @@ def remedial_targets(failed: Sequence[Problem], per_module: int) -> tuple[dict[s
 
 
 def replay_shares(kept: Sequence[str], taught: Sequence[str], kept_share: float, taught_share: float,
-                  boost: Mapping[str, float] | None = None) -> tuple[float, dict[str, float]]:
+                  boost: Mapping[str, float] | None = None, taught_examples: Mapping[str, int] | None = None,
+                  n_new: int = 0) -> tuple[float, dict[str, float]]:
     """The round's whole replay share and each replayed module's weight in it: the modules kept from before
     the run split `kept_share`, those earlier stages taught split `taught_share` (0: both groups are one
-    pool sharing `kept_share`, as before the split). `boost` multiplies a module's weight (forgetting)."""
+    pool sharing `kept_share`, as before the split). `boost` multiplies a module's weight (forgetting).
+
+    With `taught_examples` (how many examples earlier stages taught of each module) the taught share is a
+    rehearsal of that material: split in proportion to it, and shrunk when the earlier stages taught fewer
+    examples than the round has new ones (`n_new`). In two compare seeds a prerequisite stage of addition
+    facts trained on 3 examples (the probe band had no fresh ones), and an even split gave it 77 of the next
+    stage's 192 examples, 40% of the round spent on a module the student already had at 88%."""
     boost = boost or {}
     taught = [m for m in taught if m not in kept]
     if taught_share <= 0 or not taught:
         return kept_share, {m: boost.get(m, 1.0) for m in [*kept, *taught]}
+    mass = {m: 1.0 for m in taught}
+    if taught_examples is not None:
+        mass = {m: float(max(0, taught_examples.get(m, 0))) for m in taught}
+        if n_new > 0:
+            taught_share *= min(1.0, sum(mass.values()) / n_new)
+    total = sum(mass.values())
+    if total <= 0 or taught_share <= 0:
+        return kept_share, {m: boost.get(m, 1.0) for m in kept}
     share = (kept_share if kept else 0.0) + taught_share
     weights = {m: kept_share / len(kept) * boost.get(m, 1.0) for m in kept}
-    weights.update({m: taught_share / len(taught) * boost.get(m, 1.0) for m in taught})
+    weights.update({m: taught_share * mass[m] / total * boost.get(m, 1.0) for m in taught if mass[m] > 0})
     return share, weights
 
 

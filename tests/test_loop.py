@@ -316,6 +316,24 @@ def test_taught_modules_get_their_own_replay_share():
     assert share == 0.4 and weights["b"] == 2 * weights["a"]
 
 
+def test_taught_replay_rehearses_what_earlier_stages_really_taught():
+    from ioa.synthesize import replay_counts, replay_shares
+
+    # a prerequisite stage that found 3 fresh examples, then a column stage of 144: the share follows them
+    share, weights = replay_shares(["kept"], ["facts", "column"], 0.1, 0.4, None, {"facts": 3, "column": 144}, 96)
+    counts = replay_counts(list(weights), share, 96, weights)
+    assert share == 0.5 and counts["column"] > 30 * counts.get("facts", 0) and counts["kept"] == 19
+    # only the 3-example stage before this round of 96 new: rehearsal cannot be 40% of the round
+    share, weights = replay_shares(["kept"], ["facts"], 0.1, 0.4, None, {"facts": 3}, 96)
+    counts = replay_counts(list(weights), share, 96, weights)
+    assert share < 0.12 and counts.get("facts", 0) <= 3 and counts["kept"] >= 10
+    # earlier stages taught at least a round's worth: the full share, as without the counts
+    assert replay_shares(["kept"], ["column"], 0.1, 0.4, None, {"column": 144}, 96) == \
+        replay_shares(["kept"], ["column"], 0.1, 0.4)
+    # nothing taught at all: no taught replay, the kept modules keep their share
+    assert replay_shares(["kept"], ["facts"], 0.1, 0.4, None, {"facts": 0}, 96) == (0.1, {"kept": 1.0})
+
+
 def test_a_later_stage_replays_what_earlier_stages_taught_at_its_own_share(tmp_path):
     ctx = make_ctx(tmp_path, **{"synthesis.replay_fraction": 0.1, "synthesis.taught_replay_fraction": 0.4,
                                 "synthesis.max_remedial_rounds": 0})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -328,8 +329,10 @@ def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefi
     reviewed = list(log.mastered) + (log.taught if syn.replay_taught == "all" else [])
     reviewed = [m for m in dict.fromkeys(reviewed) if m not in stage.modules]
     kept = [m for m in reviewed if m in log.known]
-    share, weights = replay_shares(kept, [m for m in reviewed if m not in kept], syn.replay_fraction,
-                                   syn.taught_replay_fraction, boost)
+    taught = [m for m in reviewed if m not in kept]
+    taught_examples = Counter(e.module for e in log.examples if e.kind != "replay" and e.module in taught)
+    share, weights = replay_shares(kept, taught, syn.replay_fraction, syn.taught_replay_fraction, boost,
+                                   taught_examples, n_new)
     counts = replay_counts(list(weights), share, n_new, weights)
     rng = random.Random(f"replay:{ctx.cfg.seed}:{prefix}")
     low, high = probe_band(ctx.cfg)
