@@ -97,3 +97,35 @@ def test_two_processes_writing_at_once_leave_the_cache_whole(tmp_path):
     paid = sum(not e["cached"] for name in ("a", "b") for e in ledger(tmp_path / f"{name}.jsonl"))
     assert paid == completions and N <= completions <= 2 * N
     check_cache(tmp_path / "teacher.sqlite")
+
+
+def test_opening_retries_while_another_process_holds_the_lock(tmp_path):
+    """SQLite answers "database is locked" at once (no busy handler) when two processes switch a new file to WAL
+    together, as in a CI run; opening must wait for the other process instead of failing."""
+    from ioa.llm import cache as cache_module
+
+    class LockedTwice:
+        def __init__(self, conn):
+            self.conn, self.failures = conn, 0
+
+        def execute(self, sql, *args):
+            if self.failures < 2:
+                self.failures += 1
+                raise sqlite3.OperationalError("database is locked")
+            return self.conn.execute(sql, *args)
+
+    conn = sqlite3.connect(tmp_path / "t.sqlite", isolation_level=None)
+    flaky = LockedTwice(conn)
+    cache_module._setup(flaky, deadline_s=5.0)
+    assert flaky.failures == 2
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT count(*) FROM responses").fetchone()[0] == 0
+
+    other = LockedTwice(sqlite3.connect(tmp_path / "u.sqlite"))
+    other.failures = -10**9  # locked for good: the error comes through once the deadline has passed
+    try:
+        cache_module._setup(other, deadline_s=0.05)
+    except sqlite3.OperationalError as err:
+        assert "locked" in str(err)
+    else:
+        raise AssertionError("a lock that never goes away must raise")

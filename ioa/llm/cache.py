@@ -30,6 +30,28 @@ CREATE TABLE IF NOT EXISTS responses (
 BUSY_TIMEOUT_S = 60.0  # another process holding the write lock: wait this long before failing
 
 
+def _setup(conn: sqlite3.Connection, deadline_s: float = BUSY_TIMEOUT_S) -> None:
+    """WAL mode and the table, retried while another process holds the lock.
+
+    Switching a fresh file to WAL takes an exclusive lock, and SQLite answers "database is locked" at once,
+    without its busy handler, when two processes open the same new file together (seen in CI): so retry here.
+    """
+    end = time.monotonic() + deadline_s
+    delay = 0.01
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(SCHEMA)
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) and "busy" not in str(err) or time.monotonic() > end:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 class ResponseCache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -38,9 +60,7 @@ class ResponseCache:
         self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                      check_same_thread=False)
         with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute(SCHEMA)
+            _setup(self._conn)
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.path)!r})"
