@@ -1,14 +1,22 @@
-"""Evaluation generation speed: batched `HFStudent.generate` against one prompt at a time.
+"""Evaluation generation speed: continuous batching (the default) against transformers' generate in fixed batches.
 
-Same model (the default student unless --model), same GSM8K prompts as `ioa eval` builds them (the
-first --prompts test questions with the step-by-step `#### <number>` instruction), same greedy decoding
-and max_new_tokens, in one process: a short warm-up, then (a) all prompts in batches of --batch-size
-(the eval path: similar lengths share a batch, left padding), then (b) the same prompts with batch size
-1. Tokens are the generated tokens that are not padding (a sequence that ends early stops counting),
-so both rates count the same work; `identical` is how many completions the two runs agree on (greedy,
-but padding changes the float arithmetic a little).
+The baseline is the path every run used until 2026-12-03: `decode: generate` at `gen_batch_size` 16, where
+a batch decodes until its last sequence stops (one looping answer keeps fifteen finished ones decoding). The
+new path: `decode: continuous` at the configured batch size, where a finished sequence leaves the KV cache
+and a waiting prompt takes its place. Same model, same prompts, same greedy decoding and `max_new_tokens`,
+in one process, after a short warm-up:
 
-Run: .venv/bin/python bench/eval_generation.py [--prompts 32] [--max-new-tokens 128] [--batch-size 16] [--threads N]
+- `arithmetic`: what a run's probing, gates and final evaluation generate: the compare preset's modules,
+  --prompts problems spread over their difficulty band, with the answer-line early stop;
+- `gsm8k`: `ioa eval`'s GSM8K prompts (step-by-step, `#### <number>`).
+
+`wall_ratio` = baseline seconds / new seconds for the same prompts (the issue's "evaluation ≥ 4×" bar);
+tokens are the generated tokens (a sequence that ended stops counting), so the rates count the same work;
+`identical` is how many completions the two paths agree on (greedy; in bf16 the batch a row shares changes
+its arithmetic a little, in fp32 they agree).
+
+Run: .venv/bin/python bench/eval_generation.py [--workload arithmetic|gsm8k|both] [--prompts 96]
+     [--max-new-tokens 288] [--batch-size 64] [--baseline-batch-size 16] [--threads N] [--model PATH]
 The last line printed is JSON.
 """
 from __future__ import annotations
@@ -24,6 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from ioa.answers import prompt_for  # noqa: E402
+from ioa.config import PRESETS, StudentConfig  # noqa: E402
+from ioa.domains import load_domain  # noqa: E402
 from ioa.evaluation.benchmarks import get_benchmark  # noqa: E402
 from ioa.evaluation.data import load_rows, resolve_data_dir  # noqa: E402
 from ioa.evaluation.runner import load_model  # noqa: E402
@@ -31,20 +42,40 @@ from ioa.evaluation.runner import load_model  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed(student, prompts, batch_size: int, max_new_tokens: int, options: dict) -> tuple[list[str], dict]:
-    student.cfg.gen_batch_size = batch_size
-    outs = student.generate(prompts, max_new_tokens=max_new_tokens, **options)
+def timed(student, prompts, decode: str, batch_size: int, options: dict) -> tuple[list[str], dict]:
+    student.cfg = student.cfg.model_copy(update={"decode": decode, "gen_batch_size": batch_size})
+    outs = student.generate(prompts, **options)
     stats = dict(student.last_generation)
-    return outs, {"batch_size": batch_size, "new_tokens": int(stats["new_tokens"]),
+    return outs, {"decode": decode, "batch_size": batch_size, "new_tokens": int(stats["new_tokens"]),
                   "seconds": round(stats["seconds"], 2), "tokens_per_s": round(stats["tokens_per_s"], 2)}
+
+
+def arithmetic_prompts(n: int) -> list[str]:
+    domain = load_domain("arithmetic")
+    modules = PRESETS["compare"]["modules"]
+    specs = [(modules[i % len(modules)], (i // len(modules)) / max(1, n // len(modules)) * 0.3, 1000 + i)
+             for i in range(n)]
+    return [prompt_for(domain.generate(*spec)) for spec in specs]
+
+
+def workload(name: str, args) -> tuple[list[str], dict]:
+    if name == "arithmetic":
+        return arithmetic_prompts(args.prompts), {"max_new_tokens": args.max_new_tokens}
+    bench = get_benchmark("gsm8k")
+    rows, _ = load_rows(bench.name, bench.source, args.data_dir)
+    return ([bench.prompt(item) for item in bench.items(rows)[: args.prompts]],
+            {**bench.generation(), "max_new_tokens": args.max_new_tokens})
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--prompts", type=int, default=32)
-    ap.add_argument("--max-new-tokens", type=int, default=128)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--model", default="smollm2-135m", help="hub id, local folder or run directory")
+    ap.add_argument("--workload", choices=("arithmetic", "gsm8k", "both"), default="both")
+    ap.add_argument("--prompts", type=int, default=96)
+    ap.add_argument("--max-new-tokens", type=int, default=288)
+    ap.add_argument("--batch-size", type=int, default=StudentConfig().gen_batch_size)
+    ap.add_argument("--baseline-batch-size", type=int, default=16)
+    ap.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     ap.add_argument("--data-dir", type=Path, default=resolve_data_dir(None) or ROOT.parent / "shared" / "data")
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "runs" / ".cache")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's); 1 on a busy shared machine")
@@ -52,24 +83,20 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    bench = get_benchmark("gsm8k")
-    rows, _ = load_rows(bench.name, bench.source, args.data_dir)
-    prompts = [bench.prompt(item) for item in bench.items(rows)[: args.prompts]]
-    options = bench.generation()
-    student = load_model(args.model, args.cache_dir, progress=False)
-    timed(student, prompts[:2], 2, 16, options)  # warm-up: first-call allocations and kernel selection
-    batched_out, batched = timed(student, prompts, args.batch_size, args.max_new_tokens, options)
-    print(f"batched: {batched}", file=sys.stderr, flush=True)
-    single_out, single = timed(student, prompts, 1, args.max_new_tokens, options)
-    print(f"batch size 1: {single}", file=sys.stderr, flush=True)
-    print(json.dumps({
-        "model": args.model, "precision": student.precision, "device": str(student.device),
-        "threads": torch.get_num_threads(),
-        "prompts": len(prompts), "max_new_tokens": args.max_new_tokens,
-        "batched": batched, "batch_size_1": single,
-        "speedup": round(batched["tokens_per_s"] / single["tokens_per_s"], 2),
-        "identical": f"{sum(a == b for a, b in zip(batched_out, single_out))}/{len(prompts)}",
-    }))
+    student = load_model(args.model, args.cache_dir, progress=False, precision=args.precision)
+    timed(student, arithmetic_prompts(4), "generate", 2, {"max_new_tokens": 16})  # warm-up
+    results = {}
+    for name in (["arithmetic", "gsm8k"] if args.workload == "both" else [args.workload]):
+        prompts, options = workload(name, args)
+        base_out, base = timed(student, prompts, "generate", args.baseline_batch_size, options)
+        print(f"{name} baseline: {base}", file=sys.stderr, flush=True)
+        new_out, new = timed(student, prompts, "continuous", args.batch_size, options)
+        print(f"{name} continuous: {new}", file=sys.stderr, flush=True)
+        results[name] = {"prompts": len(prompts), "baseline": base, "continuous": new,
+                         "wall_ratio": round(base["seconds"] / new["seconds"], 2),
+                         "identical": f"{sum(a == b for a, b in zip(base_out, new_out))}/{len(prompts)}"}
+    print(json.dumps({"model": args.model, "precision": student.precision, "device": str(student.device),
+                      "threads": torch.get_num_threads(), "max_new_tokens": args.max_new_tokens, **results}))
 
 
 if __name__ == "__main__":

@@ -73,8 +73,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         model=args.model, benchmarks=names, out=out, data_dir=_data_dir(args.data_dir), limit=args.limit,
         samples_per_task=args.samples_per_task, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
         seed=args.seed, temperature=args.temperature, top_p=args.top_p, code_prompt=args.code_prompt,
-        cache_dir=args.cache_dir, device=args.device, precision=args.precision, progress=not args.no_progress,
-        resume=not args.fresh,
+        cache_dir=args.cache_dir, device=args.device, precision=args.precision, decode=args.decode,
+        progress=not args.no_progress, resume=not args.fresh,
     )
     judge = _judge(args, any(b.needs_judge for b in benches))
     results = run_eval(opts, judge=judge)
@@ -125,6 +125,9 @@ def add_eval_parsers(subparsers) -> None:
     p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling when --samples-per-task > 1")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="auto: bf16 where the hardware has it; under bf16 greedy outputs can change with --batch-size")
+    p.add_argument("--decode", choices=("continuous", "generate"), default="continuous",
+                   help="greedy decoding: continuous batching (a finished sequence leaves the batch, a waiting prompt "
+                   "takes its place) or transformers' generate in fixed batches; sampling always uses generate")
     p.add_argument("--fresh", action="store_true",
                    help="ignore results and generation checkpoints an earlier call left in --out (default: resume)")
     p.add_argument("--code-prompt", choices=("chat", "completion"), default="chat",

@@ -215,3 +215,38 @@ def test_lora_init_follows_the_seed_and_leaves_the_global_generator(cache_dir):
     lora_a = [n for n in a if "lora_A" in n]
     assert lora_a and all(torch.equal(a[n], b[n]) for n in a)
     assert any(not torch.equal(a[n], c[n]) for n in lora_a)
+
+
+def test_continuous_decoding_gives_generates_completions_and_resumes(cache_dir):
+    """fp32, where batching cannot change a greedy choice: continuous batching (the default) returns what
+    transformers' generate returns for every prompt, including the stop after the answer line and the
+    length cap; a call handed half the completions as `done` decodes only the rest, to the same text."""
+    fp32 = CFG.model_copy(update={"precision": "fp32", "gen_batch_size": 3, "max_new_tokens": 40})
+    student = HFStudent(fp32, cache_dir, progress=False)
+    prompts = [f"What is {a} + {b}? End with a line 'Answer: <number>'." for a, b in
+               [(2, 3), (17, 25), (108, 96), (5, 9), (41, 7), (230, 415), (6, 6)]]
+    prompts += ["Name three colours, then say which one you like best and why."]  # runs to the length cap
+    reported: dict[int, str] = {}
+    continuous = student.generate(prompts, on_batch=lambda idx, texts: reported.update(zip(idx, texts)))
+    first = dict(student.last_generation)
+    student.cfg = fp32.model_copy(update={"decode": "generate"})
+    reference = student.generate(prompts)
+    student.cfg = fp32
+    assert continuous == reference
+    assert reported == dict(enumerate(continuous))  # each completion reported once, as it finished
+    assert len({len(t) for t in continuous}) > 3 and first["new_tokens"] > 0
+
+    problems = [Problem(id=f"q{a}", module="addition_facts", difficulty=0.1, question=f"What is {a} + {a + 4}?",
+                        answer=str(2 * a + 4)) for a in range(1, 6)]
+    answered = student.respond(problems)  # the stop after a complete answer line, in both modes
+    cut = student.generate(prompts, stop=["="])  # and a stop string, cut from the completion
+    student.cfg = fp32.model_copy(update={"decode": "generate"})
+    assert student.respond(problems) == answered and student.generate(prompts, stop=["="]) == cut
+    student.cfg = fp32
+    assert not any("=" in t for t in cut) and sum(len(c) < len(t) for c, t in zip(cut, continuous)) >= 4
+
+    done = {i: continuous[i] for i in range(0, len(prompts), 2)}
+    again = student.generate(prompts, done=done)
+    assert again == continuous
+    assert student.last_generation["reused"] == len(done)
+    assert student.last_generation["prompts"] == len(prompts) - len(done)

@@ -54,6 +54,7 @@ class EvalOptions:
     cache_dir: Path = field(default_factory=user_cache_dir)
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 where the hardware has it (greedy outputs can then change with batch size)
+    decode: str = "continuous"  # greedy decoding: continuous batching, or transformers' generate in fixed batches
     progress: bool = True
     resume: bool = True  # keep what an earlier call with the same settings left in `out`
 
@@ -67,12 +68,13 @@ def resolve_model_spec(spec: str) -> str:
 
 
 def load_model(spec: str, cache_dir: Path, *, batch_size: int = 16, max_new_tokens: int = 512,
-               device: str = "auto", precision: str = "auto", progress: bool = True, name: str = "student"):
+               device: str = "auto", precision: str = "auto", progress: bool = True, name: str = "student",
+               decode: str = "continuous"):
     from ioa.config import StudentConfig
     from ioa.students.hf import HFStudent
 
     cfg = StudentConfig(model=resolve_model_spec(spec), gen_batch_size=batch_size,
-                        max_new_tokens=max_new_tokens, device=device, precision=precision)
+                        max_new_tokens=max_new_tokens, device=device, precision=precision, decode=decode)
     return HFStudent(cfg, cache_dir, name=name, progress=progress)
 
 
@@ -149,7 +151,7 @@ def run_eval(opts: EvalOptions, *, judge=None, student=None,
 
     if student is None and any(items for _, items, _ in work):
         student = load_model(opts.model, opts.cache_dir, batch_size=opts.batch_size, device=opts.device,
-                             precision=opts.precision, progress=opts.progress)
+                             precision=opts.precision, progress=opts.progress, decode=opts.decode)
     source = str(student.source) if isinstance(student, ReportsSource) else opts.model
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -206,6 +208,7 @@ def _settings(bench: Benchmark, opts: EvalOptions, mode: str, source: str, stude
         "batch_size": opts.batch_size,
         "precision": student.precision if isinstance(student, ReportsPrecision) else opts.precision,
         "decoding": {"temperature": opts.temperature, "top_p": opts.top_p} if sampled else "greedy",
+        "decode": "generate" if sampled else opts.decode,  # how the batches are formed (sampling: generate)
     }
 
 

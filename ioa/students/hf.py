@@ -25,6 +25,7 @@ from ioa.config import StudentConfig
 from ioa.grading import FINISHED_ANSWER_LINE
 from ioa.io import atomic_dir, atomic_write_json
 from ioa.students.base import STATE_FILE, world_size
+from ioa.students.decode import greedy_continuous
 from ioa.students.hf_convert import StudentLoadError, load_pretrained
 from ioa.students.hf_train import lora_config, plan_steps, prepared_dataset, run_sft
 from ioa.types import Example, Problem
@@ -180,11 +181,18 @@ class HFStudent:
         (with `top_p`), seeded by the caller through torch's global RNG, or per batch with `seed` (batch b
         draws from seed + b, so a resumed generation samples what an uninterrupted one would).
 
-        Resuming: prompts are ordered by length and cut into batches the same way every call, so a
-        generation that reports each finished batch through `on_batch(indices, completions)` and is
-        called again with those completions as `done` (index -> completion) skips exactly those batches
-        and produces the remaining ones as the uninterrupted call would have. `last_generation` counts
-        only what this call generated (`reused`: completions taken from `done`).
+        Greedy decoding uses continuous batching (`cfg.decode`, ioa/students/decode.py): prompts in length
+        order, at most `gen_batch_size` live, a finished sequence leaves and a waiting prompt joins; each
+        completion is reported through `on_batch([index], [completion])` as it finishes. `decode:
+        generate` (and all sampling) cuts the length-ordered prompts into fixed batches for
+        transformers' `generate` and reports each finished batch.
+
+        Resuming: called again with the reported completions as `done` (index -> completion), a
+        generation decodes only the others. With fixed batches those are the batches the uninterrupted
+        call would have cut, so the outputs are equal; with continuous batching the remaining prompts
+        share different neighbours, which in fp32 gives the same greedy text and in bf16 can change a few
+        (as any change of batch does there). `last_generation` counts only what this call generated
+        (`reused`: completions taken from `done`).
         """
         if not prompts:
             return []
@@ -200,6 +208,21 @@ class HFStudent:
         new_tokens, reused, start = 0, 0, time.perf_counter()
         self.model.eval()
         bar = tqdm(total=len(texts), desc="generate", unit="prompt", disable=not self.progress)
+        if self.cfg.decode == "continuous" and not temperature:
+            with self.merged_adapter(), bar:
+                if done:
+                    for j in order:
+                        if j in done:
+                            outputs[j] = done[j]
+                    reused = sum(j in done for j in order)
+                    bar.update(reused)
+                waiting = [j for j in order if done is None or j not in done]
+                new_tokens = self._decode_continuous([texts[j] for j in waiting], waiting, outputs, bar, on_batch,
+                                                     **options)
+            seconds = time.perf_counter() - start
+            self.last_generation = {"prompts": len(texts) - reused, "reused": reused, "new_tokens": new_tokens,
+                                    "seconds": seconds, "tokens_per_s": new_tokens / seconds if seconds > 0 else 0.0}
+            return outputs
         with self.merged_adapter(), bar:
             for b, i in enumerate(range(0, len(order), size)):
                 batch = order[i : i + size]
@@ -249,6 +272,41 @@ class HFStudent:
         self.tokenizer.padding_side = "left"
         enc = self.tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=add_special_tokens)
         return enc.to(self.device)
+
+    def eos_ids(self) -> set[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = [ids] if isinstance(ids, int) else list(ids or [])
+        if self.tokenizer.eos_token_id is not None:
+            ids.append(self.tokenizer.eos_token_id)
+        return set(ids)
+
+    def _decode_continuous(self, texts: list[str], indices: list[int], outputs: list[str], bar, on_batch,
+                           *, max_new_tokens: int, stop: tuple[str, ...], answer_line_stop: bool, chat: bool,
+                           **_: Any) -> int:
+        """Greedy completions of `texts` into `outputs[indices[k]]` by continuous batching; each one is
+        reported through `on_batch([index], [completion])` as it finishes. Stops as `_generate_batch`'s."""
+        tok = self.tokenizer
+
+        def finished(tokens: list[int], token: int) -> bool:
+            if stop and any(s in tok.decode(tokens[-StopStrings.TAIL:], skip_special_tokens=True) for s in stop):
+                return True
+            if answer_line_stop and "\n" in tok.decode([token]):
+                tail = tok.decode(tokens[-AnswerLineDone.TAIL:], skip_special_tokens=True)
+                return bool(FINISHED_ANSWER_LINE.search(tail))
+            return False
+
+        def on_done(k: int, tokens: list[int]) -> None:
+            text = cut_at_stop(tok.decode(tokens, skip_special_tokens=True), stop)
+            text = text.strip() if chat else text.rstrip()
+            outputs[indices[k]] = text
+            if on_batch is not None:
+                on_batch([indices[k]], [text])
+            bar.update(1)
+
+        return greedy_continuous(
+            self.model, lambda batch: self.encode(batch, add_special_tokens=not chat), texts,
+            max_new_tokens=max_new_tokens, batch_size=self.cfg.gen_batch_size, eos_ids=self.eos_ids(),
+            finished=finished, on_done=on_done, autocast=self.autocast())
 
     def _generate_batch(
         self,

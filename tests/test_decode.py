@@ -1,0 +1,103 @@
+"""Continuous-batching greedy decoding (ioa/students/decode.py) against one-prompt-at-a-time greedy decoding.
+
+A small Llama built from a config with random weights (no download), fp32: every completion must equal the
+one `generate` gives the prompt alone (no padding, no neighbours), whatever the batch size and refill point,
+while rows finish at different steps, leave the cache, and waiting prompts of other lengths join it.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
+
+from ioa.students.decode import greedy_continuous, join_caches, left_pad_cache, trim_common_padding
+
+VOCAB, PAD, EOS = 96, 0, 1
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      pad_token_id=PAD, eos_token_id=EOS)
+    m = LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():  # sharper logits than the init's near-uniform ones: greedy choices far from ties
+        m.lm_head.weight.mul_(40.0)
+    return m
+
+
+def prompts(n: int, seed: int = 1) -> list[list[int]]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(2, VOCAB, (int(torch.randint(3, 15, (1,), generator=g)),), generator=g).tolist()
+            for _ in range(n)]
+
+
+def encoder(batch: list[list[int]]) -> dict[str, torch.Tensor]:
+    width = max(map(len, batch))
+    ids = torch.tensor([[PAD] * (width - len(p)) + p for p in batch])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch])
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def stops_at_multiple_of_seven(tokens: list[int], token: int) -> bool:
+    return len(tokens) >= 2 and token % 7 == 0
+
+
+def alone(model, prompt: list[int], max_new_tokens: int) -> list[int]:
+    """The reference: greedy decoding of one prompt by hand, the same stop rules, no batch."""
+    ids, out = torch.tensor([prompt]), []
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            token = int(model(input_ids=ids).logits[0, -1].argmax())
+            if token == EOS:
+                break
+            out.append(token)
+            if stops_at_multiple_of_seven(out, token):
+                break
+            ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+    return out
+
+
+@pytest.mark.parametrize("batch_size,refill_at", [(1, None), (3, 1), (4, None), (5, 2), (32, None)])
+def test_every_completion_equals_decoding_the_prompt_alone(model, batch_size, refill_at):
+    texts = prompts(13)
+    expected = [alone(model, p, 20) for p in texts]
+    assert len({len(e) for e in expected}) > 3  # rows really finish at different steps
+    got: dict[int, list[int]] = {}
+    generated = greedy_continuous(model, encoder, texts, max_new_tokens=20, batch_size=batch_size, eos_ids={EOS},
+                                  finished=stops_at_multiple_of_seven, on_done=lambda i, t: got.setdefault(i, t),
+                                  refill_at=refill_at)
+    assert [got[i] for i in range(len(texts))] == expected
+    assert generated == sum(map(len, expected))
+
+
+def test_each_completion_is_handed_over_once_as_it_finishes(model):
+    texts = prompts(9, seed=2)
+    order: list[int] = []
+    greedy_continuous(model, encoder, texts, max_new_tokens=12, batch_size=3, eos_ids={EOS},
+                      finished=stops_at_multiple_of_seven, on_done=lambda i, t: order.append(i))
+    assert sorted(order) == list(range(9))
+
+
+def test_join_pads_the_shorter_cache_on_the_left_and_trim_drops_shared_padding(model):
+    def prefill(batch):
+        enc = encoder(batch)
+        out = model(**enc, use_cache=True)
+        return out.past_key_values, enc["attention_mask"]
+
+    with torch.no_grad():
+        a, mask_a = prefill([[5, 6, 7]])
+        b, mask_b = prefill([[8, 9, 10, 11, 12, 13]])
+    keys_a = a.layers[0].keys.clone()
+    mask = join_caches(a, mask_a, b, mask_b)
+    assert mask.tolist() == [[0, 0, 0, 1, 1, 1], [1, 1, 1, 1, 1, 1]]
+    assert a.layers[0].keys.shape[0] == 2 and a.layers[0].keys.shape[2] == 6
+    assert torch.equal(a.layers[0].keys[0, :, 3:], keys_a[0]) and not a.layers[0].keys[0, :, :3].any()
+
+    a.batch_select_indices(torch.tensor([0]))  # the long row leaves: three positions nobody uses
+    trimmed = trim_common_padding(a, mask[:1])
+    assert trimmed.tolist() == [[1, 1, 1]] and torch.equal(a.layers[0].keys, keys_a)
+
+    empty = DynamicCache()
+    left_pad_cache(empty, 0)  # nothing to pad: a no-op, also on a cache without layers
