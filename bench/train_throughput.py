@@ -18,7 +18,13 @@ embedding counted once as the LM head) and T = tokens; weight gradients of froze
 computed and LoRA's own weights are negligible. Attention-score FLOPs (~T^2*d per layer, a few % at
 128 tokens) are ignored. Full fine-tuning would be 6*N*T. MFU = (4*N*T / s) / measured bf16 peak.
 
-Run: .venv/bin/python bench/train_throughput.py [--steps 6]; the last line printed is JSON.
+Then (d), on a default run's own data mix (the procedural teacher's solutions for the default preset's six
+modules over its probe band, prompts under the chat template, batches of 8 in the trainer's own random
+order): `HFStudent.train` with the LM head on the completion positions only (today's path) against the
+full-logits head it replaced (pinned here by switching `decoder_and_head` off), the same examples and steps;
+reported as loss-bearing (completion) tokens/s and all tokens/s, and their ratio.
+
+Run: .venv/bin/python bench/train_throughput.py [--steps 6] [--mix-steps 8]; the last line printed is JSON.
 """
 from __future__ import annotations
 
@@ -97,6 +103,47 @@ def bare_loop(model_dir: str, cfg: StudentConfig, data: list[dict], bf16: bool) 
             "final_loss": float(loss.detach())}
 
 
+def run_mix_examples(n: int) -> list[Example]:
+    import random
+
+    from ioa.answers import prompt_for
+    from ioa.config import PRESETS
+    from ioa.domains import load_domain
+    from ioa.teachers.procedural import ProceduralTeacher
+
+    domain = load_domain("arithmetic")
+    modules, probe = PRESETS["default"]["modules"], PRESETS["default"]["probe"]
+    low, high = probe["difficulty"] - probe["difficulty_spread"], probe["difficulty"] + probe["difficulty_spread"]
+    problems = [domain.generate(modules[i % len(modules)], random.Random(i).uniform(max(0, low), high), 9000 + i)
+                for i in range(n)]
+    solutions = ProceduralTeacher(domain).solve(problems)
+    return [Example(id=f"m{i}", module=p.module, prompt=prompt_for(p), completion=s.raw, answer=p.answer,
+                    difficulty=p.difficulty) for i, (p, s) in enumerate(zip(problems, solutions))]
+
+
+def train_mix(student: HFStudent, examples: list[Example], steps: int, completion_head: bool) -> dict[str, float]:
+    """One training round on `examples` through `HFStudent.train` (a fresh student each time: the same seeded
+    adapter, the same batches)."""
+    from ioa.students import hf_train
+
+    data = student.tokenized(examples)
+    loss_tokens = sum(sum(1 for t in row if t != -100) for row in data["labels"])
+    all_tokens = sum(len(row) for row in data["input_ids"])
+    original = hf_train.decoder_and_head
+    if not completion_head:
+        hf_train.decoder_and_head = lambda model: None
+    try:
+        with tempfile.TemporaryDirectory() as out:
+            metrics = student.train(examples, Path(out), max_steps=steps)
+    finally:
+        hf_train.decoder_and_head = original
+    share = loss_tokens / all_tokens
+    steady = metrics["steady_tokens_per_s"]  # tokens the model saw (padding excluded) per second
+    return {"s_per_step": round(metrics["s_per_step"], 3), "tokens_per_s": round(steady, 1),
+            "loss_tokens_per_s": round(steady * share, 1), "final_loss": round(metrics["final_loss"], 4),
+            "loss_token_share": round(share, 3)}
+
+
 def count_matmul_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -104,6 +151,7 @@ def count_matmul_params(model) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6, help="measured steps, after one warm-up step")
+    parser.add_argument("--mix-steps", type=int, default=8, help="steps of (d), the default run's data mix")
     args = parser.parse_args()
     steps = args.steps + 1
 
@@ -132,6 +180,16 @@ def main() -> None:
     print(f"bare loop again: {bares[1]['s_per_step']:.2f} s/step, {bares[1]['tokens_per_s']:.0f} tokens/s")
     bare = max(bares, key=lambda b: b["tokens_per_s"])
 
+    mix_cfg = StudentConfig(max_steps_per_stage=args.mix_steps + 1, epochs=1.0)
+    mix = run_mix_examples(mix_cfg.batch_size * (args.mix_steps + 1))
+    heads = {}
+    for name, flag in (("full_logits", False), ("completion_head", True), ("full_logits_again", False)):
+        heads[name] = train_mix(HFStudent(mix_cfg, cache, progress=False), mix, args.mix_steps + 1, flag)
+        print(f"run mix, {name}: {heads[name]}")
+    baseline = max((heads["full_logits"], heads["full_logits_again"]), key=lambda h: h["loss_tokens_per_s"])
+    head_ratio = heads["completion_head"]["loss_tokens_per_s"] / baseline["loss_tokens_per_s"]
+    print(f"run mix: completion head / full logits = {head_ratio:.2f} (loss-bearing tokens/s)")
+
     peak = peak_bf16 if bf16 else peak_fp32
     mfu = {k: 4 * n_params * v["tokens_per_s"] / (peak * 1e9) for k, v in (("bare", bare), ("framework", frame))}
     ratio = frame["tokens_per_s"] / bare["tokens_per_s"]
@@ -148,6 +206,7 @@ def main() -> None:
         "framework_over_bare": round(ratio, 3),
         "mfu_bare": round(mfu["bare"], 4), "mfu_framework": round(mfu["framework"], 4),
         "flops_per_token": "4*N (LoRA: forward 2N + activation grads 2N)",
+        "run_mix": {**heads, "completion_head_over_full_logits": round(head_ratio, 3)},
     }))
 
 

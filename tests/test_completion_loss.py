@@ -1,0 +1,75 @@
+"""The completion-only LM head (ioa/students/hf_train.py) against the model's own causal-LM loss.
+
+A small Llama from a config with random weights, under a LoRA adapter as the student trains: the loss
+and every trainable gradient must equal what `model(**batch).loss` gives, with and without the token
+count the Trainer passes for gradient accumulation, on a right-padded batch whose prompts are masked out.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from ioa.students.hf_train import completion_loss, decoder_and_head
+
+VOCAB = 64
+
+
+def tiny_llama(**extra) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, pad_token_id=0, **extra)
+    return LlamaForCausalLM(cfg)
+
+
+def batch() -> dict[str, torch.Tensor]:
+    """Three sequences (prompt, completion, right padding) of different lengths."""
+    g = torch.Generator().manual_seed(3)
+    rows = [(5, 4, 3), (8, 3, 1), (3, 9, 0)]  # prompt, completion, padding
+    width = max(p + c + z for p, c, z in rows)
+    ids, mask, labels = [], [], []
+    for p, c, _ in rows:
+        seq = torch.randint(1, VOCAB, (p + c,), generator=g).tolist()
+        pad = width - p - c
+        ids.append(seq + [0] * pad)
+        mask.append([1] * (p + c) + [0] * pad)
+        labels.append([-100] * p + seq[p:] + [-100] * pad)
+    return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels)}
+
+
+def grads(model) -> dict[str, torch.Tensor]:
+    out = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    model.zero_grad()
+    return out
+
+
+@pytest.mark.parametrize("num_items", [None, 11])
+def test_completion_loss_and_gradients_equal_the_models_own(num_items):
+    model = get_peft_model(tiny_llama(), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
+    with torch.no_grad():  # LoRA's B starts at zero: give it weights so its gradients are not trivially equal
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.1)
+    inputs = batch()
+    kwargs = {} if num_items is None else {"num_items_in_batch": torch.tensor(num_items)}
+    own = model(**inputs, **kwargs).loss
+    own.backward()
+    expected = grads(model)
+
+    parts = decoder_and_head(model)
+    assert parts is not None
+    ours = completion_loss(*parts, inputs, None if num_items is None else torch.tensor(num_items))
+    ours.backward()
+    got = grads(model)
+    assert torch.allclose(ours, own, atol=1e-6, rtol=1e-5)
+    assert got.keys() == expected.keys() and len(got) > 0
+    for name in got:
+        assert torch.allclose(got[name], expected[name], atol=1e-6, rtol=1e-4), name
+
+
+def test_models_with_processed_logits_keep_their_own_loss():
+    assert decoder_and_head(tiny_llama()) is not None
+    capped = tiny_llama()
+    capped.config.final_logit_softcapping = 30.0
+    assert decoder_and_head(capped) is None
