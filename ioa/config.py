@@ -158,6 +158,11 @@ class StudentConfig(Section):
     batch_size: int = Field(8, ge=1, le=4096)
     grad_accum: int = Field(1, ge=1, le=1024)
     epochs: float = Field(2.0, gt=0.0, le=1000.0)
+    warmup_ratio: float = Field(
+        0.0, ge=0.0, lt=1.0, description="share of each training round's steps over which the learning rate rises "
+        "from 0 (then it decays linearly to 0, as without warm-up). Every round starts a fresh AdamW, whose first "
+        "steps move every weight by about the full learning rate whatever its gradient; a warm-up softens that at "
+        "each round boundary (the paper: 3% over one run)")
     max_steps_per_stage: int = Field(60, ge=1, le=1_000_000, description="cap on optimizer steps per training round")
     max_seq_len: int = Field(256, ge=16, le=131072)
     max_new_tokens: int = Field(160, ge=1, le=32768)
