@@ -162,7 +162,8 @@ class StudentConfig(Section):
         0.0, ge=0.0, lt=1.0, description="share of each training round's steps over which the learning rate rises "
         "from 0 (then it decays linearly to 0, as without warm-up). Every round starts a fresh AdamW, whose first "
         "steps move every weight by about the full learning rate whatever its gradient; a warm-up softens that at "
-        "each round boundary (the paper: 3% over one run)")
+        "each round boundary (the paper: 3% over one run). Off: at 0.3 on 5 compare seeds it cost vanilla -7.7 and IOA "
+        "-7.7 points on the deficient modules (bench/results/2026-12-03-warmup-5seeds.md)")
     max_steps_per_stage: int = Field(60, ge=1, le=1_000_000, description="cap on optimizer steps per training round")
     max_seq_len: int = Field(256, ge=16, le=131072)
     max_new_tokens: int = Field(160, ge=1, le=32768)
