@@ -121,14 +121,19 @@ def run_mix_examples(n: int) -> list[Example]:
                     difficulty=p.difficulty) for i, (p, s) in enumerate(zip(problems, solutions))]
 
 
-def train_mix(student: HFStudent, examples: list[Example], steps: int, completion_head: bool) -> dict[str, float]:
+def loss_token_share(student: HFStudent, examples: list[Example]) -> float:
+    """Completion (loss-bearing) tokens over all tokens of the examples as the trainer tokenizes them."""
+    data = student.tokenized(examples)
+    loss_tokens = sum(sum(1 for t in row if t != -100) for row in data["labels"])
+    return loss_tokens / sum(len(row) for row in data["input_ids"])
+
+
+def train_mix(student: HFStudent, examples: list[Example], steps: int, completion_head: bool,
+              share: float) -> dict[str, float]:
     """One training round on `examples` through `HFStudent.train` (a fresh student each time: the same seeded
     adapter, the same batches)."""
     from ioa.students import hf_train
 
-    data = student.tokenized(examples)
-    loss_tokens = sum(sum(1 for t in row if t != -100) for row in data["labels"])
-    all_tokens = sum(len(row) for row in data["input_ids"])
     original = hf_train.decoder_and_head
     if not completion_head:
         hf_train.decoder_and_head = lambda model: None
@@ -137,7 +142,6 @@ def train_mix(student: HFStudent, examples: list[Example], steps: int, completio
             metrics = student.train(examples, Path(out), max_steps=steps)
     finally:
         hf_train.decoder_and_head = original
-    share = loss_tokens / all_tokens
     steady = metrics["steady_tokens_per_s"]  # tokens the model saw (padding excluded) per second
     return {"s_per_step": round(metrics["s_per_step"], 3), "tokens_per_s": round(steady, 1),
             "loss_tokens_per_s": round(steady * share, 1), "final_loss": round(metrics["final_loss"], 4),
@@ -182,9 +186,10 @@ def main() -> None:
 
     mix_cfg = StudentConfig(max_steps_per_stage=args.mix_steps + 1, epochs=1.0)
     mix = run_mix_examples(mix_cfg.batch_size * (args.mix_steps + 1))
+    share = loss_token_share(HFStudent(mix_cfg, cache, progress=False), mix)
     heads = {}
     for name, flag in (("full_logits", False), ("completion_head", True), ("full_logits_again", False)):
-        heads[name] = train_mix(HFStudent(mix_cfg, cache, progress=False), mix, args.mix_steps + 1, flag)
+        heads[name] = train_mix(HFStudent(mix_cfg, cache, progress=False), mix, args.mix_steps + 1, flag, share)
         print(f"run mix, {name}: {heads[name]}")
     baseline = max((heads["full_logits"], heads["full_logits_again"]), key=lambda h: h["loss_tokens_per_s"])
     head_ratio = heads["completion_head"]["loss_tokens_per_s"] / baseline["loss_tokens_per_s"]

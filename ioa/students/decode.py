@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 
 @dataclass
-class Sequence_:
+class Row:
     index: int  # position in the caller's prompt list
     tokens: list[int] = field(default_factory=list)
 
@@ -82,11 +82,15 @@ def greedy_continuous(
     spent more than it saved."""
     refill_at = max(1, refill_at if refill_at is not None else batch_size // 4)
     queue = deque(range(len(texts)))
-    live: list[Sequence_] = []
+    live: list[Row] = []
     cache = mask = positions = last = None  # `last`: each live row's newest token, already appended
     generated = 0
 
-    def advance(rows: list[Sequence_], tokens: list[int]) -> list[int]:
+    def room() -> bool:
+        """Whether waiting prompts join now: an empty batch, or `refill_at` free places (or all that wait)."""
+        return bool(queue) and (not live or batch_size - len(live) >= min(refill_at, len(queue)))
+
+    def advance(rows: list[Row], tokens: list[int]) -> list[int]:
         """Append each row's new token; finished rows are handed over. The rows that go on."""
         nonlocal generated
         keep = []
@@ -104,13 +108,14 @@ def greedy_continuous(
 
     with torch.inference_mode(), autocast or nullcontext():
         while queue or live:
-            if queue and (not live or batch_size - len(live) >= min(refill_at, len(queue))):
-                take = [Sequence_(queue.popleft()) for _ in range(min(batch_size - len(live), len(queue)))]
+            if room():
+                take = [Row(queue.popleft()) for _ in range(min(batch_size - len(live), len(queue)))]
                 enc = encode([texts[s.index] for s in take])
                 new_mask = enc["attention_mask"]
-                new_positions = (new_mask.cumsum(-1) - 1).clamp(min=0)[:, -1]
-                out = model(input_ids=enc["input_ids"], attention_mask=new_mask,
-                            position_ids=(new_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True)
+                prompt_positions = (new_mask.cumsum(-1) - 1).clamp(min=0)
+                new_positions = prompt_positions[:, -1]
+                out = model(input_ids=enc["input_ids"], attention_mask=new_mask, position_ids=prompt_positions,
+                            use_cache=True)
                 new_last = out.logits[:, -1].argmax(-1)
                 keep = advance(take, new_last.tolist())
                 if not keep:
@@ -127,7 +132,7 @@ def greedy_continuous(
                     mask = join_caches(cache, mask, new_cache, new_mask)
                     positions, last = torch.cat([positions, new_positions]), torch.cat([last, new_last])
                 live += take
-                if queue and len(live) < batch_size and batch_size - len(live) >= min(refill_at, len(queue)):
+                if room():
                     continue
             if not live:
                 continue

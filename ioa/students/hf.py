@@ -208,39 +208,34 @@ class HFStudent:
         new_tokens, reused, start = 0, 0, time.perf_counter()
         self.model.eval()
         bar = tqdm(total=len(texts), desc="generate", unit="prompt", disable=not self.progress)
-        if self.cfg.decode == "continuous" and not temperature:
-            with self.merged_adapter(), bar:
-                if done:
-                    for j in order:
-                        if j in done:
-                            outputs[j] = done[j]
-                    reused = sum(j in done for j in order)
-                    bar.update(reused)
-                waiting = [j for j in order if done is None or j not in done]
+        continuous = self.cfg.decode == "continuous" and not temperature
+        with self.merged_adapter(), bar:
+            if continuous:
+                for j in done or ():
+                    outputs[j] = done[j]
+                reused = len(done or ())
+                bar.update(reused)
+                waiting = [j for j in order if j not in (done or {})]
                 new_tokens = self._decode_continuous([texts[j] for j in waiting], waiting, outputs, bar, on_batch,
                                                      **options)
-            seconds = time.perf_counter() - start
-            self.last_generation = {"prompts": len(texts) - reused, "reused": reused, "new_tokens": new_tokens,
-                                    "seconds": seconds, "tokens_per_s": new_tokens / seconds if seconds > 0 else 0.0}
-            return outputs
-        with self.merged_adapter(), bar:
-            for b, i in enumerate(range(0, len(order), size)):
-                batch = order[i : i + size]
-                if done is not None and all(j in done for j in batch):
-                    for j in batch:
-                        outputs[j] = done[j]
-                    reused += len(batch)
+            else:
+                for b, i in enumerate(range(0, len(order), size)):
+                    batch = order[i : i + size]
+                    if done is not None and all(j in done for j in batch):
+                        for j in batch:
+                            outputs[j] = done[j]
+                        reused += len(batch)
+                        bar.update(len(batch))
+                        continue
+                    if seed is not None and temperature:
+                        torch.manual_seed(seed + b)
+                    completions, count = self._generate_batch([texts[j] for j in batch], **options)
+                    for j, text in zip(batch, completions):
+                        outputs[j] = text
+                    if on_batch is not None:
+                        on_batch(batch, completions)
+                    new_tokens += count
                     bar.update(len(batch))
-                    continue
-                if seed is not None and temperature:
-                    torch.manual_seed(seed + b)
-                completions, count = self._generate_batch([texts[j] for j in batch], **options)
-                for j, text in zip(batch, completions):
-                    outputs[j] = text
-                if on_batch is not None:
-                    on_batch(batch, completions)
-                new_tokens += count
-                bar.update(len(batch))
         seconds = time.perf_counter() - start
         self.last_generation = {
             "prompts": len(texts) - reused,

@@ -74,7 +74,7 @@ def sft_args(cfg: StudentConfig, out_dir: Path, steps: int, *, bf16: bool, use_c
         gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.effective_learning_rate,
         lr_scheduler_type="linear",
-        warmup_steps=math.ceil(cfg.warmup_ratio * steps) if cfg.warmup_ratio else 0,
+        warmup_steps=math.ceil(cfg.warmup_ratio * steps),
         max_length=cfg.max_seq_len,
         completion_only_loss=True,
         # TRL turns gradient checkpointing on by default; a small student fits without it and runs faster.
