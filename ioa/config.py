@@ -164,6 +164,14 @@ class StudentConfig(Section):
         "steps move every weight by about the full learning rate whatever its gradient; a warm-up softens that at "
         "each round boundary (the paper: 3% over one run). Off: at 0.3 on 5 compare seeds it cost vanilla -7.7 and IOA "
         "-7.7 points on the deficient modules (bench/results/2026-12-03-warmup-5seeds.md)")
+    carry_optimizer: bool = Field(
+        False, description="carry AdamW's moments from round to round (saved with each round's state, so a rolled-back "
+        "round's moments go with its weights) instead of a fresh AdamW per round, whose first steps move every weight "
+        "by about the full rate whatever its gradient")
+    lr_schedule: Literal["round", "run"] = Field(
+        "round", description="round: every training round decays linearly from the full rate to 0; run: one linear "
+        "decay over the run's step budget (budget.max_steps, required), each round continuing where the steps "
+        "spent so far left it, so later (remedial) rounds train at a lower rate")
     max_steps_per_stage: int = Field(60, ge=1, le=1_000_000, description="cap on optimizer steps per training round")
     max_seq_len: int = Field(256, ge=16, le=131072)
     max_new_tokens: int = Field(160, ge=1, le=32768)
@@ -299,6 +307,12 @@ class RunConfig(Section):
     budget: BudgetConfig = BudgetConfig()
     baseline: BaselineConfig = BaselineConfig()
     eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _run_schedule_needs_a_step_budget(self) -> "RunConfig":
+        if self.student.lr_schedule == "run" and self.budget.max_steps is None:
+            raise ValueError("student.lr_schedule: run decays the rate over budget.max_steps, which is not set")
+        return self
 
 
 PRESETS: dict[str, dict[str, Any]] = {

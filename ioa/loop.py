@@ -234,6 +234,8 @@ def train_round(ctx: Context, rdir: Path, examples: list[Example], max_steps: in
             metrics = {"steps": 0, "tokens_seen": 0, "examples": len(examples), "skipped": "train token budget spent"}
         else:
             kwargs = {} if max_steps is None else {"max_steps": max_steps}
+            if ctx.cfg.student.lr_schedule == "run":  # the steps already spent, discarded rounds' included
+                kwargs["lr_window"] = (used.steps, ctx.cfg.budget.max_steps)
             metrics = ctx.timed("train", lambda: ctx.student.train(examples, rdir / "trainer", **kwargs))
         ctx.student.save_state(state)
         ctx.loaded_state = state

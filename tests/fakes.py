@@ -31,12 +31,15 @@ class LearningFake:
         self.train_calls = 0
         self.interrupt_at_train = interrupt_at_train
         self.trained_ids: list[str] = []
+        self.lr_windows: list[tuple[int, int] | None] = []
 
     def respond(self, problems: Sequence[Problem]) -> list[str]:
         return SimulatedLearner(self.mastery, self.prerequisites, guess_rate=0.0).respond(problems)
 
-    def train(self, examples: Sequence[Example], out_dir: Path, max_steps: int | None = None) -> dict:
+    def train(self, examples: Sequence[Example], out_dir: Path, max_steps: int | None = None,
+              lr_window: tuple[int, int] | None = None) -> dict:
         self.train_calls += 1
+        self.lr_windows.append(lr_window)
         if self.interrupt_at_train == self.train_calls:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
             (Path(out_dir) / "checkpoint-1").mkdir(exist_ok=True)  # half-done training left behind

@@ -250,3 +250,28 @@ def test_continuous_decoding_gives_generates_completions_and_resumes(cache_dir):
     assert again == continuous
     assert student.last_generation["reused"] == len(done)
     assert student.last_generation["prompts"] == len(prompts) - len(done)
+
+
+def test_carried_optimizer_and_run_schedule_continue_across_rounds(cache_dir, tmp_path):
+    """Two rounds in one decay over a 6-step run: the rates continue where the first round stopped, AdamW
+    counts on from its moments, and a saved state brings those moments back into a fresh student."""
+    cfg = CFG.model_copy(update={"carry_optimizer": True, "learning_rate": 6e-4})
+    student = HFStudent(cfg, cache_dir, progress=False)
+    first = student.train(make_examples(), tmp_path / "r0", max_steps=2, lr_window=(0, 6))
+    second = student.train(make_examples(), tmp_path / "r1", max_steps=2, lr_window=(2, 6))
+    assert first["learning_rates"] == pytest.approx([6e-4, 5e-4])
+    assert second["learning_rates"] == pytest.approx([4e-4, 3e-4])
+    state = student.optimizer_state["state"]
+    assert {int(s["step"]) for s in state.values()} == {4}
+    student.save_state(tmp_path / "state")
+    assert (tmp_path / "state" / "optimizer.pt").exists()
+
+    fresh = HFStudent(cfg, cache_dir, progress=False)
+    fresh.load_state(tmp_path / "state")
+    for k, saved in state.items():
+        assert torch.equal(fresh.optimizer_state["state"][k]["exp_avg"], saved["exp_avg"])
+    # a round without a window and without carrying starts a fresh AdamW at the full rate, as before
+    plain = HFStudent(CFG, cache_dir, progress=False)
+    assert plain.train(make_examples(), tmp_path / "p", max_steps=2)["learning_rates"][0] == pytest.approx(
+        CFG.effective_learning_rate)
+    assert plain.optimizer_state is None

@@ -334,3 +334,24 @@ def test_self_instruct_keeps_teacher_calls_for_answering_its_pool(tmp_path):
     """Rejected near-duplicates cost calls too; the pool must still be answered within the cap."""
     summary = run(make_ctx(tmp_path, "self-instruct", **{"budget.max_teacher_calls": 60, "budget.max_examples": 1000}))
     assert 0 < summary["budget"]["used"]["teacher_calls"] <= 60
+
+
+def test_run_schedule_hands_each_round_the_steps_spent_before_it(tmp_path):
+    ctx = make_ctx(tmp_path, "ioa", **{"student.lr_schedule": "run", "student.max_steps_per_stage": 5})
+    run(ctx)
+    windows = ctx.student.lr_windows
+    metrics = sorted((ctx.rd.root / "stages").rglob("round-*/metrics.json"), key=lambda p: p.stat().st_mtime)
+    starts = [0]
+    for path in metrics[:-1]:
+        starts.append(starts[-1] + read_json(path)["steps"])
+    assert len(windows) >= 2 and windows == [(s, CAPS["budget.max_steps"]) for s in starts]
+    plain = make_ctx(tmp_path, "vanilla", name="plain")
+    run(plain)
+    assert plain.student.lr_windows == [None]  # the default: one decay per round, nothing passed
+
+
+def test_run_schedule_needs_a_step_budget():
+    from ioa.config import ConfigError
+
+    with pytest.raises(ConfigError, match="budget.max_steps"):
+        load_config(None, None, ["student.lr_schedule=run"])

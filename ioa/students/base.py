@@ -36,9 +36,11 @@ class Learner(Protocol):
 
 @runtime_checkable
 class Student(Learner, Protocol):
-    def train(self, examples: Sequence[Example], out_dir: Path, max_steps: int | None = None) -> dict[str, Any]:
+    def train(self, examples: Sequence[Example], out_dir: Path, max_steps: int | None = None,
+              lr_window: tuple[int, int] | None = None) -> dict[str, Any]:
         """Fine-tune on examples (at most `max_steps` optimizer steps); write checkpoints under out_dir;
-        return metrics (`steps`, `tokens_seen`, losses)."""
+        return metrics (`steps`, `tokens_seen`, losses). `lr_window` (start, horizon): the learning rate
+        follows one decay over the run's `horizon` steps from step `start` (None: one decay per round)."""
         ...
 
     def count_tokens(self, examples: Sequence[Example]) -> list[int]:

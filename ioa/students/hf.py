@@ -27,8 +27,10 @@ from ioa.io import atomic_dir, atomic_write_json
 from ioa.students.base import STATE_FILE, world_size
 from ioa.students.decode import greedy_continuous
 from ioa.students.hf_convert import StudentLoadError, load_pretrained
-from ioa.students.hf_train import lora_config, plan_steps, prepared_dataset, run_sft
+from ioa.students.hf_train import adamw, lora_config, plan_steps, prepared_dataset, run_decay, run_sft
 from ioa.types import Example, Problem
+
+OPTIMIZER_FILE = "optimizer.pt"  # in a state folder, with carry_optimizer: AdamW's moments for the next round
 
 __all__ = ["HFStudent", "StudentLoadError", "cpu_has_native_bf16", "resolve_device", "resolve_precision"]
 
@@ -143,6 +145,7 @@ class HFStudent:
         self.model.to(self.device).eval()
         self.load_seconds = time.perf_counter() - start
         self.last_generation: dict[str, float] = {}
+        self.optimizer_state: dict[str, Any] | None = None  # AdamW's moments after the latest round (carried)
 
     # ---- answering -------------------------------------------------------------------------------
 
@@ -366,19 +369,30 @@ class HFStudent:
     def _train_kwargs(self) -> dict[str, Any]:
         return dict(bf16=self.precision == "bf16", use_cpu=self.device.type == "cpu")
 
-    def train(self, examples: Sequence[Example], out_dir: Path, max_steps: int | None = None) -> dict[str, Any]:
+    def train(self, examples: Sequence[Example], out_dir: Path, max_steps: int | None = None,
+              lr_window: tuple[int, int] | None = None) -> dict[str, Any]:
         """Fine-tune on the examples (loss on completions only); checkpoints and metrics.json in out_dir.
 
-        Resumes from the last trainer checkpoint in `out_dir` if there is one.
+        Resumes from the last trainer checkpoint in `out_dir` if there is one. `lr_window` (start, horizon):
+        the rate decays linearly over the run's `horizon` steps and this round begins at step `start`
+        (default: each round decays from the full rate to 0). With `carry_optimizer` the AdamW moments of
+        the previous round (or of the state last loaded) are the starting point instead of zeros.
         """
         if not examples:
             raise ValueError("train() needs at least one example")
         self._ensure_peft()
         steps = plan_steps(len(examples), self.cfg, max_steps, world_size())
+        optimizers = None
+        if self.cfg.carry_optimizer or lr_window is not None:
+            optimizer = adamw(self.model, self.cfg, self.optimizer_state if self.cfg.carry_optimizer else None)
+            start, horizon = lr_window if lr_window is not None else (0, steps)
+            optimizers = (optimizer, run_decay(optimizer, start, horizon))
         metrics = run_sft(
             self.model, self.tokenizer, examples, self.cfg, Path(out_dir),
-            steps=steps, progress=self.progress, seed=self.seed, **self._train_kwargs(),
+            steps=steps, progress=self.progress, seed=self.seed, optimizers=optimizers, **self._train_kwargs(),
         )
+        if optimizers is not None and self.cfg.carry_optimizer:
+            self.optimizer_state = optimizers[0].state_dict()
         self.model.eval()
         return metrics
 
@@ -401,6 +415,8 @@ class HFStudent:
             self.model.save_pretrained(tmp)  # a PeftModel writes only its adapter
             if not self.is_lora:
                 self.tokenizer.save_pretrained(tmp)
+            if self.cfg.carry_optimizer and self.optimizer_state is not None:
+                torch.save(self.optimizer_state, tmp / OPTIMIZER_FILE)
             atomic_write_json(tmp / STATE_FILE, {"model": self.cfg.model, "finetune": self.cfg.finetune})
 
     def load_state(self, path: Path) -> None:
@@ -424,6 +440,9 @@ class HFStudent:
             from transformers import AutoModelForCausalLM
 
             self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(self.device)
+        if self.cfg.carry_optimizer:  # the moments that belong to these weights (none: a fresh AdamW next)
+            saved = path / OPTIMIZER_FILE
+            self.optimizer_state = torch.load(saved, map_location="cpu") if saved.exists() else None
         self.model.eval()
 
     def merged_model(self):

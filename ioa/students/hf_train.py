@@ -64,6 +64,29 @@ def to_dataset(examples: Sequence[Example]):
     )
 
 
+def adamw(model, cfg: StudentConfig, state: dict[str, Any] | None = None):
+    """The AdamW the trainer would make (betas 0.9/0.999, eps 1e-8, no weight decay) over the trainable
+    parameters, with the moments of an earlier round when `state` is given (`student.carry_optimizer`)."""
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.effective_learning_rate, betas=(0.9, 0.999), eps=1e-8,
+                                  weight_decay=0.0)
+    if state is not None:
+        optimizer.load_state_dict(state)
+        for group in optimizer.param_groups:  # the rate is this run's, whatever the state was saved with
+            group["lr"] = group["initial_lr"] = cfg.effective_learning_rate
+    return optimizer
+
+
+def run_decay(optimizer, start: int, horizon: int):
+    """Linear decay of the rate over the run's `horizon` steps, for a round that begins at run step `start`:
+    the round's local step s trains at lr * (1 - (start + s) / horizon), never below 0."""
+    from torch.optim.lr_scheduler import LambdaLR
+
+    return LambdaLR(optimizer, lambda step: max(0.0, (horizon - start - step) / horizon))
+
+
 def sft_args(cfg: StudentConfig, out_dir: Path, steps: int, *, bf16: bool, use_cpu: bool, progress: bool, seed: int):
     from trl import SFTConfig
 
@@ -217,6 +240,7 @@ def summarize(trainer, output, clock: StepClock, planned: int, n_examples: int, 
         "planned_steps": planned,
         "examples": n_examples,
         "train_loss": losses,
+        "learning_rates": [float(h["learning_rate"]) for h in logs if "learning_rate" in h],
         "final_loss": losses[-1] if losses else None,
         # every step is logged (logging_steps=1) and a resumed trainer restores the earlier steps' logs,
         # so this is the whole round's mean; output.training_loss covers only the steps after a resume
@@ -303,8 +327,12 @@ def run_sft(
     use_cpu: bool,
     progress: bool = True,
     seed: int = 0,
+    optimizers: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train `model` in place (a PeftModel for LoRA, the plain model for full fine-tuning); return metrics."""
+    """Train `model` in place (a PeftModel for LoRA, the plain model for full fine-tuning); return metrics.
+
+    `optimizers`: an (optimizer, scheduler) pair to train with instead of the trainer's fresh AdamW and
+    per-round linear decay; a checkpoint inside `out_dir` still restores their state on a resume."""
     trainer_class = PlainLossSFTTrainer if use_cpu else SFTTrainer
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -320,6 +348,7 @@ def run_sft(
                     train_dataset=to_dataset(examples),
                     processing_class=tokenizer,
                     callbacks=[clock],
+                    **({"optimizers": optimizers} if optimizers is not None else {}),
                 )
             if not progress:  # with tqdm off, transformers prints every step's raw log dict instead
                 from transformers.trainer_callback import PrinterCallback
