@@ -182,7 +182,7 @@ def adapt_solution(
 ) -> str:
     """The completion the student is trained on, built from the enabled transforms. `worked` holds the
     worked lines of the problem's steps to write out (`expand_steps`), keyed by step question."""
-    if not (cfg.decompose or cfg.template or cfg.simplify or cfg.analogies or cfg.atomic_steps
+    if not (cfg.decompose or cfg.template or cfg.simplify or cfg.analogies or cfg.atomic_steps or cfg.explicit_digits
             or (cfg.expand_steps and worked)):
         return raw
     if cfg.expand_steps and worked:

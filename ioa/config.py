@@ -93,6 +93,12 @@ class AdapterConfig(Section):
         "addition and subtraction, the facts); the LLM Adapter does not do it. Off: on 2 compare seeds it took "
         "multi-digit multiplication to 3% (10-17% without), the student mixing column lines into it (see README)")
     analogies: bool = True  # concrete analogies for abstract modules
+    explicit_digits: bool = Field(
+        False, description="train the column procedures (arithmetic: multi-digit addition and subtraction) on the "
+        "domain's form that names every digit by its place before use ('84: tens 8, ones 4.') and builds the result "
+        "column by column ('So far: 21.'), where the domain has one; the LLM Adapter does not do it. After a round on "
+        "the teacher's lines most wrong column-addition answers took a digit from the wrong place or assembled the "
+        "written digits wrongly")
     atomic_steps: bool = Field(
         False, description="train on the domain's solution in steps that each take one line of a lower module "
         "(arithmetic: multi-digit multiplication by place value, every product a times-table fact with zeros, the "

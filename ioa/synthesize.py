@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ioa.adapt import adapt_solution, load_ramp
 from ioa.answers import prompt_for
 from ioa.config import AdapterConfig
-from ioa.domains.base import ChecksMany, Domain, WorksSteps, WritesAtomicSteps
+from ioa.domains.base import ChecksMany, Domain, WorksSteps, WritesAtomicSteps, WritesExplicitDigits
 from ioa.teachers.base import AdaptsSolutions, MakesProblemsInBatches, Metered, Teacher
 from ioa.types import Example, Module, Problem, Solution
 
@@ -115,11 +115,16 @@ def worked_steps(domain: Domain, problem: Problem, expand: frozenset[str],
 
 
 def solving_text(domain: Domain, problem: Problem, text: str, adapter: AdapterConfig) -> str:
-    """The solving lines the Adapter rewrites: the domain's atomic steps (`adapter.atomic_steps`) where it
-    has them for this problem, else the teacher's own. The teacher's answer was checked already; the
-    atomic lines come from the problem itself and end on the same answer."""
+    """The solving lines the Adapter rewrites: the domain's atomic steps (`adapter.atomic_steps`) or its
+    explicit-digit form (`adapter.explicit_digits`) where it has them for this problem, else the teacher's
+    own. The teacher's answer was checked already; these lines come from the problem itself and end on the
+    same answer."""
     if adapter.atomic_steps and isinstance(domain, WritesAtomicSteps):
         lines = domain.atomic_lines(problem)
+        if lines:
+            return "\n".join(lines)
+    if adapter.explicit_digits and isinstance(domain, WritesExplicitDigits):
+        lines = domain.explicit_lines(problem)
         if lines:
             return "\n".join(lines)
     return text

@@ -143,6 +143,49 @@ def column_sub_lines(a: int, b: int) -> list[str]:
     return lines + [f"So {a} - {b} = {a - b}."]
 
 
+def place_listing(n: int) -> str:
+    """'958: hundreds 9, tens 5, ones 8.': every digit once, under the name of its place."""
+    named = [f"{PLACES[place]} {d}" for place, d in reversed(list(enumerate(digits(n))))]
+    return f"{n}: " + ", ".join(named) + "."
+
+
+def with_running_result(column_lines: list[str], results: list[int], final: str) -> list[str]:
+    """Each column line followed by the result so far (the column's written digits in front of the
+    previous result), so the last line copies a number instead of assembling it from every line."""
+    out, so_far = [], ""
+    for k, (line, written) in enumerate(zip(column_lines, results)):
+        so_far = f"{written}{so_far}"
+        shown = so_far if k < len(results) - 1 else so_far.lstrip("0") or "0"  # zeros inside stay: 02 -> 102
+        out.append(f"{line} So far: {shown}.")
+    return out + [final]
+
+
+def column_add_explicit_lines(a: int, b: int) -> list[str]:
+    """Column addition with every digit named by its place before use and the result built column by
+    column (the `explicit_digits` form). After a round on the teacher's lines, most wrong answers of a
+    135M student took a digit from the wrong place ("84 + 37" -> "Tens: 8 + 7 + 1") or assembled the
+    written digits wrongly in the last line."""
+    lines = column_add_lines(a, b)
+    da, db, carry, written = digits(a), digits(b), 0, []
+    width = max(len(da), len(db))
+    for i in range(width):
+        total = (da[i] if i < len(da) else 0) + (db[i] if i < len(db) else 0) + carry
+        written.append(total % 10 if total >= 10 and i < width - 1 else total)
+        carry = 1 if total >= 10 else 0
+    return [place_listing(a), place_listing(b)] + with_running_result(lines[:-1], written, lines[-1])
+
+
+def column_sub_explicit_lines(a: int, b: int) -> list[str]:
+    """Column subtraction in the `explicit_digits` form (see column_add_explicit_lines)."""
+    lines = column_sub_lines(a, b)
+    da, db, borrow, written = digits(a), digits(b), 0, []
+    for i, x in enumerate(da):
+        have, y = x - borrow, db[i] if i < len(db) else 0
+        borrow = 1 if have < y else 0
+        written.append(have + 10 * borrow - y)
+    return [place_listing(a), place_listing(b)] + with_running_result(lines[:-1], written, lines[-1])
+
+
 # ---------------------------------------------------------------- level 0
 
 
@@ -530,6 +573,16 @@ class ArithmeticDomain:
         if problem.module != "multi_digit_multiplication":
             return None
         return multiplication_by_place_lines(int(problem.meta["a"]), int(problem.meta["b"]))
+
+    def explicit_lines(self, problem: Problem) -> list[str] | None:
+        """The column procedures with every digit named by its place first and the result built column
+        by column (`column_add_explicit_lines`); None for the other modules."""
+        a, b = problem.meta.get("a"), problem.meta.get("b")
+        if problem.module == "multi_digit_addition":
+            return column_add_explicit_lines(int(a), int(b))
+        if problem.module == "multi_digit_subtraction":
+            return column_sub_explicit_lines(int(a), int(b))
+        return None
 
     def check(self, problem: Problem, response: str) -> bool:
         return check_response(problem.answer, response)

@@ -69,6 +69,18 @@ class WorksSteps(Protocol):
 
 
 @runtime_checkable
+class WritesExplicitDigits(Protocol):
+    """Optional domain capability: a problem's solution with every digit a line uses named by its place
+    before use and a running result, where its module works digit by digit (the Adapter's
+    `explicit_digits` trains on these instead of the teacher's lines)."""
+
+    def explicit_lines(self, problem: Problem) -> list[str] | None:
+        """The solving lines, ending on a line that states the result; None for modules without
+        digit-by-digit work."""
+        ...
+
+
+@runtime_checkable
 class WritesAtomicSteps(Protocol):
     """Optional domain capability: a problem's solution in steps a student who knows the lower modules
     can each take in one line (the Adapter's `atomic_steps` trains on these instead of the teacher's

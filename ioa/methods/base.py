@@ -37,5 +37,5 @@ def raw_solutions(cfg: RunConfig) -> RunConfig:
     difficulty rather than rewriting text."""
     adapter = cfg.adapter.model_copy(update={"decompose": False, "template": False, "simplify": False,
                                              "analogies": False, "expand_steps": False,
-                                             "atomic_steps": False})
+                                             "atomic_steps": False, "explicit_digits": False})
     return cfg.model_copy(update={"adapter": adapter})
