@@ -199,3 +199,24 @@ def test_atomic_steps_train_on_the_domains_place_value_lines_and_keep_the_teache
     assert [e.completion.splitlines()[1:] for e in plain] == [e.raw.splitlines() for e in plain]  # goal line only
     # the no-adapter ablation trains on the teacher's raw lines
     assert raw_solutions(RunConfig(adapter={"atomic_steps": True})).adapter.atomic_steps is False
+
+
+def test_explicit_digits_train_the_column_modules_on_the_domains_explicit_lines_only():
+    from ioa.config import RunConfig
+    from ioa.methods.base import raw_solutions
+    from ioa.synthesize import synthesize
+    from ioa.teachers.procedural import ProceduralTeacher
+
+    picked = [MODULES["multi_digit_addition"], MODULES["multi_digit_subtraction"], MODULES["addition_facts"]]
+    counts = {m.id: [0.1, 0.3] for m in picked}
+    examples = synthesize(ProceduralTeacher(DOMAIN), DOMAIN, picked, counts, AdapterConfig(explicit_digits=True),
+                          set(), "t", "synth", 0).examples
+    assert len(examples) == 6
+    for e in examples:
+        lines = e.completion.splitlines()
+        problem = DOMAIN.generate(e.module, e.difficulty, int(e.problem_id.split("-")[1]))
+        explicit = DOMAIN.explicit_lines(problem)
+        assert lines[0].startswith("Goal: ") and lines[-1] == f"Answer: {e.answer}"
+        assert lines[1:-1] == (explicit or problem.solution.splitlines())  # the facts keep the teacher's lines
+        assert ("So far:" in e.completion) == (e.module != "addition_facts") and "So far" not in e.raw
+    assert raw_solutions(RunConfig(adapter={"explicit_digits": True})).adapter.explicit_digits is False

@@ -297,3 +297,33 @@ def test_atomic_lines_split_both_factors_by_place():
         "70 × 20 = 1400.", "3 × 20 = 60.", "1400 + 60 = 1460.", "So 73 × 20 = 1460.",
         "Add the parts: 1460 + 219 = 1679.", "So 73 × 23 = 1679."]
     assert multiplication_by_place_lines(88, 18)[5] == "88 × 10 = 880."  # times ten: one line
+
+
+@pytest.mark.parametrize("module, op", [("multi_digit_addition", "+"), ("multi_digit_subtraction", "-")])
+def test_explicit_digits_name_each_digit_once_and_build_the_result_column_by_column(module, op):
+    from ioa.domains.base import WritesExplicitDigits
+
+    assert isinstance(DOMAIN, WritesExplicitDigits)
+    for p in problems(module):
+        a, b = int(p.meta["a"]), int(p.meta["b"])
+        lines = DOMAIN.explicit_lines(p)
+        for n, listing in zip((a, b), lines[:2]):  # "958: hundreds 9, tens 5, ones 8."
+            places = re.findall(r"([a-z ]+?) (\d)", listing.split(": ", 1)[1])
+            assert "".join(d for _, d in places) == str(n) and places[-1][0].strip() == "ones", listing
+        so_far = [re.search(r"So far: (\d+)\.$", line)[1] for line in lines[2:-1]]
+        assert len(so_far) == len(str(a)) and int(so_far[-1]) == int(p.answer), (p.id, lines)
+        for before, after in zip(so_far, so_far[1:]):  # each column puts its digits in front
+            assert after.endswith(before) or int(after) == int(before), (p.id, lines)
+        assert lines[-1] == f"So {a} {op} {b} = {p.answer}."
+        assert DOMAIN.check(p, "\n".join(lines) + "\nAnswer: " + p.answer)
+    assert DOMAIN.explicit_lines(DOMAIN.generate("multi_digit_multiplication", 0.3, 1)) is None
+
+
+def test_the_explicit_form_keeps_zeros_inside_the_running_result():
+    from ioa.domains.arithmetic import column_add_explicit_lines, column_sub_explicit_lines
+
+    assert [line.rsplit("So far: ", 1)[1] for line in column_sub_explicit_lines(1003, 998)[2:-1]] == [
+        "5.", "05.", "005.", "5."]
+    assert column_add_explicit_lines(84, 37) == [
+        "84: tens 8, ones 4.", "37: tens 3, ones 7.", "Ones: 4 + 7 = 11. Write 1 and carry 1. So far: 1.",
+        "Tens: 8 + 3 + 1 = 12. Write 12. So far: 121.", "So 84 + 37 = 121."]
