@@ -25,6 +25,7 @@ from ioa.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from ioa.methods.base import Method
 from ioa.methods.budget import spent, steps_left, steps_within_tokens, train_tokens_left
 from ioa.probe import TEST_SEED_BASE, expand_groups, generate_many, grade, probe_problems
+from ioa.rundir import RoundDir
 from ioa.students.base import state_saved, world_size
 from ioa.summary import summarize
 from ioa.teachers.base import Metered, Teacher
@@ -61,7 +62,7 @@ def ensure_test_items(ctx: Context) -> None:
     n = ctx.cfg.eval.test_items_per_module
     if n == 0:
         return
-    path = ctx.rd.root / "test_items.jsonl"
+    path = ctx.rd.test_items
     if path.exists():
         problems = [Problem.from_dict(r) for r in read_jsonl(path)]
     else:
@@ -103,7 +104,7 @@ def eval_items(ctx: Context) -> list[Problem]:
 
 
 def ensure_test_before(ctx: Context) -> None:
-    path = ctx.rd.root / "test_before.json"
+    path = ctx.rd.test_before
     if ctx.test and not path.exists():
         ctx.sync_student()
         atomic_write_json(path, ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, ctx.test)))
@@ -114,8 +115,7 @@ def benchmark_scores(ctx: Context, when: str) -> dict[str, Any] | None:
     names = ctx.cfg.eval.benchmarks
     if not names:
         return None
-    out = ctx.rd.root / "benchmarks" / when
-    done = out / "results.json"
+    out, done = ctx.rd.benchmarks(when), ctx.rd.benchmark_results(when)
     if not done.exists() or set(read_json(done).get("benchmarks", {})) != set(names):
         from ioa.evaluation.runner import EvalOptions, run_eval
 
@@ -128,9 +128,9 @@ def benchmark_scores(ctx: Context, when: str) -> dict[str, Any] | None:
     return read_json(done)
 
 
-def curve_point(ctx: Context, rdir: Path) -> None:
+def curve_point(ctx: Context, rdir: RoundDir) -> None:
     """Accuracy on the reported items after a trained round, with the budget spent so far."""
-    path = rdir / "curve.json"
+    path = rdir.curve
     if not ctx.cfg.eval.curve or path.exists():
         return
     ctx.sync_student()
@@ -150,7 +150,7 @@ def ensure_diagnosis(ctx: Context, counts_probing: bool) -> Diagnosis:
                 "teacher and student")
         before = teacher_usage(ctx.teacher)
         t_attempts = grade(ctx.domain, items, ctx.teacher.respond(items), "teacher")
-        atomic_write_json(rd.root / "probe_usage.json", {**usage_delta(before, ctx.teacher), "counted": counts_probing})
+        atomic_write_json(rd.probe_usage, {**usage_delta(before, ctx.teacher), "counted": counts_probing})
         ctx.sync_student()
         responses = ctx.timed("probe", lambda: ctx.student.respond(items))
         s_attempts = grade(ctx.domain, items, responses, "student")
@@ -204,21 +204,21 @@ def as_replay(examples: Sequence[Example], prefix: str) -> list[Example]:
             for i, e in enumerate(examples)]
 
 
-def write_round_data(path: Path, examples: Sequence[Example], made, usage: dict[str, int]) -> None:
+def write_round_data(rdir: RoundDir, examples: Sequence[Example], made, usage: dict[str, int]) -> None:
     """The round's train.jsonl, then synthesis.json (its counts and teacher usage: the budget reads them)."""
-    atomic_write_jsonl(path, [e.to_dict() for e in examples])
-    atomic_write_json(path.with_name("synthesis.json"), {
+    atomic_write_jsonl(rdir.train, [e.to_dict() for e in examples])
+    atomic_write_json(rdir.synthesis, {
         "examples": len(made.examples), "replayed": len(examples) - len(made.examples), "rejected": made.rejected,
         "duplicates": made.duplicates, **usage})
 
 
-def train_round(ctx: Context, rdir: Path, examples: list[Example], max_steps: int | None = None) -> None:
+def train_round(ctx: Context, rdir: RoundDir, examples: list[Example], max_steps: int | None = None) -> None:
     """Train on the round's data unless its state already exists; then that state is the latest.
 
     Steps: `max_steps` when given (a method that shares out its budget itself), else the recipe's plan
     capped by `max_steps_per_stage` and by what the step budget has left.
     """
-    state = rdir / "state"
+    state = rdir.state
     if not state_saved(state):
         ctx.sync_student()
         used = spent(ctx.rd)
@@ -234,11 +234,11 @@ def train_round(ctx: Context, rdir: Path, examples: list[Example], max_steps: in
             metrics = {"steps": 0, "tokens_seen": 0, "examples": len(examples), "skipped": "train token budget spent"}
         else:
             kwargs = {} if max_steps is None else {"max_steps": max_steps}
-            metrics = ctx.timed("train", lambda: ctx.student.train(examples, rdir / "trainer", **kwargs))
+            metrics = ctx.timed("train", lambda: ctx.student.train(examples, rdir.trainer, **kwargs))
         ctx.student.save_state(state)
         ctx.loaded_state = state
-        atomic_write_json(rdir / "metrics.json", metrics)
-        shutil.rmtree(rdir / "trainer", ignore_errors=True)
+        atomic_write_json(rdir.metrics, metrics)
+        shutil.rmtree(rdir.trainer, ignore_errors=True)
     ctx.latest_state = state
     curve_point(ctx, rdir)
 
@@ -252,8 +252,9 @@ def final_eval(ctx: Context) -> dict[str, Any]:
     if not ctx.rd.final_eval.exists():
         # Items already scored with the final weights: the round's curve point (on the reported items) or,
         # reporting on probes, the last gate's evaluation.
-        curve = ctx.latest_state.parent / "curve.json" if ctx.latest_state else None
-        gate_eval = ctx.latest_state.parent / "eval.json" if ctx.latest_state else None
+        latest = RoundDir.of_state(ctx.latest_state) if ctx.latest_state else None
+        curve = latest.curve if latest else None
+        gate_eval = latest.eval if latest else None
         last = curve if curve and curve.exists() else (gate_eval if not ctx.test else None)
         reused = read_json(last)["items"] if last and last.exists() else []
         wanted = eval_items(ctx)

@@ -70,11 +70,11 @@ def load_run(root: Path) -> RunData:
         for stage in data.history:
             for r in stage["rounds"]:
                 rdir = rd.round(stage["index"], r["round"])
-                r["synthesis"] = _json_or_none(rdir / "synthesis.json") or {}
-                metrics = _json_or_none(rdir / "metrics.json") or {}
+                r["synthesis"] = _json_or_none(rdir.synthesis) or {}
+                metrics = _json_or_none(rdir.metrics) or {}
                 r["losses"] = [float(x) for x in metrics.get("train_loss") or metrics.get("losses") or []
                                if x is not None]
-    test_before = _json_or_none(rd.root / "test_before.json")
+    test_before = _json_or_none(rd.test_before)
     data.before = test_before["accuracy"] if test_before else None
     final = _json_or_none(rd.final_eval)
     data.final = final.get("accuracy") if final else None
@@ -371,7 +371,7 @@ def usage_blocks(data: RunData) -> list[Any]:
     """Teacher calls, tokens and cost per phase (LLM teachers), from the run's ledger."""
     from ioa.llm.accounting import Ledger
 
-    totals = Ledger.totals_of(data.rd.root / "teacher_calls.jsonl")
+    totals = Ledger.totals_of(data.rd.teacher_calls)
     if not totals:
         return []
     rows = []
@@ -408,8 +408,8 @@ def make_images(data: RunData, rows: list[dict[str, Any]]) -> dict[str, Image]:
     figures["mastery_curves"] = ("mastery curves", plots.mastery_curves(data.history))
     figures["accuracy"] = ("accuracy before and after", plots.accuracy_bars(rows))
     figures["training_loss"] = ("training loss", plots.training_loss(loss_series(data.history)))
-    return {k: Image(f"plots/{k}.png", alt, plots.png_bytes(fig)) for k, (alt, fig) in figures.items()
-            if fig is not None}
+    return {k: Image(str(data.rd.plot(k).relative_to(data.rd.root)), alt, plots.png_bytes(fig))
+            for k, (alt, fig) in figures.items() if fig is not None}
 
 
 def build_blocks(data: RunData) -> tuple[list[Any], dict[str, Image]]:
@@ -478,13 +478,13 @@ def to_html(blocks: list[Any], title: str) -> str:
 
 def write_report(run_dir: Path) -> list[Path]:
     """Write DIR/report.md, DIR/report.html and DIR/plots/*.png; return the paths written."""
-    root = Path(run_dir)
-    data = load_run(root)
+    data = load_run(Path(run_dir))
+    rd = data.rd
     blocks, images = build_blocks(data)
     written = []
     for img in images.values():
-        atomic_write_bytes(root / img.path, img.png)
-        written.append(root / img.path)
-    atomic_write_text(root / "report.md", to_markdown(blocks))
-    atomic_write_text(root / "report.html", to_html(blocks, f"IOA run report: {root.name}"))
-    return [root / "report.md", root / "report.html"] + written
+        atomic_write_bytes(rd.root / img.path, img.png)
+        written.append(rd.root / img.path)
+    atomic_write_text(rd.report_md, to_markdown(blocks))
+    atomic_write_text(rd.report_html, to_html(blocks, f"IOA run report: {rd.root.name}"))
+    return [rd.report_md, rd.report_html] + written

@@ -16,22 +16,22 @@ def stage_history(rd: RunDir, curriculum: Curriculum) -> list[dict[str, Any]]:
     for stage in curriculum.stages:
         rounds = []
         for rdir in rd.rounds(stage.index):
-            entry: dict[str, Any] = {"round": int(rdir.name.split("-")[1])}
-            if (rdir / "train.jsonl").exists():
+            entry: dict[str, Any] = {"round": rdir.index}
+            if rdir.train.exists():
                 kinds: dict[str, int] = {}
-                for e in read_jsonl(rdir / "train.jsonl"):
+                for e in read_jsonl(rdir.train):
                     kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
                 entry["examples"] = kinds
-            if (rdir / "metrics.json").exists():
-                m = read_json(rdir / "metrics.json")
+            if rdir.metrics.exists():
+                m = read_json(rdir.metrics)
                 entry["steps"], entry["final_loss"] = m.get("steps"), m.get("final_loss")
-            if (rdir / "eval.json").exists():
-                entry["accuracy"] = read_json(rdir / "eval.json")["accuracy"]
-            if (rdir / "gate.json").exists():
-                g = read_json(rdir / "gate.json")
+            if rdir.eval.exists():
+                entry["accuracy"] = read_json(rdir.eval)["accuracy"]
+            if rdir.gate.exists():
+                g = read_json(rdir.gate)
                 entry.update(passed=g["passed"], min_ratio=g["min_ratio"], action=g["action"], ratios=g["ratios"])
             rounds.append(entry)
-        selected = rd.round(stage.index, 0).parent / "selected.json"
+        selected = rd.selected(stage.index)
         chosen = read_json(selected)["round"] if selected.exists() else (rounds[-1]["round"] if rounds else None)
         out.append({**stage.to_dict(), "rounds": rounds, "selected_round": chosen})
     return out
@@ -58,20 +58,18 @@ def _mean(xs: list[float]) -> float | None:
 def before_accuracy(rd: RunDir, diagnosis: Diagnosis) -> dict[str, float]:
     """The student's accuracy before training on the items results are reported on: the held-out test
     set when the run has one, else the probes (the Identifier's P_S)."""
-    test_before = rd.root / "test_before.json"
-    if test_before.exists():
-        return read_json(test_before)["accuracy"]
+    if rd.test_before.exists():
+        return read_json(rd.test_before)["accuracy"]
     return {m.id: m.p_student for m in diagnosis.modules}
 
 
 def learning_curve(rd: RunDir, before: dict[str, float]) -> list[dict[str, Any]]:
     """(examples, steps, teacher calls, mean accuracy) before training and after every trained round."""
     points = [{"examples": 0, "steps": 0, "teacher_calls": 0, "mean": _mean(list(before.values())), "accuracy": before}]
-    stages = rd.root / "stages"
-    order = lambda p: (int(p.parent.parent.name), int(p.parent.name.split("-")[1]))
-    paths = sorted(stages.glob("*/round-*/curve.json"), key=order) if stages.is_dir() else []
-    for path in paths:
-        c = read_json(path)
+    for rdir in rd.all_rounds():
+        if not rdir.curve.exists():
+            continue
+        c = read_json(rdir.curve)
         points.append({k: c[k] for k in ("examples", "steps", "teacher_calls", "mean", "accuracy")})
     return points if len(points) > 1 else []
 
@@ -80,7 +78,7 @@ def benchmark_metrics(rd: RunDir) -> dict[str, dict[str, Any]] | None:
     """{"before": {benchmark: metrics}, "after": {...}} from DIR/benchmarks/*/results.json, if configured."""
     out = {}
     for when in ("before", "after"):
-        path = rd.root / "benchmarks" / when / "results.json"
+        path = rd.benchmark_results(when)
         if path.exists():
             out[when] = {name: {**b.get("metrics", {}), "n": b.get("n", 0)} if b.get("status") == "ok"
                          else {"status": b.get("status")}
@@ -107,9 +105,7 @@ def completion_lengths(examples: Sequence[dict[str, Any]]) -> dict[str, dict[str
 
 
 def trained_examples(rd: RunDir) -> list[dict[str, Any]]:
-    stages = rd.root / "stages"
-    return [e for path in (sorted(stages.glob("*/round-*/train.jsonl")) if stages.is_dir() else [])
-            for e in read_jsonl(path)]
+    return [e for rdir in rd.all_rounds() if rdir.train.exists() for e in read_jsonl(rdir.train)]
 
 
 def layout_bleed(rd: RunDir, final: dict[str, Any], examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -173,11 +169,11 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
         "method": cfg.method,
         "seed": cfg.seed,
         "tau_gap": cfg.identifier.tau_gap,
-        "reported_on": "test" if (rd.root / "test_before.json").exists() else "probes",
+        "reported_on": "test" if rd.test_before.exists() else "probes",
         "budget": {"used": spent(rd).to_dict(), "caps": {"examples": budget.max_examples, "steps": budget.max_steps,
                                                           "teacher_calls": budget.max_teacher_calls}},
         "curve": learning_curve(rd, before_acc),
-        "teacher_usage": Ledger.totals_of(rd.root / "teacher_calls.jsonl"),
+        "teacher_usage": Ledger.totals_of(rd.teacher_calls),
         "benchmarks": benchmark_metrics(rd),
         "domain": cfg.domain,
         "student": cfg.student.model,

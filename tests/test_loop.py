@@ -252,7 +252,7 @@ def test_later_stages_review_what_earlier_stages_taught(tmp_path, which):
     unmastered = [m for m in stages[0]["modules"]
                   if not any(x["id"] == m and "mastered_at_stage" in x for x in summary["modules"])]
     assert unmastered
-    last = ctx.rd.round(stages[-1]["index"], 0) / "train.jsonl"
+    last = ctx.rd.round(stages[-1]["index"], 0).train
     replayed = {e["module"] for e in read_jsonl(last) if e["kind"] == "replay"}
     assert bool(set(unmastered) & replayed) == (which == "all")
 
@@ -341,7 +341,7 @@ def test_a_later_stage_replays_what_earlier_stages_taught_at_its_own_share(tmp_p
     stages = json.loads(ctx.rd.curriculum.read_text())["stages"]
     taught_before, shares = set(), []
     for st in stages:
-        rows = read_jsonl(ctx.rd.round(st["index"], 0) / "train.jsonl")
+        rows = read_jsonl(ctx.rd.round(st["index"], 0).train)
         if taught_before and not st.get("bridge"):
             shares.append(sum(e["kind"] == "replay" and e["module"] in taught_before for e in rows) / len(rows))
         if not st.get("bridge"):

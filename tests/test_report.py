@@ -54,19 +54,19 @@ def examples(stage: int, rnd: int, kinds: dict[str, int], modules) -> list[dict]
 def write_round(rd: RunDir, stage: Stage, rnd: int, kinds: dict[str, int], accuracy: dict | None,
                 losses: list[float] | None, last: bool = False):
     rdir = rd.round(stage.index, rnd)
-    atomic_write_jsonl(rdir / "train.jsonl", examples(stage.index, rnd, kinds, stage.modules))
-    atomic_write_json(rdir / "synthesis.json", {"examples": sum(kinds.values()), "replayed": kinds.get("replay", 0),
+    atomic_write_jsonl(rdir.train, examples(stage.index, rnd, kinds, stage.modules))
+    atomic_write_json(rdir.synthesis, {"examples": sum(kinds.values()), "replayed": kinds.get("replay", 0),
                                                 "rejected": 1, "duplicates": 2})
     metrics = {"steps": 6, "final_loss": (losses or [0.5])[-1]}
     if losses is not None:
         metrics["train_loss"] = losses
-    atomic_write_json(rdir / "metrics.json", metrics)
+    atomic_write_json(rdir.metrics, metrics)
     if accuracy is None:
         return
-    atomic_write_json(rdir / "eval.json", {"accuracy": accuracy, "items": [], "stage_modules": list(stage.modules)})
+    atomic_write_json(rdir.eval, {"accuracy": accuracy, "items": [], "stage_modules": list(stage.modules)})
     g = gate(accuracy, P_TEACHER, stage.modules, stage.mastery_threshold)
     g["action"] = "advance" if g["passed"] else ("advance-unmastered" if last else "remediate")
-    atomic_write_json(rdir / "gate.json", g)
+    atomic_write_json(rdir.gate, g)
 
 
 @pytest.fixture

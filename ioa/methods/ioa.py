@@ -13,7 +13,6 @@ import dataclasses
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 from tqdm.auto import tqdm
@@ -28,6 +27,7 @@ from ioa.loop import as_replay, probe_band, single_stage, teacher_usage, train_r
 from ioa.methods.base import raw_solutions
 from ioa.methods.budget import Usage, examples_left, spent, steps_left, trim_counts
 from ioa.organize import organize, step_shares
+from ioa.rundir import RoundDir
 from ioa.stats import item_changes, sign_test_p
 from ioa.students.base import state_saved
 from ioa.synthesize import (
@@ -117,7 +117,7 @@ class IOA:
         for rnd in range(rounds):
             rdir = ctx.rd.round(stage.index, rnd)
             steps = self.round_steps(ctx, curriculum, stage)
-            if steps == 0 and not state_saved(rdir / "state"):
+            if steps == 0 and not state_saved(rdir.state):
                 break  # the stage's share of the step budget is spent
             examples = ctx.timed("synthesize", lambda: self.round_examples(
                 ctx, stage, rnd, reach, last_eval, failing, log))  # noqa: B023 (called at once)
@@ -139,7 +139,7 @@ class IOA:
             acc = last_eval["accuracy"]  # the stage's modules and the retention modules alike
             log.latest.update(acc)
             tried.append((sum(acc.values()) / len(acc), rnd, last_eval))
-            decision_path = rdir / "gate.json"
+            decision_path = rdir.gate
             if not decision_path.exists():
                 decision = gate(last_eval["accuracy"], ctx.p_teacher, stage.modules, stage.mastery_threshold)
                 # no steps of its share left to remediate
@@ -167,7 +167,8 @@ class IOA:
     def round_examples(self, ctx: Context, stage: Stage, rnd: int, reach: float, last_eval: dict | None,
                        failing: Sequence[str], log: StageLog) -> list[Example]:
         """The round's training data: synthesized (round 0) or remedial (later), plus replay."""
-        path = ctx.rd.round(stage.index, rnd) / "train.jsonl"
+        rdir = ctx.rd.round(stage.index, rnd)
+        path = rdir.train
         if path.exists():
             examples = [Example.from_dict(r) for r in read_jsonl(path)]
             ctx.seen.update(e.prompt for e in examples)
@@ -210,7 +211,7 @@ class IOA:
         n_taught = len(made.examples) + (len(rehearsal) if syn.replay_counts_rehearsal else 0)
         replayed = replay_examples(ctx, stage, log, n_taught, prefix) + as_replay(rehearsal, f"{prefix}-rehearse")
         examples = made.examples + replayed
-        write_round_data(path, examples, made, usage_delta(before, ctx.teacher))
+        write_round_data(rdir, examples, made, usage_delta(before, ctx.teacher))
         return examples
 
     def stage_steps_left(self, ctx: Context, curriculum: Curriculum, stage: Stage,
@@ -342,9 +343,9 @@ def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefi
     return as_replay(picked, f"{prefix}-replay")
 
 
-def eval_round(ctx: Context, rdir: Path, stage: Stage, log: StageLog) -> dict[str, Any]:
+def eval_round(ctx: Context, rdir: RoundDir, stage: Stage, log: StageLog) -> dict[str, Any]:
     """Held-out accuracy on the stage's modules and, for retention, on every earlier stage's modules."""
-    path = rdir / "eval.json"
+    path = rdir.eval
     if not path.exists():
         retention = [m for m in list(log.taught) + list(log.known) if m not in stage.modules]
         retention = list(dict.fromkeys(retention))
@@ -416,8 +417,8 @@ def keep_best_round(ctx: Context, stage: Stage, tried: list[tuple[float, int, di
     score, rnd, result = tried[i]
     ctx.say(f"stage {stage.index} ends on round {rnd} of {len(tried)} (mean held-out accuracy {100 * score:.1f}%, "
             f"kept modules {-100 * drop:+.1f} points)")
-    ctx.latest_state = ctx.rd.round(stage.index, rnd) / "state"
-    path = ctx.rd.round(stage.index, 0).parent / "selected.json"
+    ctx.latest_state = ctx.rd.round(stage.index, rnd).state
+    path = ctx.rd.selected(stage.index)
     if not path.exists():
         atomic_write_json(path, {"round": rnd, "mean_accuracy": round(score, 6), "rounds": len(tried),
                                  "known_drop": round(drop, 6), "max_known_drop": org.max_known_drop,
