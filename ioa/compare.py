@@ -23,6 +23,7 @@ import yaml
 from ioa.config import METHODS
 from ioa.io import InputError, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_jsonl
 from ioa.lock import acquire
+from ioa.records import FinalEval, RunSummary
 from ioa.report import Heading, Image, Para, Table, to_html, to_markdown
 from ioa.rundir import RunDir
 from ioa.stats import paired_bootstrap
@@ -52,23 +53,24 @@ def load_result(root: Path) -> RunResult:
         hint = (f"an unfinished run: `ioa resume {root}` finishes it" if rd.config.exists()
                 else "not a run directory: give the folders `ioa run` wrote (each has config.yaml)")
         raise InputError(f"{root}: no summary.json ({hint})")
-    summary = read_json(rd.summary)
+    summary = RunSummary.from_dict(read_json(rd.summary))
     cfg = yaml.safe_load(rd.config.read_text()) or {} if rd.config.exists() else {}
-    tau_gap = summary.get("tau_gap", (cfg.get("identifier") or {}).get("tau_gap", 0.3))
+    # runs summarized before the summary carried a field: the config's
+    tau_gap = summary.tau_gap if summary.tau_gap is not None else (cfg.get("identifier") or {}).get("tau_gap", 0.3)
     diagnosis = read_json(rd.diagnosis)
     deficient = [m["id"] for m in diagnosis["modules"] if m.get("gap") is not None and m["gap"] > tau_gap + 1e-9]
-    modules = summary["modules"]
+    modules = summary.modules
     return RunResult(
-        root=root, method=cfg.get("label") or summary.get("method") or cfg.get("method", "ioa"),
-        seed=int(summary.get("seed", cfg.get("seed", 0))),
+        root=root, method=cfg.get("label") or summary.method or cfg.get("method", "ioa"),
+        seed=int(summary.seed if summary.seed is not None else cfg.get("seed", 0)),
         after={m["id"]: m["p_student_after"] for m in modules if m["p_student_after"] is not None},
         before={m["id"]: m["p_student_before"] for m in modules},
-        deficient=deficient, budget=budget_used(rd, summary), curve=summary.get("curve") or [],
-        benchmarks=flat_benchmarks(summary.get("benchmarks") or {}),
+        deficient=deficient, budget=budget_used(rd, summary), curve=summary.curve or [],
+        benchmarks=flat_benchmarks(summary.benchmarks or {}),
         items_per_module=items_per_module(rd),
         items=final_items(rd),
-        bleed_after=(summary.get("layout_bleed") or {}).get("mean_after"),
-        completion_tokens=mean_completion(summary.get("completion_tokens") or {}),
+        bleed_after=(summary.layout_bleed or {}).get("mean_after"),
+        completion_tokens=mean_completion(summary.completion_tokens or {}),
     )
 
 
@@ -77,10 +79,10 @@ def mean_completion(lengths: dict[str, dict[str, float]]) -> float | None:
     return sum(v["adapted"] * v["examples"] for v in lengths.values()) / n if n else None
 
 
-def budget_used(rd: RunDir, summary: dict[str, Any]) -> dict[str, int]:
+def budget_used(rd: RunDir, summary: RunSummary) -> dict[str, int]:
     """The summary's budget, with trained tokens read from the rounds' metrics for runs summarized before
     the summary carried them."""
-    used = dict((summary.get("budget") or {}).get("used", {}))
+    used = dict((summary.budget or {}).get("used", {}))
     if "trained_tokens" not in used:
         from ioa.methods.budget import spent
 
@@ -90,9 +92,8 @@ def budget_used(rd: RunDir, summary: dict[str, Any]) -> dict[str, int]:
 
 def final_items(rd: RunDir) -> dict[str, dict[str, bool]]:
     """module -> item id -> correct, from final_eval.json (empty when the run has none)."""
-    path = rd.final_eval
     out: dict[str, dict[str, bool]] = {}
-    for it in (read_json(path).get("items") or []) if path.exists() else []:
+    for it in FinalEval.from_dict(read_json(rd.final_eval)).items if rd.final_eval.exists() else []:
         out.setdefault(it["module"], {})[it["id"]] = bool(it["correct"])
     return out
 

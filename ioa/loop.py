@@ -25,6 +25,7 @@ from ioa.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from ioa.methods.base import Method
 from ioa.methods.budget import spent, steps_left, steps_within_tokens, train_tokens_left
 from ioa.probe import TEST_SEED_BASE, expand_groups, generate_many, grade, probe_problems
+from ioa.records import CurvePoint, FinalEval, Item, RoundEval
 from ioa.rundir import RoundDir
 from ioa.students.base import state_saved, world_size
 from ioa.summary import summarize
@@ -107,7 +108,7 @@ def ensure_test_before(ctx: Context) -> None:
     path = ctx.rd.test_before
     if ctx.test and not path.exists():
         ctx.sync_student()
-        atomic_write_json(path, ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, ctx.test)))
+        atomic_write_json(path, ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, ctx.test)).to_dict())
 
 
 def benchmark_scores(ctx: Context, when: str) -> dict[str, Any] | None:
@@ -135,9 +136,10 @@ def curve_point(ctx: Context, rdir: RoundDir) -> None:
         return
     ctx.sync_student()
     result = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, eval_items(ctx)))
-    acc = result["accuracy"]
-    atomic_write_json(path, {**spent(ctx.rd).to_dict(), "accuracy": acc, "mean": round(sum(acc.values()) / len(acc), 6),
-                             "items": result["items"]})
+    acc = result.accuracy
+    point = CurvePoint(**spent(ctx.rd).to_dict(), accuracy=acc, mean=round(sum(acc.values()) / len(acc), 6),
+                       items=result.items)
+    atomic_write_json(path, point.to_dict())
 
 
 def ensure_diagnosis(ctx: Context, counts_probing: bool) -> Diagnosis:
@@ -243,32 +245,37 @@ def train_round(ctx: Context, rdir: RoundDir, examples: list[Example], max_steps
     curve_point(ctx, rdir)
 
 
-def final_eval(ctx: Context) -> dict[str, Any]:
+def final_eval(ctx: Context) -> FinalEval:
     """Accuracy on every module's probes with the final weights.
 
     The last gate already evaluated those weights (the state the run ended on) on its modules' probes
     with greedy decoding, so its items are reused and only the modules it did not cover are run.
     """
     if not ctx.rd.final_eval.exists():
-        # Items already scored with the final weights: the round's curve point (on the reported items) or,
-        # reporting on probes, the last gate's evaluation.
-        latest = RoundDir.of_state(ctx.latest_state) if ctx.latest_state else None
-        curve = latest.curve if latest else None
-        gate_eval = latest.eval if latest else None
-        last = curve if curve and curve.exists() else (gate_eval if not ctx.test else None)
-        reused = read_json(last)["items"] if last and last.exists() else []
+        last, reused = scored_with_final_weights(ctx)
         wanted = eval_items(ctx)
         wanted_ids = {x.id for x in wanted}
         reused = [it for it in reused if it["id"] in wanted_ids]
         covered = {it["id"] for it in reused}
         missing = [x for x in wanted if x.id not in covered]
         ctx.sync_student()
-        fresh = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, missing))["items"] if missing else []
+        fresh = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, missing)).items if missing else []
         items = reused + fresh
-        result = {"accuracy": per_module_accuracy(items), "items": items,
-                  "reused_from": str(last.relative_to(ctx.rd.root)) if reused else None}
-        atomic_write_json(ctx.rd.final_eval, result)
-    return read_json(ctx.rd.final_eval)
+        result = FinalEval(accuracy=per_module_accuracy(items), items=items,
+                           reused_from=str(last.relative_to(ctx.rd.root)) if reused and last else None)
+        atomic_write_json(ctx.rd.final_eval, result.to_dict())
+    return FinalEval.from_dict(read_json(ctx.rd.final_eval))
+
+
+def scored_with_final_weights(ctx: Context) -> tuple[Path | None, list[Item]]:
+    """(the file, its items) already scored with the weights the run ended on: the last round's curve
+    point (on the reported items) or, reporting on probes, its gate's evaluation."""
+    latest = RoundDir.of_state(ctx.latest_state) if ctx.latest_state else None
+    if latest and latest.curve.exists():
+        return latest.curve, CurvePoint.from_dict(read_json(latest.curve)).items
+    if latest and not ctx.test and latest.eval.exists():
+        return latest.eval, RoundEval.from_dict(read_json(latest.eval)).items
+    return None, []
 
 
 def meter_teacher(ctx: Context) -> None:
@@ -300,6 +307,6 @@ def run(ctx: Context, method: Method) -> dict[str, Any]:
     if not ctx.rd.model.exists():  # written atomically: present means complete
         ctx.sync_student()
         ctx.timed("save_model", lambda: ctx.student.save(ctx.rd.model))
-    summary = summarize(ctx.rd, diagnosis, curriculum, final, ctx.cfg)
+    summary = summarize(ctx.rd, diagnosis, curriculum, final, ctx.cfg).to_dict()
     atomic_write_json(ctx.rd.summary, summary)
-    return summary
+    return summary  # as written: what `ioa run` prints from, and what tests check

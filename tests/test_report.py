@@ -1,6 +1,7 @@
 """The run report (`ioa.report.write_report`) on hand-made run directories: finished, mid-run and barely started."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 from ioa.config import RunConfig, config_to_yaml
 from ioa.evaluate import gate
 from ioa.io import atomic_write_json, atomic_write_jsonl, read_json
+from ioa.records import FinalEval
 from ioa.report import write_report
 from ioa.report_plots import graph_layout, layer_depths
 from ioa.rundir import RunDir
@@ -65,8 +67,8 @@ def write_round(rd: RunDir, stage: Stage, rnd: int, kinds: dict[str, int], accur
         return
     atomic_write_json(rdir.eval, {"accuracy": accuracy, "items": [], "stage_modules": list(stage.modules)})
     g = gate(accuracy, P_TEACHER, stage.modules, stage.mastery_threshold)
-    g["action"] = "advance" if g["passed"] else ("advance-unmastered" if last else "remediate")
-    atomic_write_json(rdir.gate, g)
+    action = "advance" if g.passed else ("advance-unmastered" if last else "remediate")
+    atomic_write_json(rdir.gate, dataclasses.replace(g, action=action).to_dict())
 
 
 @pytest.fixture
@@ -86,7 +88,8 @@ def run_dir(tmp_path):
     atomic_write_json(rd.final_eval, {"accuracy": FINAL, "items": []})
     atomic_write_json(rd.timings, {"probe": 10.0, "identify": 2.5, "synthesize": 30.0, "train": 200.0, "evaluate": 40.0,
                                    "save_model": 5.0})
-    atomic_write_json(rd.summary, summarize(rd, diag, cur, read_json(rd.final_eval), cfg))
+    final = FinalEval.from_dict(read_json(rd.final_eval))
+    atomic_write_json(rd.summary, summarize(rd, diag, cur, final, cfg).to_dict())
     return rd.root
 
 

@@ -73,7 +73,7 @@ def training_errors(ctx: Context, rdir: RoundDir, trained: Sequence[Example]) ->
     if not path.exists():
         ctx.sync_student()
         result = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, [as_problem(e) for e in trained]))
-        atomic_write_json(path, {"wrong": [it["id"] for it in result["items"] if not it["correct"]],
+        atomic_write_json(path, {"wrong": [it["id"] for it in result.items if not it["correct"]],
                                  "checked": len(trained)})
     wrong = set(read_json(path)["wrong"])
     return [e for e in trained if e.id in wrong]
