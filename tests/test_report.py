@@ -221,3 +221,11 @@ def test_no_stray_markup(run_dir):
     text = (run_dir / "report.html").read_text()
     body = re.sub(r'src="data:image/png;base64,[^"]+"', "", text)
     assert "`" not in body and "**" not in body
+
+
+def test_layout_puts_the_nodes_of_a_cycle_in_one_layer():
+    ids = ["a", "b", "c"]
+    edges = [("a", "b"), ("b", "c"), ("c", "b")]  # a damaged diagnosis: the Identifier breaks cycles
+    assert layer_depths(ids, edges) == {"a": 0, "b": 1, "c": 1}
+    pos, chains = graph_layout(ids, edges)
+    assert {pos["b"][0], pos["c"][0]} == {1} and set(chains) == set(edges)
