@@ -428,6 +428,10 @@ def build_blocks(data: RunData) -> tuple[list[Any], dict[str, Image]]:
 
 
 # --- rendering ----------------------------------------------------------------------------------
+# Written by hand on purpose: five block types, a few lines each in Markdown and HTML. Jinja2 templates
+# would need the same per-type dispatch in template syntax plus the escaping (Markdown table cells,
+# `code` spans) as filters, so they would be longer; a Markdown library rendering the Markdown would
+# drop the inlined images and CSS classes the self-contained HTML needs.
 
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
