@@ -23,6 +23,7 @@ from pathlib import Path
 from ioa.chat import BudgetExceeded, TeacherCallError
 from ioa.config import PRESETS, ConfigError, RunConfig, load_config
 from ioa.io import InputError, atomic_write_json, atomic_write_jsonl, no_space, read_json
+from ioa.rundir import RunDir
 
 USER_ERRORS = (ConfigError, InputError, ValueError)
 
@@ -61,11 +62,12 @@ def cmd_identify(args: argparse.Namespace) -> int:
         diagnosis = diagnose(frame, cfg.identifier)
     for w in caught:
         print(f"ioa: warning: {w.message}", file=sys.stderr)
+    out = RunDir(args.out)  # the run directory's names, for the files a run would have
     if attempts_rows is not None:
-        atomic_write_jsonl(args.out / "attempts.jsonl", attempts_rows)
-    atomic_write_json(args.out / "diagnosis.json", diagnosis.to_dict())
+        atomic_write_jsonl(out.attempts, attempts_rows)
+    atomic_write_json(out.diagnosis, diagnosis.to_dict())
     print_diagnosis(diagnosis)
-    print(f"wrote {args.out / 'diagnosis.json'}")
+    print(f"wrote {out.diagnosis}")
     return 0
 
 
@@ -106,11 +108,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     cfg = config_from(args)
     diagnosis = parse_diagnosis(read_json(args.diagnosis), str(args.diagnosis))
     curriculum = organize(diagnosis, cfg.organizer, cfg.identifier.coverage, cfg.budget.max_steps)
-    atomic_write_json(args.out / "curriculum.json", curriculum.to_dict())
+    out = RunDir(args.out)
+    atomic_write_json(out.curriculum, curriculum.to_dict())
     for s in curriculum.stages:
         tag = " (bridge)" if s.bridge else ""
         print(f"stage {s.index}: difficulty {s.difficulty:.2f}{tag}: {', '.join(s.modules)}")
-    print(f"wrote {args.out / 'curriculum.json'}")
+    print(f"wrote {out.curriculum}")
     return 0
 
 
@@ -119,7 +122,6 @@ def open_run(cfg: RunConfig, run_dir: Path, progress: bool, quiet: bool = False)
     from ioa.context import Context
     from ioa.lock import acquire
     from ioa.loop import run_modules
-    from ioa.rundir import RunDir
     from ioa.students import load_student
     from ioa.teachers import load_domain_and_teacher
 
@@ -127,7 +129,7 @@ def open_run(cfg: RunConfig, run_dir: Path, progress: bool, quiet: bool = False)
     check_run_dir(rd, cfg)
     if rd.root.exists():  # before loading anything: a second process on a live run stops at once
         acquire(rd.root)
-    domain, teacher, _ = load_domain_and_teacher(cfg, rd.cache, rd.root / "teacher_calls.jsonl", rd.root)
+    domain, teacher, _ = load_domain_and_teacher(cfg, rd.cache, rd.teacher_calls, rd.root)
     run_modules(cfg, domain)
     # The folder and its config.yaml exist before the student loads (the slow part, up to half a minute on
     # a busy machine), so a run killed while loading can be resumed; input errors have all been raised above.
@@ -241,8 +243,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from ioa.rundir import RunDir
-
     rd = RunDir(args.run_dir)
     if not rd.config.exists():
         raise InputError(f"{rd.root}: not a run directory (no config.yaml)")
@@ -260,7 +260,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    if not (args.run_dir / "diagnosis.json").exists():
+    if not RunDir(args.run_dir).diagnosis.exists():
         raise InputError(f"{args.run_dir}: not a run directory with a diagnosis (diagnosis.json missing)")
     from ioa.lock import acquire
 

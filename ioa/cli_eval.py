@@ -62,6 +62,7 @@ def _judge(args: argparse.Namespace, needed: bool):
 def cmd_eval(args: argparse.Namespace) -> int:
     from ioa.evaluation.benchmarks import get_benchmark
     from ioa.evaluation.runner import EvalOptions, format_table, run_eval
+    from ioa.rundir import eval_results
 
     names = [n for n in args.benchmarks.split(",") if n.strip()]
     benches = [get_benchmark(n) for n in names]  # an unknown name fails before any loading
@@ -79,7 +80,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     judge = _judge(args, any(b.needs_judge for b in benches))
     results = run_eval(opts, judge=judge)
     print(format_table(results))
-    print(f"wrote {Path(out) / 'results.json'}")
+    print(f"wrote {eval_results(out)}")
     return 0
 
 

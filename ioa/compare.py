@@ -23,7 +23,9 @@ import yaml
 from ioa.config import METHODS
 from ioa.io import InputError, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_jsonl
 from ioa.lock import acquire
+from ioa.records import FinalEval, RunSummary
 from ioa.report import Heading, Image, Para, Table, to_html, to_markdown
+from ioa.rundir import RunDir
 from ioa.stats import paired_bootstrap
 
 
@@ -45,29 +47,30 @@ class RunResult:
 
 
 def load_result(root: Path) -> RunResult:
-    root = Path(root)
-    summary_path = root / "summary.json"
-    if not summary_path.exists():
-        hint = (f"an unfinished run: `ioa resume {root}` finishes it" if (root / "config.yaml").exists()
+    rd = RunDir(Path(root))
+    root = rd.root
+    if not rd.summary.exists():
+        hint = (f"an unfinished run: `ioa resume {root}` finishes it" if rd.config.exists()
                 else "not a run directory: give the folders `ioa run` wrote (each has config.yaml)")
         raise InputError(f"{root}: no summary.json ({hint})")
-    summary = read_json(summary_path)
-    cfg = yaml.safe_load((root / "config.yaml").read_text()) or {} if (root / "config.yaml").exists() else {}
-    tau_gap = summary.get("tau_gap", (cfg.get("identifier") or {}).get("tau_gap", 0.3))
-    diagnosis = read_json(root / "diagnosis.json")
+    summary = RunSummary.from_dict(read_json(rd.summary))
+    cfg = yaml.safe_load(rd.config.read_text()) or {} if rd.config.exists() else {}
+    # runs summarized before the summary carried a field: the config's
+    tau_gap = summary.tau_gap if summary.tau_gap is not None else (cfg.get("identifier") or {}).get("tau_gap", 0.3)
+    diagnosis = read_json(rd.diagnosis)
     deficient = [m["id"] for m in diagnosis["modules"] if m.get("gap") is not None and m["gap"] > tau_gap + 1e-9]
-    modules = summary["modules"]
+    modules = summary.modules
     return RunResult(
-        root=root, method=cfg.get("label") or summary.get("method") or cfg.get("method", "ioa"),
-        seed=int(summary.get("seed", cfg.get("seed", 0))),
+        root=root, method=cfg.get("label") or summary.method or cfg.get("method", "ioa"),
+        seed=int(summary.seed if summary.seed is not None else cfg.get("seed", 0)),
         after={m["id"]: m["p_student_after"] for m in modules if m["p_student_after"] is not None},
         before={m["id"]: m["p_student_before"] for m in modules},
-        deficient=deficient, budget=budget_used(root, summary), curve=summary.get("curve") or [],
-        benchmarks=flat_benchmarks(summary.get("benchmarks") or {}),
-        items_per_module=items_per_module(root),
-        items=final_items(root),
-        bleed_after=(summary.get("layout_bleed") or {}).get("mean_after"),
-        completion_tokens=mean_completion(summary.get("completion_tokens") or {}),
+        deficient=deficient, budget=budget_used(rd, summary), curve=summary.curve or [],
+        benchmarks=flat_benchmarks(summary.benchmarks or {}),
+        items_per_module=items_per_module(rd),
+        items=final_items(rd),
+        bleed_after=(summary.layout_bleed or {}).get("mean_after"),
+        completion_tokens=mean_completion(summary.completion_tokens or {}),
     )
 
 
@@ -76,32 +79,30 @@ def mean_completion(lengths: dict[str, dict[str, float]]) -> float | None:
     return sum(v["adapted"] * v["examples"] for v in lengths.values()) / n if n else None
 
 
-def budget_used(root: Path, summary: dict[str, Any]) -> dict[str, int]:
+def budget_used(rd: RunDir, summary: RunSummary) -> dict[str, int]:
     """The summary's budget, with trained tokens read from the rounds' metrics for runs summarized before
     the summary carried them."""
-    used = dict((summary.get("budget") or {}).get("used", {}))
+    used = dict((summary.budget or {}).get("used", {}))
     if "trained_tokens" not in used:
         from ioa.methods.budget import spent
-        from ioa.rundir import RunDir
 
-        used["trained_tokens"] = spent(RunDir(root)).trained_tokens
+        used["trained_tokens"] = spent(rd).trained_tokens
     return used
 
 
-def final_items(root: Path) -> dict[str, dict[str, bool]]:
+def final_items(rd: RunDir) -> dict[str, dict[str, bool]]:
     """module -> item id -> correct, from final_eval.json (empty when the run has none)."""
-    path = root / "final_eval.json"
     out: dict[str, dict[str, bool]] = {}
-    for it in (read_json(path).get("items") or []) if path.exists() else []:
+    for it in FinalEval.from_dict(read_json(rd.final_eval)).items if rd.final_eval.exists() else []:
         out.setdefault(it["module"], {})[it["id"]] = bool(it["correct"])
     return out
 
 
-def items_per_module(root: Path) -> float | None:
+def items_per_module(rd: RunDir) -> float | None:
     """Mean held-out items per module (test_items.jsonl, else the probes the accuracy was read on)."""
-    for name in ("test_items.jsonl", "probes.jsonl"):
-        if (root / name).exists():
-            counts = Counter(row.get("module", "") for row in read_jsonl(root / name))
+    for path in (rd.test_items, rd.probes):
+        if path.exists():
+            counts = Counter(row.get("module", "") for row in read_jsonl(path))
             return sum(counts.values()) / len(counts) if counts else None
     return None
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 import warnings
 from typing import Iterable
 
+import networkx as nx
 import polars as pl
 
 from ioa.attempts import attempts_frame
@@ -158,42 +159,24 @@ def with_prior(found: list[Edge], counts: pl.DataFrame, prior: Iterable[tuple[st
     return sorted(edges, key=lambda e: (e.source, e.target)), rejected
 
 
-def _find_cycle(nodes: list[str], succ: dict[str, list[str]]) -> list[tuple[str, str]] | None:
-    """One cycle as a list of edges, found by iterative DFS in sorted order (deterministic)."""
-    state: dict[str, int] = {}  # 1 = on stack, 2 = done
-    for root in nodes:
-        if state.get(root):
-            continue
-        stack = [(root, iter(succ.get(root, ())))]
-        path = [root]
-        state[root] = 1
-        while stack:
-            node, children = stack[-1]
-            child = next(children, None)
-            if child is None:
-                state[node] = 2
-                stack.pop()
-                path.pop()
-            elif state.get(child) == 1:
-                cyc = path[path.index(child):] + [child]
-                return list(zip(cyc, cyc[1:]))
-            elif not state.get(child):
-                state[child] = 1
-                stack.append((child, iter(succ.get(child, ()))))
-                path.append(child)
-    return None
+def prerequisite_graph(nodes: Iterable[str], edges: Iterable[Edge]) -> nx.DiGraph:
+    """The modules, prerequisite -> dependent. Nodes and edges go in sorted order, so every traversal
+    networkx makes of the graph (and so every cycle found and every order) is deterministic."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(sorted(set(nodes)))
+    graph.add_edges_from(sorted((e.source, e.target) for e in edges))
+    return graph
 
 
 def break_cycles(edges: list[Edge]) -> tuple[list[Edge], list[Edge]]:
-    """(kept, dropped): drop the weakest edge of each cycle until the graph is acyclic."""
+    """(kept, dropped): drop the weakest edge of each cycle until the graph is acyclic. The cycle is the
+    first one a depth-first search in sorted order meets (`nx.find_cycle`)."""
     kept = {(e.source, e.target): e for e in edges}
     dropped: list[Edge] = []
     while True:
-        succ: dict[str, list[str]] = {}
-        for s, t in sorted(kept):
-            succ.setdefault(s, []).append(t)
-        cycle = _find_cycle(sorted(succ), succ)
-        if cycle is None:
+        try:
+            cycle = nx.find_cycle(prerequisite_graph((n for pair in kept for n in pair), kept.values()))
+        except nx.NetworkXNoCycle:
             return sorted(kept.values(), key=lambda e: (e.source, e.target)), dropped
         weakest = min((kept[c] for c in cycle), key=lambda e: (e.lift, e.support, _desc(e.source), _desc(e.target)))
         del kept[(weakest.source, weakest.target)]
@@ -209,50 +192,21 @@ def _desc(text: str) -> tuple[int, ...]:
 
 
 def topological_order(nodes: Iterable[str], edges: Iterable[Edge]) -> list[str]:
-    """Prerequisites first; ties in sorted order. Assumes an acyclic graph."""
-    nodes = sorted(set(nodes))
-    succ: dict[str, list[str]] = {n: [] for n in nodes}
-    indeg = {n: 0 for n in nodes}
-    for e in edges:
-        succ[e.source].append(e.target)
-        indeg[e.target] += 1
-    ready = [n for n in nodes if indeg[n] == 0]
-    order: list[str] = []
-    while ready:
-        ready.sort(reverse=True)
-        node = ready.pop()
-        order.append(node)
-        for t in succ[node]:
-            indeg[t] -= 1
-            if indeg[t] == 0:
-                ready.append(t)
-    return order
+    """Prerequisites first; ties in sorted order."""
+    return list(nx.lexicographical_topological_sort(prerequisite_graph(nodes, edges)))
 
 
 def descendants(nodes: list[str], edges: list[Edge]) -> dict[str, set[str]]:
-    """Every module's transitive dependents (as sets), by one pass in reverse topological order."""
-    succ: dict[str, list[str]] = {n: [] for n in nodes}
-    for e in edges:
-        succ[e.source].append(e.target)
-    out: dict[str, set[str]] = {}
-    for node in reversed(topological_order(nodes, edges)):
-        acc: set[str] = set()
-        for t in succ[node]:
-            acc.add(t)
-            acc |= out[t]
-        out[node] = acc
-    return out
+    """Every module's transitive dependents."""
+    graph = prerequisite_graph(nodes, edges)
+    return {n: nx.descendants(graph, n) for n in nodes}
 
 
 def depths(nodes: list[str], edges: list[Edge]) -> dict[str, int]:
-    """Length of the longest prerequisite chain ending at each module."""
-    pred: dict[str, list[str]] = {n: [] for n in nodes}
-    for e in edges:
-        pred[e.target].append(e.source)
-    depth: dict[str, int] = {}
-    for node in topological_order(nodes, edges):
-        depth[node] = max((depth[p] + 1 for p in pred[node]), default=0)
-    return depth
+    """Length of the longest prerequisite chain ending at each module: its topological generation (a
+    module joins the generation after the last of its prerequisites). Assumes an acyclic graph."""
+    generations = nx.topological_generations(prerequisite_graph(nodes, edges))
+    return {n: depth for depth, layer in enumerate(generations) for n in layer}
 
 
 def severity(gap: float | None, connectivity: float, alpha: float) -> float:

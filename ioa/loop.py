@@ -25,6 +25,8 @@ from ioa.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from ioa.methods.base import Method
 from ioa.methods.budget import spent, steps_left, steps_within_tokens, train_tokens_left
 from ioa.probe import TEST_SEED_BASE, expand_groups, generate_many, grade, probe_problems
+from ioa.records import CurvePoint, FinalEval, Item, RoundEval
+from ioa.rundir import RoundDir
 from ioa.students.base import state_saved, world_size
 from ioa.summary import summarize
 from ioa.teachers.base import Metered, Teacher
@@ -61,7 +63,7 @@ def ensure_test_items(ctx: Context) -> None:
     n = ctx.cfg.eval.test_items_per_module
     if n == 0:
         return
-    path = ctx.rd.root / "test_items.jsonl"
+    path = ctx.rd.test_items
     if path.exists():
         problems = [Problem.from_dict(r) for r in read_jsonl(path)]
     else:
@@ -103,10 +105,10 @@ def eval_items(ctx: Context) -> list[Problem]:
 
 
 def ensure_test_before(ctx: Context) -> None:
-    path = ctx.rd.root / "test_before.json"
+    path = ctx.rd.test_before
     if ctx.test and not path.exists():
         ctx.sync_student()
-        atomic_write_json(path, ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, ctx.test)))
+        atomic_write_json(path, ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, ctx.test)).to_dict())
 
 
 def benchmark_scores(ctx: Context, when: str) -> dict[str, Any] | None:
@@ -114,8 +116,7 @@ def benchmark_scores(ctx: Context, when: str) -> dict[str, Any] | None:
     names = ctx.cfg.eval.benchmarks
     if not names:
         return None
-    out = ctx.rd.root / "benchmarks" / when
-    done = out / "results.json"
+    out, done = ctx.rd.benchmarks(when), ctx.rd.benchmark_results(when)
     if not done.exists() or set(read_json(done).get("benchmarks", {})) != set(names):
         from ioa.evaluation.runner import EvalOptions, run_eval
 
@@ -128,16 +129,17 @@ def benchmark_scores(ctx: Context, when: str) -> dict[str, Any] | None:
     return read_json(done)
 
 
-def curve_point(ctx: Context, rdir: Path) -> None:
+def curve_point(ctx: Context, rdir: RoundDir) -> None:
     """Accuracy on the reported items after a trained round, with the budget spent so far."""
-    path = rdir / "curve.json"
+    path = rdir.curve
     if not ctx.cfg.eval.curve or path.exists():
         return
     ctx.sync_student()
     result = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, eval_items(ctx)))
-    acc = result["accuracy"]
-    atomic_write_json(path, {**spent(ctx.rd).to_dict(), "accuracy": acc, "mean": round(sum(acc.values()) / len(acc), 6),
-                             "items": result["items"]})
+    acc = result.accuracy
+    point = CurvePoint(**spent(ctx.rd).to_dict(), accuracy=acc, mean=round(sum(acc.values()) / len(acc), 6),
+                       items=result.items)
+    atomic_write_json(path, point.to_dict())
 
 
 def ensure_diagnosis(ctx: Context, counts_probing: bool) -> Diagnosis:
@@ -150,7 +152,7 @@ def ensure_diagnosis(ctx: Context, counts_probing: bool) -> Diagnosis:
                 "teacher and student")
         before = teacher_usage(ctx.teacher)
         t_attempts = grade(ctx.domain, items, ctx.teacher.respond(items), "teacher")
-        atomic_write_json(rd.root / "probe_usage.json", {**usage_delta(before, ctx.teacher), "counted": counts_probing})
+        atomic_write_json(rd.probe_usage, {**usage_delta(before, ctx.teacher), "counted": counts_probing})
         ctx.sync_student()
         responses = ctx.timed("probe", lambda: ctx.student.respond(items))
         s_attempts = grade(ctx.domain, items, responses, "student")
@@ -204,21 +206,21 @@ def as_replay(examples: Sequence[Example], prefix: str) -> list[Example]:
             for i, e in enumerate(examples)]
 
 
-def write_round_data(path: Path, examples: Sequence[Example], made, usage: dict[str, int]) -> None:
+def write_round_data(rdir: RoundDir, examples: Sequence[Example], made, usage: dict[str, int]) -> None:
     """The round's train.jsonl, then synthesis.json (its counts and teacher usage: the budget reads them)."""
-    atomic_write_jsonl(path, [e.to_dict() for e in examples])
-    atomic_write_json(path.with_name("synthesis.json"), {
+    atomic_write_jsonl(rdir.train, [e.to_dict() for e in examples])
+    atomic_write_json(rdir.synthesis, {
         "examples": len(made.examples), "replayed": len(examples) - len(made.examples), "rejected": made.rejected,
         "duplicates": made.duplicates, **usage})
 
 
-def train_round(ctx: Context, rdir: Path, examples: list[Example], max_steps: int | None = None) -> None:
+def train_round(ctx: Context, rdir: RoundDir, examples: list[Example], max_steps: int | None = None) -> None:
     """Train on the round's data unless its state already exists; then that state is the latest.
 
     Steps: `max_steps` when given (a method that shares out its budget itself), else the recipe's plan
     capped by `max_steps_per_stage` and by what the step budget has left.
     """
-    state = rdir / "state"
+    state = rdir.state
     if not state_saved(state):
         ctx.sync_student()
         used = spent(ctx.rd)
@@ -236,40 +238,46 @@ def train_round(ctx: Context, rdir: Path, examples: list[Example], max_steps: in
             kwargs = {} if max_steps is None else {"max_steps": max_steps}
             if ctx.cfg.student.lr_schedule == "run":  # the steps already spent, discarded rounds' included
                 kwargs["lr_window"] = (used.steps, ctx.cfg.budget.max_steps)
-            metrics = ctx.timed("train", lambda: ctx.student.train(examples, rdir / "trainer", **kwargs))
+            metrics = ctx.timed("train", lambda: ctx.student.train(examples, rdir.trainer, **kwargs))
         ctx.student.save_state(state)
         ctx.loaded_state = state
-        atomic_write_json(rdir / "metrics.json", metrics)
-        shutil.rmtree(rdir / "trainer", ignore_errors=True)
+        atomic_write_json(rdir.metrics, metrics)
+        shutil.rmtree(rdir.trainer, ignore_errors=True)
     ctx.latest_state = state
     curve_point(ctx, rdir)
 
 
-def final_eval(ctx: Context) -> dict[str, Any]:
+def final_eval(ctx: Context) -> FinalEval:
     """Accuracy on every module's probes with the final weights.
 
     The last gate already evaluated those weights (the state the run ended on) on its modules' probes
     with greedy decoding, so its items are reused and only the modules it did not cover are run.
     """
     if not ctx.rd.final_eval.exists():
-        # Items already scored with the final weights: the round's curve point (on the reported items) or,
-        # reporting on probes, the last gate's evaluation.
-        curve = ctx.latest_state.parent / "curve.json" if ctx.latest_state else None
-        gate_eval = ctx.latest_state.parent / "eval.json" if ctx.latest_state else None
-        last = curve if curve and curve.exists() else (gate_eval if not ctx.test else None)
-        reused = read_json(last)["items"] if last and last.exists() else []
+        last, reused = scored_with_final_weights(ctx)
         wanted = eval_items(ctx)
         wanted_ids = {x.id for x in wanted}
         reused = [it for it in reused if it["id"] in wanted_ids]
         covered = {it["id"] for it in reused}
         missing = [x for x in wanted if x.id not in covered]
         ctx.sync_student()
-        fresh = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, missing))["items"] if missing else []
+        fresh = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, missing)).items if missing else []
         items = reused + fresh
-        result = {"accuracy": per_module_accuracy(items), "items": items,
-                  "reused_from": str(last.relative_to(ctx.rd.root)) if reused else None}
-        atomic_write_json(ctx.rd.final_eval, result)
-    return read_json(ctx.rd.final_eval)
+        result = FinalEval(accuracy=per_module_accuracy(items), items=items,
+                           reused_from=str(last.relative_to(ctx.rd.root)) if reused and last else None)
+        atomic_write_json(ctx.rd.final_eval, result.to_dict())
+    return FinalEval.from_dict(read_json(ctx.rd.final_eval))
+
+
+def scored_with_final_weights(ctx: Context) -> tuple[Path | None, list[Item]]:
+    """(the file, its items) already scored with the weights the run ended on: the last round's curve
+    point (on the reported items) or, reporting on probes, its gate's evaluation."""
+    latest = RoundDir.of_state(ctx.latest_state) if ctx.latest_state else None
+    if latest and latest.curve.exists():
+        return latest.curve, CurvePoint.from_dict(read_json(latest.curve)).items
+    if latest and not ctx.test and latest.eval.exists():
+        return latest.eval, RoundEval.from_dict(read_json(latest.eval)).items
+    return None, []
 
 
 def meter_teacher(ctx: Context) -> None:
@@ -301,6 +309,6 @@ def run(ctx: Context, method: Method) -> dict[str, Any]:
     if not ctx.rd.model.exists():  # written atomically: present means complete
         ctx.sync_student()
         ctx.timed("save_model", lambda: ctx.student.save(ctx.rd.model))
-    summary = summarize(ctx.rd, diagnosis, curriculum, final, ctx.cfg)
+    summary = summarize(ctx.rd, diagnosis, curriculum, final, ctx.cfg).to_dict()
     atomic_write_json(ctx.rd.summary, summary)
-    return summary
+    return summary  # as written: what `ioa run` prints from, and what tests check

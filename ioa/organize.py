@@ -25,9 +25,11 @@ import dataclasses
 import math
 from typing import Sequence
 
+import networkx as nx
+
 from ioa.config import OrganizerConfig
 from ioa.grading import mastered
-from ioa.identify import descendants
+from ioa.identify import prerequisite_graph
 from ioa.types import Curriculum, Diagnosis, ModuleDiagnosis, Stage
 
 
@@ -43,12 +45,8 @@ def select_targets(diagnosis: Diagnosis, coverage: float) -> list[str]:
 
 def ancestors(diagnosis: Diagnosis) -> dict[str, set[str]]:
     """Every module's transitive prerequisites."""
-    below = descendants([m.id for m in diagnosis.modules], list(diagnosis.edges))
-    above: dict[str, set[str]] = {m.id: set() for m in diagnosis.modules}
-    for node, deps in below.items():
-        for d in deps:
-            above[d].add(node)
-    return above
+    graph = prerequisite_graph([m.id for m in diagnosis.modules], diagnosis.edges)
+    return {m.id: nx.ancestors(graph, m.id) for m in diagnosis.modules}
 
 
 def with_needed_prerequisites(diagnosis: Diagnosis, targets: list[str], tau_mastery: float) -> list[str]:

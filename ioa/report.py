@@ -19,6 +19,7 @@ import yaml
 from ioa import report_plots as plots
 from ioa.grading import passes
 from ioa.io import atomic_write_bytes, atomic_write_text, read_json
+from ioa.records import Evaluation, FinalEval, RunSummary
 from ioa.rundir import RunDir
 from ioa.summary import stage_history
 from ioa.types import Curriculum, Diagnosis
@@ -45,12 +46,12 @@ class RunData:
     history: list[dict[str, Any]] = field(default_factory=list)
     final: dict[str, float] | None = None
     before: dict[str, float] | None = None  # on the held-out test set, when the run has one
-    summary: dict[str, Any] | None = None
+    summary: RunSummary | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
-        return self.summary is not None and self.summary.get("status") == "finished" and self.final is not None
+        return self.summary is not None and self.summary.status == "finished" and self.final is not None
 
 
 def _json_or_none(path: Path) -> Any:
@@ -70,15 +71,16 @@ def load_run(root: Path) -> RunData:
         for stage in data.history:
             for r in stage["rounds"]:
                 rdir = rd.round(stage["index"], r["round"])
-                r["synthesis"] = _json_or_none(rdir / "synthesis.json") or {}
-                metrics = _json_or_none(rdir / "metrics.json") or {}
+                r["synthesis"] = _json_or_none(rdir.synthesis) or {}
+                metrics = _json_or_none(rdir.metrics) or {}
                 r["losses"] = [float(x) for x in metrics.get("train_loss") or metrics.get("losses") or []
                                if x is not None]
-    test_before = _json_or_none(rd.root / "test_before.json")
-    data.before = test_before["accuracy"] if test_before else None
-    final = _json_or_none(rd.final_eval)
-    data.final = final.get("accuracy") if final else None
-    data.summary = _json_or_none(rd.summary)
+    if rd.test_before.exists():
+        data.before = Evaluation.from_dict(read_json(rd.test_before)).accuracy
+    if rd.final_eval.exists():
+        data.final = FinalEval.from_dict(read_json(rd.final_eval)).accuracy
+    if rd.summary.exists():
+        data.summary = RunSummary.from_dict(read_json(rd.summary))
     data.timings = _json_or_none(rd.timings) or {}
     return data
 
@@ -141,7 +143,7 @@ def module_rows(data: RunData) -> list[dict[str, Any]]:
 def headline(data: RunData, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Deficient before -> after and retention drop: from summary.json when finished, else what is known."""
     if data.finished:
-        d, r = data.summary["deficient"], data.summary["retention"]
+        d, r = data.summary.deficient, data.summary.retention
         return {"count": d["count"], "before": d["mean_before"], "after": d["mean_after"], "gain": d["gain_points"],
                 "retention": r["modules"], "at_gate": r["mean_at_mastery"], "final": r["mean_final"],
                 "drop": r["drop_points"]}
@@ -202,27 +204,27 @@ class Image:
 
 
 def header_blocks(data: RunData, rows: list[dict[str, Any]]) -> list[Any]:
-    cfg, summary = data.config, data.summary or {}
-    domain = cfg.get("domain") or summary.get("domain") or DASH
-    student = (cfg.get("student") or {}).get("model") or summary.get("student") or DASH
+    cfg, summary = data.config, data.summary or RunSummary(status="unfinished")
+    domain = cfg.get("domain") or summary.domain or DASH
+    student = (cfg.get("student") or {}).get("model") or summary.student or DASH
     h = headline(data, rows)
     timing, total = timing_rows(data.timings)
     retained = (f"retention on modules mastered in earlier stages ({', '.join(h['retention'])}): {pct(h['at_gate'])} "
                 f"at their gate → {pct(h['final'])} final (drop {points(h['drop'], sign=False)})" if h["retention"] else
                 "retention: no module was mastered in an earlier stage" + ("" if data.finished else " yet"))
-    prior = summary.get("prior_knowledge") or {}
+    prior = summary.prior_knowledge
     known = (f"prior knowledge (mastered before the run, not taught: {', '.join(prior['modules'])}): "
              f"{pct(prior['mean_before'])} → {pct(prior['mean_after'])} "
              f"(drop {points(prior['drop_points'], sign=False)})"
              if prior.get("modules") else None)
-    untaught = summary.get("not_taught") or {}
+    untaught = summary.not_taught
     cost = (f"modules not taught ({', '.join(untaught['modules'])}): {pct(untaught['mean_before'])} → "
             f"{pct(untaught['mean_after'])} ({points(untaught['change_points'])})"
             if untaught.get("modules") and untaught.get("change_points") is not None else None)
-    lengths = summary.get("completion_tokens") or {}
+    lengths = summary.completion_tokens
     length = ("completion length, raw → adapted (≈ tokens): "
               + ", ".join(f"{m} {v['raw']:.0f} → {v['adapted']:.0f}" for m, v in lengths.items()) if lengths else None)
-    bleed = summary.get("layout_bleed") or {}
+    bleed = summary.layout_bleed
     bled = (f"answers written in another module's layout: {pct(bleed['mean_before'])} before → "
             f"{pct(bleed['mean_after'])} after "
             "(mean over modules; " + ", ".join(f"{m} {pct(v)}" for m, v in bleed["after"].items()) + ")"
@@ -371,7 +373,7 @@ def usage_blocks(data: RunData) -> list[Any]:
     """Teacher calls, tokens and cost per phase (LLM teachers), from the run's ledger."""
     from ioa.llm.accounting import Ledger
 
-    totals = Ledger.totals_of(data.rd.root / "teacher_calls.jsonl")
+    totals = Ledger.totals_of(data.rd.teacher_calls)
     if not totals:
         return []
     rows = []
@@ -408,8 +410,8 @@ def make_images(data: RunData, rows: list[dict[str, Any]]) -> dict[str, Image]:
     figures["mastery_curves"] = ("mastery curves", plots.mastery_curves(data.history))
     figures["accuracy"] = ("accuracy before and after", plots.accuracy_bars(rows))
     figures["training_loss"] = ("training loss", plots.training_loss(loss_series(data.history)))
-    return {k: Image(f"plots/{k}.png", alt, plots.png_bytes(fig)) for k, (alt, fig) in figures.items()
-            if fig is not None}
+    return {k: Image(str(data.rd.plot(k).relative_to(data.rd.root)), alt, plots.png_bytes(fig))
+            for k, (alt, fig) in figures.items() if fig is not None}
 
 
 def build_blocks(data: RunData) -> tuple[list[Any], dict[str, Image]]:
@@ -426,6 +428,10 @@ def build_blocks(data: RunData) -> tuple[list[Any], dict[str, Image]]:
 
 
 # --- rendering ----------------------------------------------------------------------------------
+# Written by hand on purpose: five block types, a few lines each in Markdown and HTML. Jinja2 templates
+# would need the same per-type dispatch in template syntax plus the escaping (Markdown table cells,
+# `code` spans) as filters, so they would be longer; a Markdown library rendering the Markdown would
+# drop the inlined images and CSS classes the self-contained HTML needs.
 
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
@@ -478,13 +484,13 @@ def to_html(blocks: list[Any], title: str) -> str:
 
 def write_report(run_dir: Path) -> list[Path]:
     """Write DIR/report.md, DIR/report.html and DIR/plots/*.png; return the paths written."""
-    root = Path(run_dir)
-    data = load_run(root)
+    data = load_run(Path(run_dir))
+    rd = data.rd
     blocks, images = build_blocks(data)
     written = []
     for img in images.values():
-        atomic_write_bytes(root / img.path, img.png)
-        written.append(root / img.path)
-    atomic_write_text(root / "report.md", to_markdown(blocks))
-    atomic_write_text(root / "report.html", to_html(blocks, f"IOA run report: {root.name}"))
-    return [root / "report.md", root / "report.html"] + written
+        atomic_write_bytes(rd.root / img.path, img.png)
+        written.append(rd.root / img.path)
+    atomic_write_text(rd.report_md, to_markdown(blocks))
+    atomic_write_text(rd.report_html, to_html(blocks, f"IOA run report: {rd.root.name}"))
+    return [rd.report_md, rd.report_html] + written

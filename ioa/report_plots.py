@@ -2,8 +2,9 @@
 
 Every function takes plain data already read from the run directory and returns a matplotlib Figure
 (or None when there is nothing to draw); `png_bytes` renders one with the Agg backend and closes it.
-The graph layout is our own: layers by longest-path depth over prerequisite edges, ordered within a
-layer by a few barycenter sweeps to reduce crossings.
+The graph layout: layers by longest-path depth over prerequisite edges (networkx's topological
+generations), ordered within a layer by a few barycenter sweeps to reduce crossings (networkx has no
+layered layout that orders a layer; Graphviz's `dot` does, but is not a dependency).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
+import networkx as nx
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -36,34 +38,18 @@ def png_bytes(fig: Figure) -> bytes:
 
 # --- dependency graph ---------------------------------------------------------------------------
 
-def topo_order(ids: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[str]:
-    """Kahn's order; nodes left on a cycle (not expected, diagnosis edges are acyclic) go last."""
-    pred = {n: 0 for n in ids}
-    succ: dict[str, list[str]] = {n: [] for n in ids}
-    for s, t in edges:
-        succ[s].append(t)
-        pred[t] += 1
-    ready = [n for n in ids if pred[n] == 0]
-    order: list[str] = []
-    while ready:
-        n = ready.pop(0)
-        order.append(n)
-        for t in succ[n]:
-            pred[t] -= 1
-            if pred[t] == 0:
-                ready.append(t)
-    return order + [n for n in ids if n not in set(order)]
-
-
 def layer_depths(ids: Sequence[str], edges: Sequence[tuple[str, str]]) -> dict[str, int]:
-    """Longest prerequisite chain ending at each node (0 for a node with no prerequisite)."""
-    preds: dict[str, list[str]] = {n: [] for n in ids}
-    for s, t in edges:
-        preds[t].append(s)
-    depth: dict[str, int] = {}
-    for n in topo_order(ids, edges):
-        depth[n] = max((depth[p] + 1 for p in preds[n] if p in depth), default=0)
-    return depth
+    """Longest prerequisite chain ending at each node (0 for a node with no prerequisite), by topological
+    generations; in generation order, each in the order of `ids` and `edges`, which is the order nodes
+    start in within a layer. Nodes on a cycle (not expected: diagnosis edges are acyclic) share a layer."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(ids)
+    graph.add_edges_from(edges)
+    if not nx.is_directed_acyclic_graph(graph):
+        merged = nx.condensation(graph)
+        layer = {c: d for d, gen in enumerate(nx.topological_generations(merged)) for c in gen}
+        return {n: layer[merged.graph["mapping"][n]] for n in ids}
+    return {n: d for d, gen in enumerate(nx.topological_generations(graph)) for n in gen}
 
 
 def _sweep(layers: list[list[str]], neighbours: dict[str, list[str]], order: range) -> None:

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 from ioa.config import RunConfig
 from ioa.grading import mastered, passes
 from ioa.io import read_json, read_jsonl
+from ioa.records import CurvePoint, Evaluation, GateDecision, RoundEval, RunSummary, SelectedRound
 from ioa.rundir import RunDir
 from ioa.types import Curriculum, Diagnosis
 
@@ -16,23 +17,24 @@ def stage_history(rd: RunDir, curriculum: Curriculum) -> list[dict[str, Any]]:
     for stage in curriculum.stages:
         rounds = []
         for rdir in rd.rounds(stage.index):
-            entry: dict[str, Any] = {"round": int(rdir.name.split("-")[1])}
-            if (rdir / "train.jsonl").exists():
+            entry: dict[str, Any] = {"round": rdir.index}
+            if rdir.train.exists():
                 kinds: dict[str, int] = {}
-                for e in read_jsonl(rdir / "train.jsonl"):
+                for e in read_jsonl(rdir.train):
                     kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
                 entry["examples"] = kinds
-            if (rdir / "metrics.json").exists():
-                m = read_json(rdir / "metrics.json")
+            if rdir.metrics.exists():
+                m = read_json(rdir.metrics)
                 entry["steps"], entry["final_loss"] = m.get("steps"), m.get("final_loss")
-            if (rdir / "eval.json").exists():
-                entry["accuracy"] = read_json(rdir / "eval.json")["accuracy"]
-            if (rdir / "gate.json").exists():
-                g = read_json(rdir / "gate.json")
-                entry.update(passed=g["passed"], min_ratio=g["min_ratio"], action=g["action"], ratios=g["ratios"])
+            if rdir.eval.exists():
+                entry["accuracy"] = RoundEval.from_dict(read_json(rdir.eval)).accuracy
+            if rdir.gate.exists():
+                g = GateDecision.from_dict(read_json(rdir.gate))
+                entry.update(passed=g.passed, min_ratio=g.min_ratio, action=g.action, ratios=g.ratios)
             rounds.append(entry)
-        selected = rd.round(stage.index, 0).parent / "selected.json"
-        chosen = read_json(selected)["round"] if selected.exists() else (rounds[-1]["round"] if rounds else None)
+        selected = rd.selected(stage.index)
+        chosen = (SelectedRound.from_dict(read_json(selected)).round if selected.exists()
+                  else rounds[-1]["round"] if rounds else None)
         out.append({**stage.to_dict(), "rounds": rounds, "selected_round": chosen})
     return out
 
@@ -58,21 +60,20 @@ def _mean(xs: list[float]) -> float | None:
 def before_accuracy(rd: RunDir, diagnosis: Diagnosis) -> dict[str, float]:
     """The student's accuracy before training on the items results are reported on: the held-out test
     set when the run has one, else the probes (the Identifier's P_S)."""
-    test_before = rd.root / "test_before.json"
-    if test_before.exists():
-        return read_json(test_before)["accuracy"]
+    if rd.test_before.exists():
+        return Evaluation.from_dict(read_json(rd.test_before)).accuracy
     return {m.id: m.p_student for m in diagnosis.modules}
 
 
 def learning_curve(rd: RunDir, before: dict[str, float]) -> list[dict[str, Any]]:
     """(examples, steps, teacher calls, mean accuracy) before training and after every trained round."""
     points = [{"examples": 0, "steps": 0, "teacher_calls": 0, "mean": _mean(list(before.values())), "accuracy": before}]
-    stages = rd.root / "stages"
-    order = lambda p: (int(p.parent.parent.name), int(p.parent.name.split("-")[1]))
-    paths = sorted(stages.glob("*/round-*/curve.json"), key=order) if stages.is_dir() else []
-    for path in paths:
-        c = read_json(path)
-        points.append({k: c[k] for k in ("examples", "steps", "teacher_calls", "mean", "accuracy")})
+    for rdir in rd.all_rounds():
+        if not rdir.curve.exists():
+            continue
+        c = CurvePoint.from_dict(read_json(rdir.curve))
+        points.append({"examples": c.examples, "steps": c.steps, "teacher_calls": c.teacher_calls, "mean": c.mean,
+                       "accuracy": c.accuracy})
     return points if len(points) > 1 else []
 
 
@@ -80,7 +81,7 @@ def benchmark_metrics(rd: RunDir) -> dict[str, dict[str, Any]] | None:
     """{"before": {benchmark: metrics}, "after": {...}} from DIR/benchmarks/*/results.json, if configured."""
     out = {}
     for when in ("before", "after"):
-        path = rd.root / "benchmarks" / when / "results.json"
+        path = rd.benchmark_results(when)
         if path.exists():
             out[when] = {name: {**b.get("metrics", {}), "n": b.get("n", 0)} if b.get("status") == "ok"
                          else {"status": b.get("status")}
@@ -107,12 +108,10 @@ def completion_lengths(examples: Sequence[dict[str, Any]]) -> dict[str, dict[str
 
 
 def trained_examples(rd: RunDir) -> list[dict[str, Any]]:
-    stages = rd.root / "stages"
-    return [e for path in (sorted(stages.glob("*/round-*/train.jsonl")) if stages.is_dir() else [])
-            for e in read_jsonl(path)]
+    return [e for rdir in rd.all_rounds() if rdir.train.exists() for e in read_jsonl(rdir.train)]
 
 
-def layout_bleed(rd: RunDir, final: dict[str, Any], examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def layout_bleed(rd: RunDir, final: Evaluation, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Per module, the share of answers written in another module's layout (ioa.layouts), before training
     (the probe answers) and after (the final evaluation), with the layouts of the run's `examples`."""
     from ioa.layouts import bleed_share, module_layouts
@@ -120,18 +119,18 @@ def layout_bleed(rd: RunDir, final: dict[str, Any], examples: Sequence[dict[str,
     layouts = module_layouts(examples)
     before = read_jsonl(rd.responses_before) if rd.responses_before.exists() else []
     out: dict[str, Any] = {"before": bleed_share(before, layouts),
-                           "after": bleed_share(final.get("items") or [], layouts)}
+                           "after": bleed_share(final.items, layouts)}
     for when in ("before", "after"):
         out[f"mean_{when}"] = _mean(list(out[when].values()))
     return out
 
 
-def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: dict[str, Any],
-              cfg: RunConfig) -> dict[str, Any]:
+def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: Evaluation,
+              cfg: RunConfig) -> RunSummary:
     from ioa.llm.accounting import Ledger
     from ioa.methods.budget import spent
 
-    after = final["accuracy"]
+    after = final.accuracy
     before_acc = before_accuracy(rd, diagnosis)
     history = stage_history(rd, curriculum)
     at_gate = mastery_points(history)
@@ -168,39 +167,39 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: d
     retention_end = _mean([x["p_student_after"] for x in earlier])
     budget = cfg.budget
     trained = trained_examples(rd)
-    return {
-        "status": "finished",
-        "method": cfg.method,
-        "seed": cfg.seed,
-        "tau_gap": cfg.identifier.tau_gap,
-        "reported_on": "test" if (rd.root / "test_before.json").exists() else "probes",
-        "budget": {"used": spent(rd).to_dict(), "caps": {"examples": budget.max_examples, "steps": budget.max_steps,
-                                                          "teacher_calls": budget.max_teacher_calls}},
-        "curve": learning_curve(rd, before_acc),
-        "teacher_usage": Ledger.totals_of(rd.root / "teacher_calls.jsonl"),
-        "benchmarks": benchmark_metrics(rd),
-        "domain": cfg.domain,
-        "student": cfg.student.model,
-        "modules": modules,
-        "deficient": {
+    return RunSummary(
+        status="finished",
+        method=cfg.method,
+        seed=cfg.seed,
+        tau_gap=cfg.identifier.tau_gap,
+        reported_on="test" if rd.test_before.exists() else "probes",
+        budget={"used": spent(rd).to_dict(), "caps": {"examples": budget.max_examples, "steps": budget.max_steps,
+                                                     "teacher_calls": budget.max_teacher_calls}},
+        curve=learning_curve(rd, before_acc),
+        teacher_usage=Ledger.totals_of(rd.teacher_calls),
+        benchmarks=benchmark_metrics(rd),
+        domain=cfg.domain,
+        student=cfg.student.model,
+        modules=modules,
+        deficient={
             "count": len(deficient), "mean_before": before_mean, "mean_after": after_mean,
             "gain_points": round(100 * (after_mean - before_mean), 2) if deficient and after_mean is not None else None,
         },
-        "retention": {
+        retention={
             "modules": [x["id"] for x in earlier], "mean_at_mastery": retention_at, "mean_final": retention_end,
             "drop_points": round(100 * (retention_at - retention_end), 2) if earlier else None,
         },
-        "prior_knowledge": {  # modules mastered before the run and not taught: did teaching others hurt them?
+        prior_knowledge={  # modules mastered before the run and not taught: did teaching others hurt them?
             "modules": [x["id"] for x in prior], "mean_before": prior_before, "mean_after": prior_after,
             "drop_points": round(100 * (prior_before - prior_after), 2) if prior and prior_after is not None else None,
         },
-        "not_taught": {  # every module the run did not teach, whatever its level: what teaching the others cost
+        not_taught={  # every module the run did not teach, whatever its level: what teaching the others cost
             "modules": [x["id"] for x in untaught], "mean_before": untaught_before, "mean_after": untaught_after,
             "change_points": (round(100 * (untaught_after - untaught_before), 2)
                               if untaught and untaught_after is not None else None),
         },
-        "completion_tokens": completion_lengths(trained),
-        "layout_bleed": layout_bleed(rd, final, trained),
-        "stages": history,
-        "timings": read_json(rd.timings) if rd.timings.exists() else {},
-    }
+        completion_tokens=completion_lengths(trained),
+        layout_bleed=layout_bleed(rd, final, trained),
+        stages=history,
+        timings=read_json(rd.timings) if rd.timings.exists() else {},
+    )

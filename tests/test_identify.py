@@ -170,3 +170,21 @@ def test_declared_prior_is_confirmed_kept_or_rejected_by_the_data():
     from ioa.types import Diagnosis
 
     assert Diagnosis.from_dict(d.to_dict()) == d  # origins and rejections survive diagnosis.json
+
+
+def test_graph_orders_on_a_small_graph_and_its_cycle():
+    from ioa.identify import depths, descendants, topological_order
+
+    e = lambda s, t: Edge(s, t, 10, 1.0, 0.0, 0.5)
+    dag = [e("b", "d"), e("a", "d"), e("d", "e"), e("c", "e")]
+    nodes = ["e", "d", "c", "b", "a"]
+    assert topological_order(nodes, dag) == ["a", "b", "c", "d", "e"]
+    assert topological_order(["a", "b", "c"], [e("c", "a")]) == ["b", "c", "a"]  # ties in sorted order
+    assert descendants(nodes, dag) == {"a": {"d", "e"}, "b": {"d", "e"}, "c": {"e"}, "d": {"e"}, "e": set()}
+    assert depths(nodes, dag) == {"a": 0, "b": 0, "c": 0, "d": 1, "e": 2}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kept, dropped = break_cycles(dag + [e("e", "b")])
+    # the first cycle met searching from "a" in sorted order; all edges tie, so the largest goes
+    assert dropped == [e("e", "b")] and kept == sorted(dag, key=lambda x: (x.source, x.target))
+    assert [str(w.message) for w in caught] == ["prerequisite cycle d -> e -> b -> d: dropped weakest edge e -> b"]

@@ -15,6 +15,7 @@ from ioa.context import Context
 from ioa.domains import load_domain
 from ioa.io import read_jsonl
 from ioa.methods.registry import run
+from ioa.records import Evaluation
 from ioa.rundir import RunDir
 from ioa.teachers import load_teacher
 
@@ -164,12 +165,12 @@ def test_round_choice_skips_a_round_that_cost_the_kept_modules():
     from ioa.methods.ioa import choose_round
 
     kept = {"facts": 1.0}
-    good_but_forgetful = (0.80, 1, {"accuracy": {"taught": 0.9, "facts": 0.7}})
-    steady = (0.75, 0, {"accuracy": {"taught": 0.5, "facts": 1.0}})
+    good_but_forgetful = (0.80, 1, Evaluation({"taught": 0.9, "facts": 0.7}))
+    steady = (0.75, 0, Evaluation({"taught": 0.5, "facts": 1.0}))
     assert choose_round([steady, good_but_forgetful], kept, None) == (1, pytest.approx(0.3))  # guard off: best mean
     assert choose_round([steady, good_but_forgetful], kept, 0.05) == (0, 0.0)
     # every round cost more than the guard: the one that cost least
-    worse = (0.9, 0, {"accuracy": {"taught": 1.0, "facts": 0.5}})
+    worse = (0.9, 0, Evaluation({"taught": 1.0, "facts": 0.5}))
     assert choose_round([worse, good_but_forgetful], kept, 0.05)[0] == 1
     assert choose_round([steady], {}, 0.05) == (0, 0.0)  # nothing kept: nothing to guard
 
@@ -177,13 +178,13 @@ def test_round_choice_skips_a_round_that_cost_the_kept_modules():
 def test_last_unless_worse_rolls_back_only_on_a_significant_loss():
     from ioa.methods.ioa import choose_round
 
-    def gate_eval(correct_facts: int, correct_taught: int, n: int = 8) -> dict:
+    def gate_eval(correct_facts: int, correct_taught: int, n: int = 8) -> Evaluation:
         items = [{"id": f"f{i}", "module": "facts", "correct": i < correct_facts} for i in range(n)]
         items += [{"id": f"t{i}", "module": "taught", "correct": i < correct_taught} for i in range(n)]
-        return {"accuracy": {"facts": correct_facts / n, "taught": correct_taught / n}, "items": items}
+        return Evaluation({"facts": correct_facts / n, "taught": correct_taught / n}, items)
 
     def tried(*evals):
-        return [(sum(e["accuracy"].values()) / 2, i, e) for i, e in enumerate(evals)]
+        return [(sum(e.accuracy.values()) / 2, i, e) for i, e in enumerate(evals)]
 
     kept = {"facts": 1.0}
     # one fact item lost, one taught item gained: noise; `best` rolls back (known drop 12.5 > 5 points)
@@ -252,7 +253,7 @@ def test_later_stages_review_what_earlier_stages_taught(tmp_path, which):
     unmastered = [m for m in stages[0]["modules"]
                   if not any(x["id"] == m and "mastered_at_stage" in x for x in summary["modules"])]
     assert unmastered
-    last = ctx.rd.round(stages[-1]["index"], 0) / "train.jsonl"
+    last = ctx.rd.round(stages[-1]["index"], 0).train
     replayed = {e["module"] for e in read_jsonl(last) if e["kind"] == "replay"}
     assert bool(set(unmastered) & replayed) == (which == "all")
 
@@ -341,7 +342,7 @@ def test_a_later_stage_replays_what_earlier_stages_taught_at_its_own_share(tmp_p
     stages = json.loads(ctx.rd.curriculum.read_text())["stages"]
     taught_before, shares = set(), []
     for st in stages:
-        rows = read_jsonl(ctx.rd.round(st["index"], 0) / "train.jsonl")
+        rows = read_jsonl(ctx.rd.round(st["index"], 0).train)
         if taught_before and not st.get("bridge"):
             shares.append(sum(e["kind"] == "replay" and e["module"] in taught_before for e in rows) / len(rows))
         if not st.get("bridge"):

@@ -108,13 +108,13 @@ def test_vanilla_spreads_raw_examples_evenly_over_all_modules(tmp_path):
     assert all(8 <= n <= 10 for n in per_module.values()) and sum(per_module.values()) >= 36
     assert all(e["completion"] == e["raw"] for e in examples)  # raw teacher solutions
     assert len(list((ctx.rd.root / "stages" / "0").glob("round-*"))) == 1
-    assert read_json(ctx.rd.round(0, 0) / "metrics.json")["steps"] == CAPS["budget.max_steps"]
+    assert read_json(ctx.rd.round(0, 0).metrics)["steps"] == CAPS["budget.max_steps"]
 
 
 def test_self_instruct_pool_has_no_near_duplicates(tmp_path):
     ctx = make_ctx(tmp_path, "self-instruct", **{"budget.max_examples": 60})
     run(ctx)
-    stats = read_json(ctx.rd.round(0, 0) / "self_instruct.json")
+    stats = read_json(ctx.rd.round(0, 0).self_instruct)
     assert stats["seed_tasks"] + stats["filtered_seen"] >= 4 * len(MODULES) and stats["generated"] > 0
     assert stats["filtered_similar"] > 0  # single-digit facts collide quickly
     questions = [e["prompt"].split("\n\n")[0] for e in new_examples(ctx.rd)]
@@ -127,14 +127,14 @@ def test_self_instruct_pool_has_no_near_duplicates(tmp_path):
 def test_error_targeted_targets_the_students_training_errors_not_probes(tmp_path):
     ctx = make_ctx(tmp_path, "error-targeted")
     run(ctx)
-    errors = read_json(ctx.rd.round(0, 1) / "errors.json")
-    first = {e["id"]: e for e in read_jsonl(ctx.rd.round(0, 0) / "train.jsonl")}
+    errors = read_json(ctx.rd.round(0, 1).errors)
+    first = {e["id"]: e for e in read_jsonl(ctx.rd.round(0, 0).train)}
     assert errors["checked"] == len(first) and errors["wrong"]
-    second = [e for e in read_jsonl(ctx.rd.round(0, 1) / "train.jsonl") if e["kind"] != "replay"]
+    second = [e for e in read_jsonl(ctx.rd.round(0, 1).train) if e["kind"] != "replay"]
     assert second and all(e["remediates"] in errors["wrong"] for e in second)
     wrong_modules = {first[i]["module"] for i in errors["wrong"]}
     assert {e["module"] for e in second} <= wrong_modules
-    replay = [e for e in read_jsonl(ctx.rd.round(0, 1) / "train.jsonl") if e["kind"] == "replay"]
+    replay = [e for e in read_jsonl(ctx.rd.round(0, 1).train) if e["kind"] == "replay"]
     assert len(replay) == len(first)  # retrains on all earlier data
 
 

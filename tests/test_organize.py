@@ -150,7 +150,7 @@ def test_one_mastery_test_for_gate_and_organizer():
 
     ps, pt = 0.5, 5 / 9  # P_S / P_T is 0.9 exactly, 0.8999999999999999 in floats
     assert ps / pt < 0.9 and mastered(ps, pt, 0.9) and not mastered(ps, 0.0, 0.9)
-    assert gate({"a": ps}, {"a": pt}, ["a"], 0.9)["passed"]
+    assert gate({"a": ps}, {"a": pt}, ["a"], 0.9).passed
     pre = ModuleDiagnosis(id="pre", p_teacher=pt, p_student=ps, gap=1 - ps / pt, deficient=False, teachable=True,
                           connectivity=0.0, severity=0.0, difficulty=0.0)
     top = ModuleDiagnosis(id="top", p_teacher=1.0, p_student=0.0, gap=1.0, deficient=True, teachable=True,

@@ -1,6 +1,7 @@
 """The run report (`ioa.report.write_report`) on hand-made run directories: finished, mid-run and barely started."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 from ioa.config import RunConfig, config_to_yaml
 from ioa.evaluate import gate
 from ioa.io import atomic_write_json, atomic_write_jsonl, read_json
+from ioa.records import FinalEval
 from ioa.report import write_report
 from ioa.report_plots import graph_layout, layer_depths
 from ioa.rundir import RunDir
@@ -54,19 +56,19 @@ def examples(stage: int, rnd: int, kinds: dict[str, int], modules) -> list[dict]
 def write_round(rd: RunDir, stage: Stage, rnd: int, kinds: dict[str, int], accuracy: dict | None,
                 losses: list[float] | None, last: bool = False):
     rdir = rd.round(stage.index, rnd)
-    atomic_write_jsonl(rdir / "train.jsonl", examples(stage.index, rnd, kinds, stage.modules))
-    atomic_write_json(rdir / "synthesis.json", {"examples": sum(kinds.values()), "replayed": kinds.get("replay", 0),
+    atomic_write_jsonl(rdir.train, examples(stage.index, rnd, kinds, stage.modules))
+    atomic_write_json(rdir.synthesis, {"examples": sum(kinds.values()), "replayed": kinds.get("replay", 0),
                                                 "rejected": 1, "duplicates": 2})
     metrics = {"steps": 6, "final_loss": (losses or [0.5])[-1]}
     if losses is not None:
         metrics["train_loss"] = losses
-    atomic_write_json(rdir / "metrics.json", metrics)
+    atomic_write_json(rdir.metrics, metrics)
     if accuracy is None:
         return
-    atomic_write_json(rdir / "eval.json", {"accuracy": accuracy, "items": [], "stage_modules": list(stage.modules)})
+    atomic_write_json(rdir.eval, {"accuracy": accuracy, "items": [], "stage_modules": list(stage.modules)})
     g = gate(accuracy, P_TEACHER, stage.modules, stage.mastery_threshold)
-    g["action"] = "advance" if g["passed"] else ("advance-unmastered" if last else "remediate")
-    atomic_write_json(rdir / "gate.json", g)
+    action = "advance" if g.passed else ("advance-unmastered" if last else "remediate")
+    atomic_write_json(rdir.gate, dataclasses.replace(g, action=action).to_dict())
 
 
 @pytest.fixture
@@ -86,7 +88,8 @@ def run_dir(tmp_path):
     atomic_write_json(rd.final_eval, {"accuracy": FINAL, "items": []})
     atomic_write_json(rd.timings, {"probe": 10.0, "identify": 2.5, "synthesize": 30.0, "train": 200.0, "evaluate": 40.0,
                                    "save_model": 5.0})
-    atomic_write_json(rd.summary, summarize(rd, diag, cur, read_json(rd.final_eval), cfg))
+    final = FinalEval.from_dict(read_json(rd.final_eval))
+    atomic_write_json(rd.summary, summarize(rd, diag, cur, final, cfg).to_dict())
     return rd.root
 
 
@@ -218,3 +221,11 @@ def test_no_stray_markup(run_dir):
     text = (run_dir / "report.html").read_text()
     body = re.sub(r'src="data:image/png;base64,[^"]+"', "", text)
     assert "`" not in body and "**" not in body
+
+
+def test_layout_puts_the_nodes_of_a_cycle_in_one_layer():
+    ids = ["a", "b", "c"]
+    edges = [("a", "b"), ("b", "c"), ("c", "b")]  # a damaged diagnosis: the Identifier breaks cycles
+    assert layer_depths(ids, edges) == {"a": 0, "b": 1, "c": 1}
+    pos, chains = graph_layout(ids, edges)
+    assert {pos["b"][0], pos["c"][0]} == {1} and set(chains) == set(edges)

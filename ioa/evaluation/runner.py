@@ -24,6 +24,7 @@ from ioa.evaluation.checkpoint import GenerationCheckpoint, fingerprint
 from ioa.evaluation.data import load_rows
 from ioa.io import InputError, atomic_write_json, atomic_write_jsonl, iter_jsonl, read_json
 from ioa.paths import user_cache_dir
+from ioa.rundir import RunDir, eval_results
 from ioa.students.base import ReportsGeneration, ReportsPrecision, ReportsSource
 
 __all__ = [
@@ -62,8 +63,9 @@ class EvalOptions:
 def resolve_model_spec(spec: str) -> str:
     """A run directory (or anything holding a `model/` folder with a config.json) means that folder."""
     path = Path(spec).expanduser()
-    if path.is_dir() and not (path / "config.json").is_file() and (path / "model" / "config.json").is_file():
-        return str(path / "model")
+    model = RunDir(path).model
+    if path.is_dir() and not (path / "config.json").is_file() and (model / "config.json").is_file():
+        return str(model)
     return spec
 
 
@@ -174,13 +176,13 @@ def run_eval(opts: EvalOptions, *, judge=None, student=None,
         log(f"{bench.name}: {len(items)} items x {opts.samples_per_task} samples from {origin}")
         entry = _run_one(bench, items, mode, opts, settings, student, judge, out, log)
         results["benchmarks"][bench.name] = entry
-        atomic_write_json(out / "results.json", results)  # partial results survive a crash mid-run
-    atomic_write_json(out / "results.json", results)
+        atomic_write_json(eval_results(out), results)  # partial results survive a crash mid-run
+    atomic_write_json(eval_results(out), results)
     return results
 
 
 def _earlier_results(out: Path) -> dict[str, Any]:
-    path = out / "results.json"
+    path = eval_results(out)
     if not path.exists():
         return {}
     try:

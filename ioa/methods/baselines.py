@@ -12,7 +12,6 @@ data.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 from ioa.config import RunConfig
@@ -21,6 +20,7 @@ from ioa.io import read_jsonl
 from ioa.loop import train_round
 from ioa.methods.base import raw_solutions
 from ioa.methods.budget import examples_left, spent, steps_left
+from ioa.rundir import RoundDir
 from ioa.synthesize import seed_base, stage_difficulties
 from ioa.types import Curriculum, Diagnosis, Example, Module
 
@@ -60,10 +60,11 @@ def planned_steps(ctx: Context, rounds_left: int = 1) -> int | None:
     return None if left is None else left // rounds_left
 
 
-def load_round(ctx: Context, path: Path) -> list[Example] | None:
-    if not path.exists():
+def load_round(ctx: Context, rdir: RoundDir) -> list[Example] | None:
+    """The round's training examples when it has written them (their prompts then count as seen)."""
+    if not rdir.train.exists():
         return None
-    examples = [Example.from_dict(r) for r in read_jsonl(path)]
+    examples = [Example.from_dict(r) for r in read_jsonl(rdir.train)]
     ctx.seen.update(e.prompt for e in examples)
     return examples
 
@@ -72,7 +73,7 @@ def domain_modules(ctx: Context, ids: Sequence[str]) -> list[Module]:
     return [m for m in ctx.domain.modules() if m.id in ids]
 
 
-def train_if_budget(ctx: Context, rdir: Path, examples: list[Example], steps: int | None) -> bool:
+def train_if_budget(ctx: Context, rdir: RoundDir, examples: list[Example], steps: int | None) -> bool:
     if not examples or steps == 0:
         return False
     train_round(ctx, rdir, examples, max_steps=steps)

@@ -31,20 +31,19 @@ class Usage:
 
 def spent(rd: RunDir) -> Usage:
     u = Usage()
-    probe = rd.root / "probe_usage.json"
+    probe = rd.probe_usage
     if probe.exists() and read_json(probe).get("counted", True):
         p = read_json(probe)
         u.teacher_calls += p.get("teacher_calls", 0)
         u.teacher_tokens += p.get("teacher_tokens", 0)
-    stages = rd.root / "stages"
-    for rdir in sorted(stages.glob("*/round-*")) if stages.is_dir() else []:
-        if (rdir / "synthesis.json").exists():
-            s = read_json(rdir / "synthesis.json")
+    for rdir in rd.all_rounds():
+        if rdir.synthesis.exists():
+            s = read_json(rdir.synthesis)
             u.examples += s.get("examples", 0)
             u.teacher_calls += s.get("teacher_calls", 0)
             u.teacher_tokens += s.get("teacher_tokens", 0)
-        if (rdir / "metrics.json").exists():
-            m = read_json(rdir / "metrics.json")
+        if rdir.metrics.exists():
+            m = read_json(rdir.metrics)
             u.steps += int(m.get("steps") or 0)
             u.trained_tokens += int(m.get("tokens_seen") or 0)
     return u

@@ -24,7 +24,7 @@ class EasyToHard(Baseline):
         stages = curriculum.stages
         for i, stage in enumerate(stages):
             rdir = ctx.rd.round(stage.index, 0)
-            examples = load_round(ctx, rdir / "train.jsonl")
+            examples = load_round(ctx, rdir)
             if examples is None:
                 share = math.ceil(planned_examples(ctx, modules) * len(stage.modules)
                                   / sum(len(s.modules) for s in stages[i:]))
@@ -36,7 +36,7 @@ class EasyToHard(Baseline):
                 made = synthesize(ctx.teacher, ctx.domain, domain_modules(ctx, list(counts)), counts, ctx.cfg.adapter,
                                   ctx.seen, f"s{stage.index}r0", "synth", ctx.cfg.seed, progress=ctx.progress)
                 examples = made.examples
-                write_round_data(rdir / "train.jsonl", examples, made, usage_delta(before, ctx.teacher))
+                write_round_data(rdir, examples, made, usage_delta(before, ctx.teacher))
             if not train_if_budget(ctx, rdir, examples, planned_steps(ctx, len(stages) - i)):
                 break
         return curriculum

@@ -4,7 +4,6 @@ repeat (`baseline.error_rounds`); no module targeting, curriculum or adaptation,
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Sequence
 
 from ioa.answers import answer_format_of, question_of
@@ -21,6 +20,7 @@ from ioa.methods.baselines import (
     planned_steps,
     train_if_budget,
 )
+from ioa.rundir import RoundDir
 from ioa.synthesize import synthesize
 from ioa.types import Curriculum, Diagnosis, Example, Problem
 
@@ -35,7 +35,7 @@ class ErrorTargeted(Baseline):
         trained: list[Example] = []
         for rnd in range(rounds):
             rdir = ctx.rd.round(0, rnd)
-            examples = load_round(ctx, rdir / "train.jsonl")
+            examples = load_round(ctx, rdir)
             if examples is None:
                 share = math.ceil(planned_examples(ctx, modules) / (rounds - rnd))
                 before = teacher_usage(ctx.teacher)
@@ -54,7 +54,7 @@ class ErrorTargeted(Baseline):
                 # Each iteration trains on the new examples and again on all earlier ones (LLM2LLM retrains on
                 # seed + augmented data); the earlier ones are replay copies, not new budget.
                 examples = made.examples + as_replay(trained, f"s0r{rnd}-replay")
-                write_round_data(rdir / "train.jsonl", examples, made, usage_delta(before, ctx.teacher))
+                write_round_data(rdir, examples, made, usage_delta(before, ctx.teacher))
             trained += [e for e in examples if e.kind != "replay"]
             if not train_if_budget(ctx, rdir, examples, planned_steps(ctx, rounds - rnd)):
                 break
@@ -67,13 +67,13 @@ def as_problem(e: Example) -> Problem:
                    question=question_of(e.prompt, answer_format_of(e)), answer=e.answer, meta=dict(e.meta))
 
 
-def training_errors(ctx: Context, rdir: Path, trained: Sequence[Example]) -> list[Example]:
+def training_errors(ctx: Context, rdir: RoundDir, trained: Sequence[Example]) -> list[Example]:
     """The student's wrong answers on the problems it was trained on so far (LLM2LLM's signal)."""
-    path = rdir / "errors.json"
+    path = rdir.errors
     if not path.exists():
         ctx.sync_student()
         result = ctx.timed("evaluate", lambda: evaluate(ctx.domain, ctx.student, [as_problem(e) for e in trained]))
-        atomic_write_json(path, {"wrong": [it["id"] for it in result["items"] if not it["correct"]],
+        atomic_write_json(path, {"wrong": [it["id"] for it in result.items if not it["correct"]],
                                  "checked": len(trained)})
     wrong = set(read_json(path)["wrong"])
     return [e for e in trained if e.id in wrong]

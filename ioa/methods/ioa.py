@@ -13,8 +13,7 @@ import dataclasses
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from tqdm.auto import tqdm
 
@@ -28,6 +27,8 @@ from ioa.loop import as_replay, probe_band, single_stage, teacher_usage, train_r
 from ioa.methods.base import raw_solutions
 from ioa.methods.budget import Usage, examples_left, spent, steps_left, trim_counts
 from ioa.organize import organize, step_shares
+from ioa.records import Evaluation, GateDecision, RoundEval, SelectedRound
+from ioa.rundir import RoundDir
 from ioa.stats import item_changes, sign_test_p
 from ioa.students.base import state_saved
 from ioa.synthesize import (
@@ -110,14 +111,14 @@ class IOA:
 
     def run_stage(self, ctx: Context, curriculum: Curriculum, stage: Stage, log: StageLog) -> None:
         reach = bridge_reach(curriculum, stage)
-        last_eval: dict | None = None
+        last_eval: RoundEval | None = None
         failing: list[str] = list(stage.modules)
         rounds = 1 if stage.bridge else ctx.cfg.synthesis.max_remedial_rounds + 1
-        tried: list[tuple[float, int, dict]] = []  # (mean accuracy over evaluated modules, round, eval) per gated round
+        tried: list[tuple[float, int, RoundEval]] = []  # (mean accuracy over evaluated modules, round, eval) per gate
         for rnd in range(rounds):
             rdir = ctx.rd.round(stage.index, rnd)
             steps = self.round_steps(ctx, curriculum, stage)
-            if steps == 0 and not state_saved(rdir / "state"):
+            if steps == 0 and not state_saved(rdir.state):
                 break  # the stage's share of the step budget is spent
             examples = ctx.timed("synthesize", lambda: self.round_examples(
                 ctx, stage, rnd, reach, last_eval, failing, log))  # noqa: B023 (called at once)
@@ -136,38 +137,38 @@ class IOA:
             if stage.bridge:
                 return
             last_eval = eval_round(ctx, rdir, stage, log)
-            acc = last_eval["accuracy"]  # the stage's modules and the retention modules alike
+            acc = last_eval.accuracy  # the stage's modules and the retention modules alike
             log.latest.update(acc)
             tried.append((sum(acc.values()) / len(acc), rnd, last_eval))
-            decision_path = rdir / "gate.json"
+            decision_path = rdir.gate
             if not decision_path.exists():
-                decision = gate(last_eval["accuracy"], ctx.p_teacher, stage.modules, stage.mastery_threshold)
+                decision = gate(last_eval.accuracy, ctx.p_teacher, stage.modules, stage.mastery_threshold)
                 # no steps of its share left to remediate
                 share_spent = self.stage_steps_left(ctx, curriculum, stage) == 0
-                final = decision["passed"] or rnd == rounds - 1 or share_spent
-                decision["action"] = ("advance" if decision["passed"]
-                                      else "advance-unmastered" if final else "remediate")
-                atomic_write_json(decision_path, decision)
-            decision = read_json(decision_path)
-            ratios = ", ".join(f"{m} {r:.2f}" for m, r in decision["ratios"].items())
-            ctx.say(f"gate: min P_S/P_T {decision['min_ratio']:.2f} {'>=' if decision['passed'] else '<'} "
-                    f"{decision['threshold']:.2f} -> {decision['action']} ({ratios})")
-            failing = decision["failing"]
-            if decision["action"] != "remediate":
+                final = decision.passed or rnd == rounds - 1 or share_spent
+                action = "advance" if decision.passed else "advance-unmastered" if final else "remediate"
+                atomic_write_json(decision_path, dataclasses.replace(decision, action=action).to_dict())
+            decision = GateDecision.from_dict(read_json(decision_path))
+            ratios = ", ".join(f"{m} {r:.2f}" for m, r in decision.ratios.items())
+            ctx.say(f"gate: min P_S/P_T {decision.min_ratio:.2f} {'>=' if decision.passed else '<'} "
+                    f"{decision.threshold:.2f} -> {decision.action} ({ratios})")
+            failing = decision.failing
+            if decision.action != "remediate":
                 break
         if tried:
             last_eval = keep_best_round(ctx, stage, tried, {m: log.mastered[m] for m in log.known if m in log.mastered})
-            log.latest.update(last_eval["accuracy"])
+            log.latest.update(last_eval.accuracy)
         log.taught.extend(m for m in stage.modules if m not in log.taught)
         if last_eval is not None:
-            for m, acc in last_eval["accuracy"].items():
+            for m, acc in last_eval.accuracy.items():
                 if m in stage.modules and mastered(acc, ctx.p_teacher.get(m, 0.0), stage.mastery_threshold):
                     log.mastered[m] = acc
 
-    def round_examples(self, ctx: Context, stage: Stage, rnd: int, reach: float, last_eval: dict | None,
+    def round_examples(self, ctx: Context, stage: Stage, rnd: int, reach: float, last_eval: RoundEval | None,
                        failing: Sequence[str], log: StageLog) -> list[Example]:
         """The round's training data: synthesized (round 0) or remedial (later), plus replay."""
-        path = ctx.rd.round(stage.index, rnd) / "train.jsonl"
+        rdir = ctx.rd.round(stage.index, rnd)
+        path = rdir.train
         if path.exists():
             examples = [Example.from_dict(r) for r in read_jsonl(path)]
             ctx.seen.update(e.prompt for e in examples)
@@ -192,7 +193,7 @@ class IOA:
             made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, kind,
                               ctx.cfg.seed, progress=ctx.progress, expand=log.unmastered)
         else:
-            correct = {it["id"]: it["correct"] for it in last_eval["items"]}
+            correct = {it["id"]: it["correct"] for it in last_eval.items}
             wrong = [x for x in ctx.probe_items(failing) if not correct.get(x.id, True)]
             counts, targets = remedial_targets(wrong, syn.remedial_examples_per_module)
             counts = trim_counts(counts, allowed)
@@ -210,7 +211,7 @@ class IOA:
         n_taught = len(made.examples) + (len(rehearsal) if syn.replay_counts_rehearsal else 0)
         replayed = replay_examples(ctx, stage, log, n_taught, prefix) + as_replay(rehearsal, f"{prefix}-rehearse")
         examples = made.examples + replayed
-        write_round_data(path, examples, made, usage_delta(before, ctx.teacher))
+        write_round_data(rdir, examples, made, usage_delta(before, ctx.teacher))
         return examples
 
     def stage_steps_left(self, ctx: Context, curriculum: Curriculum, stage: Stage,
@@ -342,9 +343,9 @@ def replay_examples(ctx: Context, stage: Stage, log: StageLog, n_new: int, prefi
     return as_replay(picked, f"{prefix}-replay")
 
 
-def eval_round(ctx: Context, rdir: Path, stage: Stage, log: StageLog) -> dict[str, Any]:
+def eval_round(ctx: Context, rdir: RoundDir, stage: Stage, log: StageLog) -> RoundEval:
     """Held-out accuracy on the stage's modules and, for retention, on every earlier stage's modules."""
-    path = rdir / "eval.json"
+    path = rdir.eval
     if not path.exists():
         retention = [m for m in list(log.taught) + list(log.known) if m not in stage.modules]
         retention = list(dict.fromkeys(retention))
@@ -352,9 +353,10 @@ def eval_round(ctx: Context, rdir: Path, stage: Stage, log: StageLog) -> dict[st
         result = ctx.timed("evaluate",
                            lambda: evaluate(ctx.domain, ctx.student, ctx.probe_items(list(stage.modules) + retention)))
         layouts = module_layouts(e.to_dict() for e in log.examples + log.replayed)
-        atomic_write_json(path, {**result, "stage_modules": list(stage.modules), "retention_modules": retention,
-                                 "layout_bleed": bleed_share(result["items"], layouts)})
-    return read_json(path)
+        record = RoundEval(accuracy=result.accuracy, items=result.items, stage_modules=list(stage.modules),
+                           retention_modules=retention, layout_bleed=bleed_share(result.items, layouts))
+        atomic_write_json(path, record.to_dict())
+    return RoundEval.from_dict(read_json(path))
 
 
 def known_drop(accuracy: dict[str, float], kept: dict[str, float]) -> float:
@@ -365,7 +367,7 @@ def known_drop(accuracy: dict[str, float], kept: dict[str, float]) -> float:
     return sum(kept[m] - accuracy[m] for m in shared) / len(shared)
 
 
-def choose_round(tried: list[tuple[float, int, dict]], kept: dict[str, float], max_drop: float | None,
+def choose_round(tried: list[tuple[float, int, Evaluation]], kept: dict[str, float], max_drop: float | None,
                  rule: str = "best", alpha: float = 0.05) -> tuple[int, float]:
     """(index into `tried`, known drop) of the round a stage ends on.
 
@@ -376,7 +378,7 @@ def choose_round(tried: list[tuple[float, int, dict]], kept: dict[str, float], m
     one-sided paired sign test at `alpha`, over all items or over the kept modules' items; among such
     rounds, the `best` rule picks.
     """
-    drops = [known_drop(t[2]["accuracy"], kept) for t in tried]
+    drops = [known_drop(t[2].accuracy, kept) for t in tried]
     candidates = list(range(len(tried)))
     if rule == "last-unless-worse":
         last = len(tried) - 1
@@ -391,16 +393,15 @@ def choose_round(tried: list[tuple[float, int, dict]], kept: dict[str, float], m
     return best, drops[best]
 
 
-def beats(earlier: dict, later: dict, kept: set[str], alpha: float) -> bool:
+def beats(earlier: Evaluation, later: Evaluation, kept: set[str], alpha: float) -> bool:
     """Whether `later` (a gate's eval) lost significantly more of the items `earlier` got right than it
     gained, over all items or over the kept modules' items."""
-    items_a, items_b = earlier.get("items", []), later.get("items", [])
     groups = [None, kept] if kept else [None]
-    return any(sign_test_p(*item_changes(items_a, items_b, g)) < alpha for g in groups)
+    return any(sign_test_p(*item_changes(earlier.items, later.items, g)) < alpha for g in groups)
 
 
-def keep_best_round(ctx: Context, stage: Stage, tried: list[tuple[float, int, dict]],
-                    kept: dict[str, float] | None = None) -> dict:
+def keep_best_round(ctx: Context, stage: Stage, tried: list[tuple[float, int, RoundEval]],
+                    kept: dict[str, float] | None = None) -> RoundEval:
     """The round the stage ends on, by `organizer.round_choice` over every module its gate evaluated
     (the stage's own and the retention modules: earlier stages, prior knowledge); see `choose_round`.
 
@@ -416,10 +417,10 @@ def keep_best_round(ctx: Context, stage: Stage, tried: list[tuple[float, int, di
     score, rnd, result = tried[i]
     ctx.say(f"stage {stage.index} ends on round {rnd} of {len(tried)} (mean held-out accuracy {100 * score:.1f}%, "
             f"kept modules {-100 * drop:+.1f} points)")
-    ctx.latest_state = ctx.rd.round(stage.index, rnd) / "state"
-    path = ctx.rd.round(stage.index, 0).parent / "selected.json"
+    ctx.latest_state = ctx.rd.round(stage.index, rnd).state
+    path = ctx.rd.selected(stage.index)
     if not path.exists():
-        atomic_write_json(path, {"round": rnd, "mean_accuracy": round(score, 6), "rounds": len(tried),
-                                 "known_drop": round(drop, 6), "max_known_drop": org.max_known_drop,
-                                 "rule": org.round_choice})
+        atomic_write_json(path, SelectedRound(round=rnd, mean_accuracy=round(score, 6), rounds=len(tried),
+                                              known_drop=round(drop, 6), max_known_drop=org.max_known_drop,
+                                              rule=org.round_choice).to_dict())
     return result

@@ -23,7 +23,7 @@ class SelfInstruct(Baseline):
     def run(self, ctx: Context, diagnosis: Diagnosis) -> Curriculum:
         modules = run_modules(ctx.cfg, ctx.domain)
         rdir = ctx.rd.round(0, 0)
-        examples = load_round(ctx, rdir / "train.jsonl")
+        examples = load_round(ctx, rdir)
         if examples is None:
             if not isinstance(unmetered(ctx.teacher), WritesTasks):
                 raise ValueError(f"method self-instruct: teacher {ctx.teacher.name!r} cannot write new tasks "
@@ -32,8 +32,8 @@ class SelfInstruct(Baseline):
             tasks, stats = bootstrap_tasks(ctx, modules, planned_examples(ctx, modules))
             made = answered(ctx, tasks, "s0r0", "synth")
             examples = made.examples
-            write_round_data(rdir / "train.jsonl", examples, made, usage_delta(before, ctx.teacher))
-            atomic_write_json(rdir / "self_instruct.json", {**stats, "pool": len(tasks)})
+            write_round_data(rdir, examples, made, usage_delta(before, ctx.teacher))
+            atomic_write_json(rdir.self_instruct, {**stats, "pool": len(tasks)})
         train_if_budget(ctx, rdir, examples, planned_steps(ctx))
         return single_stage(modules, ctx.cfg)
 

@@ -23,7 +23,7 @@ class Vanilla(Baseline):
     def run(self, ctx: Context, diagnosis: Diagnosis) -> Curriculum:
         modules = run_modules(ctx.cfg, ctx.domain)
         rdir = ctx.rd.round(0, 0)
-        examples = load_round(ctx, rdir / "train.jsonl")
+        examples = load_round(ctx, rdir)
         if examples is None:
             low, high = probe_band(ctx.cfg)
             before = teacher_usage(ctx.teacher)
@@ -31,6 +31,6 @@ class Vanilla(Baseline):
             made = synthesize(ctx.teacher, ctx.domain, domain_modules(ctx, modules), counts, ctx.cfg.adapter,
                               ctx.seen, "s0r0", "synth", ctx.cfg.seed, progress=ctx.progress)
             examples = made.examples
-            write_round_data(rdir / "train.jsonl", examples, made, usage_delta(before, ctx.teacher))
+            write_round_data(rdir, examples, made, usage_delta(before, ctx.teacher))
         train_if_budget(ctx, rdir, examples, planned_steps(ctx))
         return single_stage(modules, ctx.cfg)
