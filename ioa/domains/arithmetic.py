@@ -111,36 +111,47 @@ def round_to(n: int, place: int) -> int:
     return (n + unit // 2) // unit * unit
 
 
-def column_add_lines(a: int, b: int) -> list[str]:
-    da, db, carry, lines = digits(a), digits(b), 0, []
+def column_add_columns(a: int, b: int) -> list[tuple[str, int]]:
+    """Column addition, ones first: each column's line and the number it writes."""
+    da, db, carry, columns = digits(a), digits(b), 0, []
     width = max(len(da), len(db))
     for i in range(width):
         parts = [da[i] if i < len(da) else 0] + ([db[i]] if i < len(db) else []) + ([carry] if carry else [])
         total = sum(parts)
         head = f"{PLACES[i].capitalize()}: " + " + ".join(map(str, parts)) + f" = {total}"
         if len(parts) == 1:
-            lines.append(f"{PLACES[i].capitalize()}: bring down {total}.")
+            columns.append((f"{PLACES[i].capitalize()}: bring down {total}.", total))
         elif total >= 10 and i < width - 1:
-            lines.append(f"{head}. Write {total % 10} and carry 1.")
+            columns.append((f"{head}. Write {total % 10} and carry 1.", total % 10))
         else:
-            lines.append(f"{head}. Write {total}.")
+            columns.append((f"{head}. Write {total}.", total))
         carry = 1 if total >= 10 else 0
-    return lines + [f"So {a} + {b} = {a + b}."]
+    return columns
 
 
-def column_sub_lines(a: int, b: int) -> list[str]:
-    da, db, borrow, lines = digits(a), digits(b), 0, []
+def column_add_lines(a: int, b: int) -> list[str]:
+    return [line for line, _ in column_add_columns(a, b)] + [f"So {a} + {b} = {a + b}."]
+
+
+def column_sub_columns(a: int, b: int) -> list[tuple[str, int]]:
+    """Column subtraction, ones first: each column's line and the digit it writes."""
+    da, db, borrow, columns = digits(a), digits(b), 0, []
     for i, x in enumerate(da):
         y = db[i] if i < len(db) else 0
         have = x - borrow
         head = f"{PLACES[i].capitalize()}: " + (f"{x} - 1 = {have} after lending, " if borrow else "")
         if have < y:
-            lines.append(f"{head}{have} is less than {y}, so borrow: {have + 10} - {y} = {have + 10 - y}.")
+            columns.append((f"{head}{have} is less than {y}, so borrow: {have + 10} - {y} = {have + 10 - y}.",
+                            have + 10 - y))
             borrow = 1
         else:
-            lines.append(f"{head}{have} - {y} = {have - y}.")
+            columns.append((f"{head}{have} - {y} = {have - y}.", have - y))
             borrow = 0
-    return lines + [f"So {a} - {b} = {a - b}."]
+    return columns
+
+
+def column_sub_lines(a: int, b: int) -> list[str]:
+    return [line for line, _ in column_sub_columns(a, b)] + [f"So {a} - {b} = {a - b}."]
 
 
 def place_listing(n: int) -> str:
@@ -149,13 +160,13 @@ def place_listing(n: int) -> str:
     return f"{n}: " + ", ".join(named) + "."
 
 
-def with_running_result(column_lines: list[str], results: list[int], final: str) -> list[str]:
+def with_running_result(columns: list[tuple[str, int]], final: str) -> list[str]:
     """Each column line followed by the result so far (the column's written digits in front of the
     previous result), so the last line copies a number instead of assembling it from every line."""
     out, so_far = [], ""
-    for k, (line, written) in enumerate(zip(column_lines, results)):
+    for k, (line, written) in enumerate(columns):
         so_far = f"{written}{so_far}"
-        shown = so_far if k < len(results) - 1 else so_far.lstrip("0") or "0"  # zeros inside stay: 02 -> 102
+        shown = so_far if k < len(columns) - 1 else so_far.lstrip("0") or "0"  # zeros inside stay: 02 -> 102
         out.append(f"{line} So far: {shown}.")
     return out + [final]
 
@@ -165,25 +176,14 @@ def column_add_explicit_lines(a: int, b: int) -> list[str]:
     column (the `explicit_digits` form). After a round on the teacher's lines, most wrong answers of a
     135M student took a digit from the wrong place ("84 + 37" -> "Tens: 8 + 7 + 1") or assembled the
     written digits wrongly in the last line."""
-    lines = column_add_lines(a, b)
-    da, db, carry, written = digits(a), digits(b), 0, []
-    width = max(len(da), len(db))
-    for i in range(width):
-        total = (da[i] if i < len(da) else 0) + (db[i] if i < len(db) else 0) + carry
-        written.append(total % 10 if total >= 10 and i < width - 1 else total)
-        carry = 1 if total >= 10 else 0
-    return [place_listing(a), place_listing(b)] + with_running_result(lines[:-1], written, lines[-1])
+    return [place_listing(a), place_listing(b)] + with_running_result(column_add_columns(a, b),
+                                                                      f"So {a} + {b} = {a + b}.")
 
 
 def column_sub_explicit_lines(a: int, b: int) -> list[str]:
     """Column subtraction in the `explicit_digits` form (see column_add_explicit_lines)."""
-    lines = column_sub_lines(a, b)
-    da, db, borrow, written = digits(a), digits(b), 0, []
-    for i, x in enumerate(da):
-        have, y = x - borrow, db[i] if i < len(db) else 0
-        borrow = 1 if have < y else 0
-        written.append(have + 10 * borrow - y)
-    return [place_listing(a), place_listing(b)] + with_running_result(lines[:-1], written, lines[-1])
+    return [place_listing(a), place_listing(b)] + with_running_result(column_sub_columns(a, b),
+                                                                      f"So {a} - {b} = {a - b}.")
 
 
 # ---------------------------------------------------------------- level 0
