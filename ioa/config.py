@@ -140,6 +140,10 @@ class SynthesisConfig(Section):
         "split evenly over both). 0.4 with replay_fraction 0.1, 80 steps, paired on 2 seeds: column addition taught "
         "first 61.7% against 40.0% with one pool, deficient -6.7 [-25.0, +10.0] against vanilla, within noise "
         "(see README)")
+    candidates_per_example: int = Field(
+        1, ge=1, le=8, description="IOA only: the teacher writes this many candidates for each new example of a round "
+        "and the student's loss picks each module's hardest (ioa.select); the candidates cost teacher calls, only "
+        "the kept ones count as examples (1: off)")
     replay_counts_rehearsal: bool = Field(
         True, description="a remedial round's replay is replay_fraction of the round with its rehearsal of the stage's "
         "earlier examples (off: of the new examples only, so rehearsal dilutes it: 30% became 18%)")

@@ -211,7 +211,7 @@ def write_round_data(rdir: RoundDir, examples: Sequence[Example], made, usage: d
     atomic_write_jsonl(rdir.train, [e.to_dict() for e in examples])
     atomic_write_json(rdir.synthesis, {
         "examples": len(made.examples), "replayed": len(examples) - len(made.examples), "rejected": made.rejected,
-        "duplicates": made.duplicates, **usage})
+        "duplicates": made.duplicates, **({"candidates": made.candidates} if made.candidates else {}), **usage})
 
 
 def train_round(ctx: Context, rdir: RoundDir, examples: list[Example], max_steps: int | None = None) -> None:

@@ -34,6 +34,7 @@ class Synthesis:
     examples: list[Example] = field(default_factory=list)
     rejected: int = 0  # teacher answers that failed verification
     duplicates: int = 0
+    candidates: int = 0  # examples written before `synthesis.candidates_per_example` kept the hardest (0: no choice)
 
 
 def make_many(teacher: Teacher, specs: Sequence[tuple[str, float, int]]) -> list[Problem]:

@@ -32,6 +32,7 @@ class LearningFake:
         self.interrupt_at_train = interrupt_at_train
         self.trained_ids: list[str] = []
         self.lr_windows: list[tuple[int, int] | None] = []
+        self.scored: list[list[tuple[Example, float]]] = []
 
     def respond(self, problems: Sequence[Problem]) -> list[str]:
         return SimulatedLearner(self.mastery, self.prerequisites, guess_rate=0.0).respond(problems)
@@ -59,6 +60,12 @@ class LearningFake:
 
     def count_tokens(self, examples: Sequence[Example]) -> list[int]:
         return [1 + len(e.prompt + e.completion) // 4 for e in examples]
+
+    def completion_losses(self, examples: Sequence[Example]) -> list[float]:
+        """Harder for a module it knows less, and for a longer solution; every call is kept in `scored`."""
+        losses = [(1.0 - self.mastery.get(e.module, 0.0)) * len(e.completion) / 100 for e in examples]
+        self.scored.append(list(zip(examples, losses)))
+        return losses
 
     def save_state(self, path: Path) -> None:
         tmp = Path(str(path) + ".tmp")

@@ -275,3 +275,18 @@ def test_carried_optimizer_and_run_schedule_continue_across_rounds(cache_dir, tm
     assert plain.train(make_examples(), tmp_path / "p", max_steps=2)["learning_rates"][0] == pytest.approx(
         CFG.effective_learning_rate)
     assert plain.optimizer_state is None
+
+
+def test_completion_losses_are_the_models_own_loss_on_each_example(student):
+    examples = make_examples(5)
+    examples[2] = Example(id="long", module="addition_facts", prompt="What is 123 + 456?",
+                          completion="3 + 6 = 9, 2 + 5 = 7, 1 + 4 = 5\nAnswer: 579", answer="579", difficulty=0.3)
+    batched = student.completion_losses(examples)
+    rows = student.tokenized(examples)
+    for example, row, loss in zip(examples, rows, batched):
+        ids, labels = torch.tensor([row["input_ids"]]), torch.tensor([row["labels"]])
+        with torch.no_grad(), student.autocast():
+            own = student.model(input_ids=ids, labels=labels).loss.item()
+        assert loss == pytest.approx(own, rel=0.03, abs=0.02), example.id  # bf16: batched and alone differ slightly
+    assert student.completion_losses(examples[2:3])[0] == pytest.approx(batched[2], rel=0.03, abs=0.02)
+    assert student.completion_losses([]) == []

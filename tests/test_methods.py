@@ -355,3 +355,30 @@ def test_run_schedule_needs_a_step_budget():
 
     with pytest.raises(ConfigError, match="budget.max_steps"):
         load_config(None, None, ["student.lr_schedule=run"])
+
+
+def test_candidates_per_example_trains_each_modules_hardest_and_pays_their_calls(tmp_path):
+    plain = run(make_ctx(tmp_path, "ioa", name="plain"))
+    ctx = make_ctx(tmp_path, "ioa", name="picked", **{"synthesis.candidates_per_example": 3})
+    picked = run(ctx)
+    assert ctx.student.scored, "the student scored the candidates"
+    trained = {e["id"] for e in new_examples(ctx.rd)}
+    for scored in ctx.student.scored:
+        for module in {e.module for e, _ in scored}:
+            kept = [loss for e, loss in scored if e.module == module and e.id in trained]
+            dropped = [loss for e, loss in scored if e.module == module and e.id not in trained]
+            assert len(kept) == -(-(len(kept) + len(dropped)) // 3)
+            assert not dropped or min(kept) >= max(dropped)
+    rounds = [read_json(p) for p in sorted((ctx.rd.root / "stages").rglob("synthesis.json"))]
+    assert any(r.get("candidates", 0) > 2 * r["examples"] for r in rounds if r["examples"])
+    # every candidate is paid for in teacher calls (one to write, one to solve); only the kept count as examples
+    assert all(r["teacher_calls"] >= 2 * r.get("candidates", r["examples"]) for r in rounds)
+    assert picked["budget"]["used"]["examples"] <= CAPS["budget.max_examples"]
+    assert picked["budget"]["used"]["teacher_calls"] > plain["budget"]["used"]["teacher_calls"]
+
+
+def test_candidates_need_a_student_that_scores_them(tmp_path):
+    ctx = make_ctx(tmp_path, "ioa", **{"synthesis.candidates_per_example": 2})
+    ctx.student.completion_losses = None  # a student without the capability
+    with pytest.raises(ValueError, match="candidates_per_example: 2 needs a student that scores"):
+        run(ctx)

@@ -29,9 +29,11 @@ from ioa.methods.budget import Usage, examples_left, spent, steps_left, trim_cou
 from ioa.organize import organize, step_shares
 from ioa.records import Evaluation, GateDecision, RoundEval, SelectedRound
 from ioa.rundir import RoundDir
+from ioa.select import hardest_per_module, repeat_targets, with_candidates
 from ioa.stats import item_changes, sign_test_p
-from ioa.students.base import state_saved
+from ioa.students.base import ScoresCompletions, state_saved
 from ioa.synthesize import (
+    Synthesis,
     own_answers,
     remedial_targets,
     replay_counts,
@@ -189,6 +191,7 @@ class IOA:
             ramp = ctx.cfg.adapter.load_ramp
             counts = trim_counts({m.id: stage_difficulties(n, low, high, reach, ramp, ctx.cfg.seed) for m in modules},
                                  allowed)
+            counts = with_candidates(counts, syn.candidates_per_example)
             kind = "bridge" if stage.bridge else "synth"
             made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, kind,
                               ctx.cfg.seed, progress=ctx.progress, expand=log.unmastered)
@@ -198,9 +201,12 @@ class IOA:
             counts, targets = remedial_targets(wrong, syn.remedial_examples_per_module)
             counts = trim_counts(counts, allowed)
             targets = {m: targets[m][: len(ds)] for m, ds in counts.items()}
+            counts = with_candidates(counts, syn.candidates_per_example)
+            targets = repeat_targets(targets, syn.candidates_per_example)
             remediated = [m for m in modules if m.id in counts]
             made = synthesize(ctx.teacher, ctx.domain, remediated, counts, ctx.cfg.adapter, ctx.seen, prefix,
                               "remedial", ctx.cfg.seed, targets, progress=ctx.progress, expand=log.unmastered)
+        made = self.keep_hardest(ctx, made, syn.candidates_per_example)
         rehearsal: list[Example] = []
         if rnd > 0:  # rehearse the stage's own earlier examples 1:1, so remediation does not narrow the student
             own = [e for e in log.examples if e.module in stage.modules and e.id.startswith(f"s{stage.index}r")]
@@ -213,6 +219,23 @@ class IOA:
         examples = made.examples + replayed
         write_round_data(rdir, examples, made, usage_delta(before, ctx.teacher))
         return examples
+
+    @staticmethod
+    def keep_hardest(ctx: Context, made: Synthesis, k: int) -> Synthesis:
+        """With k candidates per example, each module's hardest 1/k of them for the student now (ioa.select)."""
+        if k <= 1 or not made.examples:
+            return made
+        if not (isinstance(ctx.student, ScoresCompletions) and callable(ctx.student.completion_losses)):
+            raise ValueError(f"synthesis.candidates_per_example: {k} needs a student that scores completions "
+                             f"({type(ctx.student).__name__} does not); set it to 1")
+        ctx.sync_student()
+        losses = ctx.student.completion_losses(made.examples)
+        per_module = Counter(e.module for e in made.examples)
+        keep = {m: -(-n // k) for m, n in per_module.items()}
+        kept = hardest_per_module(made.examples, losses, keep)
+        ctx.say(f"kept the {len(kept)} hardest of {len(made.examples)} candidates (mean loss "
+                f"{sum(losses) / len(losses):.3f} over all)")
+        return dataclasses.replace(made, examples=kept, candidates=len(made.examples))
 
     def stage_steps_left(self, ctx: Context, curriculum: Curriculum, stage: Stage,
                          used: Usage | None = None) -> int | None:

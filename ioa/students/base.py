@@ -89,3 +89,13 @@ class ReportsGeneration(Protocol):
     """Optional: counts and speed of the latest `generate` call (prompts, new_tokens, seconds, ...)."""
 
     last_generation: dict[str, float]
+
+
+@runtime_checkable
+class ScoresCompletions(Protocol):
+    """Optional: how hard each worked example is for the student now, without training on it
+    (`synthesis.candidates_per_example` picks IOA's examples by it)."""
+
+    def completion_losses(self, examples: Sequence[Example]) -> list[float]:
+        """The mean loss per completion token of each example, as training would compute it."""
+        ...

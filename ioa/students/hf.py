@@ -399,6 +399,16 @@ class HFStudent:
     def count_tokens(self, examples: Sequence[Example]) -> list[int]:
         return [len(ids) for ids in self.tokenized(examples)["input_ids"]] if examples else []
 
+    def completion_losses(self, examples: Sequence[Example]) -> list[float]:
+        """The student's mean loss per completion token on each example, as training would compute it."""
+        if not examples:
+            return []
+        from ioa.students.hf_train import completion_losses
+
+        rows = list(self.tokenized(examples))
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        return completion_losses(self.model, rows, pad, self.autocast())
+
     def tokenized(self, examples: Sequence[Example]):
         """The dataset (input_ids, labels with -100 on prompt tokens) that `train` would use."""
         self._ensure_peft()
