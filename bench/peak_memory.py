@@ -1,13 +1,19 @@
-"""Peak resident memory and wall time of one `ioa run`, with glibc's malloc as it comes and as `ioa` tunes it.
+"""Peak resident memory and wall time of one `ioa run`: batches of 8 in one pass against 4 x 2 accumulated.
 
 Both runs start from nothing in fresh run directories under one temporary folder, same preset and
-seed, one after the other in this process's machine state (one torch thread each unless
-OMP_NUM_THREADS says otherwise). The baseline sets IOA_MALLOC_DEFAULT=1, which makes
-`ioa.memory.limit_heap_growth` leave glibc's dynamic mmap threshold alone (today's path before the
-change); the tuned run is plain `ioa run`. Peak RSS is sampled from /proc/PID/status (VmRSS of the
-run's process tree, every 0.25 s) and cross-checked with the kernel's VmHWM of the main process.
+seed, one after the other (one torch thread each unless OMP_NUM_THREADS says otherwise). The
+baseline trains with `student.batch_size=8, grad_accum=1` (the default before 2026-12-03); the new
+default is `batch_size=4, grad_accum=2`: the same 8 examples per optimizer step and the same loss
+(summed over the accumulated micro-batches, divided by their completion tokens), half the
+activations held at once. Peak RSS is sampled from /proc/PID/status (VmRSS of the run's process
+tree, every 0.25 s) and cross-checked with the kernel's VmHWM of the main process.
 
-Run: .venv/bin/python bench/peak_memory.py [--preset smoke] [--order default,tuned]; the last line is JSON.
+Tried and dropped (2026-12-03): a fixed glibc mmap threshold (mallopt M_MMAP_THRESHOLD 64 KiB, or
+MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ at 1 MiB) cut the smoke run's peak from 3.68 to 2.87 GB
+but made training 1.8-2.1x and generation 1.4-1.8x slower (every large tensor a fresh mmap and its
+page faults); MALLOC_ARENA_MAX=2 changed nothing.
+
+Run: .venv/bin/python bench/peak_memory.py [--preset smoke] [--order before,after]; the last line is JSON.
 """
 from __future__ import annotations
 
@@ -49,10 +55,10 @@ def tree_rss_kb(pid: int) -> int:
     return total
 
 
-def measure(preset: str, run_dir: Path, env_extra: dict[str, str], seed: int) -> dict[str, float]:
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **env_extra}
+def measure(preset: str, run_dir: Path, overrides: list[str], seed: int) -> dict[str, float]:
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     cmd = [sys.executable, "-m", "ioa.cli", "run", "--preset", preset, "--run-dir", str(run_dir), "--no-progress",
-           "--quiet", "--set", f"seed={seed}"]
+           "--quiet", "--set", f"seed={seed}"] + [arg for o in overrides for arg in ("--set", o)]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak_tree, peak_hwm = 0, 0
@@ -74,16 +80,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="smoke")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--order", default="default,tuned", help="which run goes first (the second sees a warm page cache)")
+    ap.add_argument("--order", default="before,after", help="which run goes first (the second sees a warm page cache)")
     args = ap.parse_args()
-    settings = {"default": {"IOA_MALLOC_DEFAULT": "1"}, "tuned": {}}
+    settings = {"before": ["student.batch_size=8", "student.grad_accum=1"], "after": []}
     out: dict[str, dict[str, float]] = {}
     runs = Path.cwd() / "runs"
     with tempfile.TemporaryDirectory(prefix="ioa-peak-", dir=runs if runs.is_dir() else None) as tmp:
         for name in args.order.split(","):
             out[name] = measure(args.preset, Path(tmp) / name, settings[name], args.seed)
             print(f"{name}: {out[name]}", flush=True)
-    d, t = out["default"], out["tuned"]
+    d, t = out["before"], out["after"]
     ratio = t["peak_rss_gb"] / d["peak_rss_gb"]
     print(f"peak RSS {d['peak_rss_gb']:.2f} GB -> {t['peak_rss_gb']:.2f} GB ({ratio:.2f}x); "
           f"wall {d['wall_s']:.0f} s -> {t['wall_s']:.0f} s ({t['wall_s'] / d['wall_s']:.2f}x)")

@@ -334,9 +334,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ioa.memory import limit_heap_growth
-
-    limit_heap_growth()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
