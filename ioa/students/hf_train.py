@@ -171,37 +171,38 @@ def completion_loss(decoder, head, inputs, num_items_in_batch=None):
 def completion_losses(model, rows, pad_id: int, autocast, batch_size: int = 16) -> list[float]:
     """Mean cross-entropy per completion token of each tokenized row (input_ids, labels), no gradients.
 
-    Rows are scored in length-sorted batches (right-padded, padding masked) so that a batch wastes little;
-    the results come back in the rows' order. The loss per row is the model's own causal-LM loss on that row.
+    Rows are scored in length-sorted batches, padded by TRL's own collator, so that a batch wastes little;
+    the results come back in the rows' order. Like `completion_loss`, the LM head runs on the completion
+    positions only where the model allows it (else on the model's full logits).
     """
     import torch
     import torch.nn.functional as F
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
+    collate = DataCollatorForLanguageModeling(pad_token_id=pad_id)
+    parts = decoder_and_head(model)
+    device = next(model.parameters()).device
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
     out = [0.0] * len(rows)
     was_training = model.training
     model.eval()
     try:
         for start in range(0, len(order), batch_size):
-            batch = [rows[i] for i in order[start:start + batch_size]]
-            width = max(len(r["input_ids"]) for r in batch)
-            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            labels = torch.full((len(batch), width), -100, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for j, r in enumerate(batch):
-                n = len(r["input_ids"])
-                ids[j, :n] = torch.tensor(r["input_ids"])
-                labels[j, :n] = torch.tensor(r["labels"])
-                mask[j, :n] = 1
-            device = next(model.parameters()).device
+            chunk = order[start:start + batch_size]
+            batch = {k: v.to(device) for k, v in collate([rows[i] for i in chunk]).items()}
+            targets = batch["labels"][:, 1:]
+            where = targets != -100
+            kept = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
             with torch.no_grad(), autocast:
-                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                               use_cache=False).logits[:, :-1].float().cpu()
-            targets = labels[:, 1:]
-            token_loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100, reduction="none")
-            counts = (targets != -100).sum(dim=1).clamp(min=1)
-            for j, loss in enumerate((token_loss.sum(dim=1) / counts).tolist()):
-                out[order[start + j]] = loss
+                if parts is not None:
+                    hidden = parts[0](**kept).last_hidden_state
+                    logits = parts[1](hidden[:, :-1][where]).float()
+                else:
+                    logits = model(**kept).logits[:, :-1][where].float()
+            token_loss = F.cross_entropy(logits, targets[where], reduction="none")
+            sums = torch.zeros(len(chunk), device=token_loss.device).index_add_(0, where.nonzero()[:, 0], token_loss)
+            for i, loss in zip(chunk, (sums / where.sum(dim=1).clamp(min=1)).tolist()):
+                out[i] = loss
     finally:
         model.train(was_training)
     return out
