@@ -80,9 +80,11 @@ class AdapterConfig(Section):
         "the answer line; structured: the paper's Given/Plan/Goal/Step k/Check layout for every module (measured to "
         "make modules look alike to a 135M student, see README)")
     goal_line: bool = Field(
-        True, description="focused layout: open with the goal line ('Goal: 84 + 37 = ?'), a restatement of the "
-        "question. Mid-training students echo it and stop: after a 20-step round at lr 3e-4, 12 of 24 gate "
-        "answers were the goal line alone, with no answer line (see README)")
+        False, description="focused layout: open with the goal line ('Goal: 84 + 37 = ?'), a restatement of the "
+        "question. Off: on the compare preset (5 seeds) IOA without it kept the known modules +8.3 and all modules "
+        "+5.3 points better than with it (within noise; ahead of vanilla beyond noise, +18.4 known and +6.7 all), "
+        "the direction of two earlier measurements; mid-training students echo it and stop (after a 20-step round "
+        "at lr 3e-4, 12 of 24 gate answers were the goal line alone). See README")
     decompose: bool = True  # extract -> relate -> formulate -> solve -> verify (focused: formulate -> solve -> result)
     template: bool = True  # standard template ending in one `Answer:` line
     simplify: bool = True  # simpler wording
