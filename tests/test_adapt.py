@@ -114,7 +114,7 @@ def test_focused_layout_carries_only_the_modules_own_lines():
 def test_focused_layout_restates_a_result_the_solution_left_implicit():
     p = Problem(id="q", module="m", difficulty=0.0, question="What is 2 + 2?", answer="4",
                 solution="Count on from 2 by 2.")
-    text = adapt_solution(p, p.solution, "", Module("m", "m", 0), AdapterConfig(simplify=False))
+    text = adapt_solution(p, p.solution, "", Module("m", "m", 0), AdapterConfig(simplify=False, goal_line=True))
     assert text.splitlines() == ["Goal: 2 + 2 = ?", "Count on from 2 by 2.", "So the answer is 4.", "Answer: 4"]
     p2 = Problem(id="q", module="m", difficulty=0.0, question="What is 2 + 2?", answer="4", solution="So 2 + 2 = 4.")
     assert adapt_solution(p2, p2.solution, "", Module("m", "m", 0), AdapterConfig()).splitlines()[-2] == "So 2 + 2 = 4."
@@ -123,8 +123,8 @@ def test_focused_layout_restates_a_result_the_solution_left_implicit():
 def test_goal_line_off_starts_the_completion_with_the_teachers_first_solving_line():
     p = DOMAIN.generate("multi_digit_addition", 0.3, 5)
     module = MODULES["multi_digit_addition"]
-    on = adapt_solution(p, p.solution, "raw", module, AdapterConfig()).splitlines()
-    off = adapt_solution(p, p.solution, "raw", module, AdapterConfig(goal_line=False)).splitlines()
+    on = adapt_solution(p, p.solution, "raw", module, AdapterConfig(goal_line=True)).splitlines()
+    off = adapt_solution(p, p.solution, "raw", module, AdapterConfig()).splitlines()  # the default
     assert on[0].startswith("Goal: ") and on[1:] == off
     assert off[0] == simplify(p.solution.splitlines()[0].strip()) and off[-1] == f"Answer: {p.answer}"
 
@@ -187,7 +187,7 @@ def test_atomic_steps_train_on_the_domains_place_value_lines_and_keep_the_teache
     def made(cfg: AdapterConfig):
         return synthesize(ProceduralTeacher(DOMAIN), DOMAIN, [mdm], counts, cfg, set(), "t", "synth", 0).examples
 
-    atomic = made(AdapterConfig(atomic_steps=True))
+    atomic = made(AdapterConfig(atomic_steps=True, goal_line=True))
     assert len(atomic) == 3
     for e in atomic:
         lines = e.completion.splitlines()
@@ -195,7 +195,7 @@ def test_atomic_steps_train_on_the_domains_place_value_lines_and_keep_the_teache
         assert lines[1:-1] == multiplication_by_place_lines(e.meta["a"], e.meta["b"])  # the domain's lines
         raw = DOMAIN.generate(mdm.id, e.difficulty, int(e.problem_id.split("-")[1]))
         assert e.raw == f"{raw.solution}\nAnswer: {raw.answer}" and e.raw.splitlines()[:-1] != lines[1:-1]
-    plain = made(AdapterConfig())
+    plain = made(AdapterConfig(goal_line=True))
     assert [e.completion.splitlines()[1:] for e in plain] == [e.raw.splitlines() for e in plain]  # goal line only
     # the no-adapter ablation trains on the teacher's raw lines
     assert raw_solutions(RunConfig(adapter={"atomic_steps": True})).adapter.atomic_steps is False
@@ -209,7 +209,7 @@ def test_explicit_digits_train_the_column_modules_on_the_domains_explicit_lines_
 
     picked = [MODULES["multi_digit_addition"], MODULES["multi_digit_subtraction"], MODULES["addition_facts"]]
     counts = {m.id: [0.1, 0.3] for m in picked}
-    examples = synthesize(ProceduralTeacher(DOMAIN), DOMAIN, picked, counts, AdapterConfig(explicit_digits=True),
+    examples = synthesize(ProceduralTeacher(DOMAIN), DOMAIN, picked, counts, AdapterConfig(explicit_digits=True, goal_line=True),
                           set(), "t", "synth", 0).examples
     assert len(examples) == 6
     for e in examples:

@@ -384,7 +384,8 @@ def test_student_replay_trains_on_its_own_checked_answers(tmp_path):
     for e in own:  # only answers the domain's checker accepts, to problems apart from the probes
         problem = as_problem(Example.from_dict(e))
         assert problem.question not in probes and ctx.domain.check(problem, e["completion"])
-    teacher_run = make_ctx(tmp_path, name="teacher-replay", rate=0.1, **{"synthesis.replay_fraction": 0.3})
+    teacher_run = make_ctx(tmp_path, name="teacher-replay", rate=0.1,
+                           **{"synthesis.replay_fraction": 0.3, "adapter.goal_line": True})
     run(teacher_run)
     theirs = [e for e in all_examples(teacher_run.rd) if e["module"] == "place_value"]
     assert theirs and all(e["completion"].startswith("Goal:") for e in theirs)  # the teacher's adapted solutions
