@@ -209,8 +209,8 @@ def test_explicit_digits_train_the_column_modules_on_the_domains_explicit_lines_
 
     picked = [MODULES["multi_digit_addition"], MODULES["multi_digit_subtraction"], MODULES["addition_facts"]]
     counts = {m.id: [0.1, 0.3] for m in picked}
-    explicit = AdapterConfig(explicit_digits=True, goal_line=True)
-    examples = synthesize(ProceduralTeacher(DOMAIN), DOMAIN, picked, counts, explicit, set(), "t", "synth", 0).examples
+    cfg = AdapterConfig(explicit_digits=True, goal_line=True)
+    examples = synthesize(ProceduralTeacher(DOMAIN), DOMAIN, picked, counts, cfg, set(), "t", "synth", 0).examples
     assert len(examples) == 6
     for e in examples:
         lines = e.completion.splitlines()

@@ -156,16 +156,21 @@ def completion_loss(decoder, head, inputs, num_items_in_batch=None):
     """
     import torch.nn.functional as F
 
-    labels = inputs["labels"]
-    kept = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
-    hidden = decoder(**kept, use_cache=False).last_hidden_state
-    targets = labels[:, 1:]
-    where = targets != -100
-    logits = head(hidden[:, :-1][where]).float()
-    total = F.cross_entropy(logits, targets[where], reduction="sum")
+    logits, targets, where = completion_logits(decoder, head, inputs)
+    total = F.cross_entropy(logits, targets, reduction="sum")
     if num_items_in_batch is not None:
         return total / num_items_in_batch
     return total / where.sum().clamp(min=1)
+
+
+def completion_logits(decoder, head, inputs):
+    """(logits, targets, where): the LM head applied to the hidden states whose next label is not -100,
+    those labels, and the (rows, positions - 1) mask that picked them."""
+    kept = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
+    hidden = decoder(**kept, use_cache=False).last_hidden_state
+    targets = inputs["labels"][:, 1:]
+    where = targets != -100
+    return head(hidden[:, :-1][where]).float(), targets[where], where
 
 
 def completion_losses(model, rows, pad_id: int, autocast, batch_size: int = 16) -> list[float]:
@@ -190,16 +195,15 @@ def completion_losses(model, rows, pad_id: int, autocast, batch_size: int = 16) 
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             batch = {k: v.to(device) for k, v in collate([rows[i] for i in chunk]).items()}
-            targets = batch["labels"][:, 1:]
-            where = targets != -100
-            kept = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
             with torch.no_grad(), autocast:
                 if parts is not None:
-                    hidden = parts[0](**kept).last_hidden_state
-                    logits = parts[1](hidden[:, :-1][where]).float()
+                    logits, targets, where = completion_logits(*parts, batch)
                 else:
-                    logits = model(**kept).logits[:, :-1][where].float()
-            token_loss = F.cross_entropy(logits, targets[where], reduction="none")
+                    where = batch["labels"][:, 1:] != -100
+                    targets = batch["labels"][:, 1:][where]
+                    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                   use_cache=False).logits[:, :-1][where].float()
+            token_loss = F.cross_entropy(logits, targets, reduction="none")
             sums = torch.zeros(len(chunk), device=token_loss.device).index_add_(0, where.nonzero()[:, 0], token_loss)
             for i, loss in zip(chunk, (sums / where.sum(dim=1).clamp(min=1)).tolist()):
                 out[i] = loss
