@@ -162,7 +162,10 @@ def test_a_method_runs_only_the_run_configured_for_it(tmp_path):
 
 
 def test_ablations_switch_off_one_part_each(tmp_path):
-    full = make_ctx(tmp_path, "ioa")
+    # The goal line on: on these modules the default Adapter (goal line off) writes the teacher's lines
+    # unchanged, so only with it does full IOA's Adapter rewrite something for the ablation to switch off.
+    rewriting = {"adapter.goal_line": True}
+    full = make_ctx(tmp_path, "ioa", **rewriting)
     run(full)
     full_diag = read_json(full.rd.diagnosis)
     assert any(not m["deficient"] for m in full_diag["modules"])
@@ -183,7 +186,7 @@ def test_ablations_switch_off_one_part_each(tmp_path):
     difficulties = [e["difficulty"] for e in new_examples(no_org.rd) if e["module"] == stages[0]["modules"][0]]
     assert difficulties != sorted(difficulties)  # no easy-to-hard ramp
 
-    no_ad = make_ctx(tmp_path, "ioa-no-adapter")
+    no_ad = make_ctx(tmp_path, "ioa-no-adapter", **rewriting)
     run(no_ad)
     assert all(e["completion"] == e["raw"] for e in new_examples(no_ad.rd))
     assert not all(e["completion"] == e["raw"] for e in new_examples(full.rd))
