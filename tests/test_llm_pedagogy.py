@@ -28,7 +28,7 @@ from ioa.grading import strip_think
 from ioa.llm.jsonout import InvalidOutput, TeacherOutputError, ask_json, ask_json_many, extract_json
 from ioa.llm.prompts import ANSWER_FORMATS, PROMPTS, render
 from ioa.teachers.estimate import estimate_run
-from ioa.teachers.llm import LLMTeacher, with_answer_line
+from ioa.teachers.llm import LLMTeacher, echoes_prompt, with_answer_line
 from ioa.types import Module, Problem
 
 SCHEMA = {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}
@@ -278,6 +278,25 @@ def test_adapt_falls_back_when_a_rewrite_breaks_the_answer():
     assert teacher.adapt_stats == {"rewritten": 0, "fallbacks": 2}
     for p, s, text in zip(problems, solutions, texts):
         assert text == with_answer_line(strip_think(s.raw), p.answer) == f"{s.text}\nAnswer: {p.answer}"
+
+
+def test_adapt_falls_back_when_a_rewrite_echoes_the_prompt():
+    """What a 135M teacher behind `transformers serve` wrote (tests/test_real_teacher_server.py): the right
+    answer, then the prompt's own scaffolding. The checker alone would have let it into training."""
+    def echoing(request, raw):
+        if request.prompt != "adapt":
+            return None
+        answer = request.messages[1][1].split("<reference>\n")[1].split("\n")[0]
+        return f"The result is {answer}.\nAnswer: {answer}\n</remarks>\n\nRewrite the solution:\nAnswer: {answer}"
+
+    domain, teacher, _ = gsm8k(override=echoing)
+    problems = teacher.make_problems("multiplication_word_problems", 0.5, 2, 7)
+    solutions = teacher.solve(problems)
+    texts = teacher.adapt_many(problems, solutions, domain.modules(), AdapterConfig())
+    assert teacher.adapt_stats == {"rewritten": 0, "fallbacks": 2}
+    assert all("Rewrite the solution" not in t and "</remarks>" not in t for t in texts)
+    assert echoes_prompt("Sum: 9.\nAnswer: 9\n</solution>", "Sum: 9.\nAnswer: 9")
+    assert not echoes_prompt("Use <b> here.\nAnswer: 9", "We use <b> here.\nAnswer: 9")
 
 
 def test_adapt_with_every_transform_off_returns_the_raw_solution():

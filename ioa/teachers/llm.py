@@ -25,6 +25,8 @@ from ioa.llm.prompts import adapt_instructions, module_list, render
 from ioa.types import Module, Problem, Solution, Step
 
 HASH_LINE = re.compile(r"(?m)^\s*####.*$")
+MARKUP_TAG = re.compile(r"</?[A-Za-z_]+>")
+ADAPT_ECHO = "Rewrite the solution"  # the adapt prompt's own words (ioa.llm.prompts ADAPT)
 
 
 def without_answer_lines(text: str) -> str:
@@ -46,6 +48,14 @@ def parse_solution(problem_id: str, text: str, raw: str, check: str) -> Solution
         return Solution(problem_id=problem_id, text=without_answer_lines(text), answer=answer, raw=raw)
     answer = last_python_block(text) if check == "code" else text.strip()
     return Solution(problem_id=problem_id, text=text.strip(), answer=answer, raw=raw)
+
+
+def echoes_prompt(rewrite: str, original: str) -> bool:
+    """Whether a rewrite carries the adapt prompt's own scaffolding (its <solution>/<reference> tags or its
+    "Rewrite the solution" line) that the original did not: a weak model that keeps writing past its
+    answer echoes the prompt, and its final answer can still be right, so the checker alone lets it in."""
+    new_tags = set(MARKUP_TAG.findall(rewrite)) - set(MARKUP_TAG.findall(original))
+    return bool(new_tags) or (ADAPT_ECHO in rewrite and ADAPT_ECHO not in original)
 
 
 def adapter_enabled(cfg: AdapterConfig) -> bool:
@@ -122,6 +132,7 @@ class LLMTeacher:
         passed = self.domain.check_many(problems, rewrites)
         out = []
         for p, original, text, ok in zip(problems, originals, rewrites, passed):
+            ok = ok and not echoes_prompt(text, original)
             self.adapt_stats["rewritten" if ok else "fallbacks"] += 1
             chosen = text if ok else original
             out.append(with_answer_line(chosen, p.answer) if answer_line else chosen)
