@@ -139,7 +139,17 @@ def open_run(cfg: RunConfig, run_dir: Path, progress: bool, quiet: bool = False)
         from ioa.io import atomic_write_text
 
         atomic_write_text(rd.config, config_to_yaml(cfg))
+    from ioa import distributed
+
+    if distributed.launched():  # rank 0; the other ranks load their replicas while it loads its own
+        from ioa.students.sharded import start_replicas
+
+        start_replicas("hf", cfg.student, rd.cache, cfg.seed)
     student = load_student("hf", cfg.student, rd.cache, progress=progress, seed=cfg.seed)
+    if distributed.launched():
+        from ioa.students.sharded import ShardedStudent
+
+        student = ShardedStudent(student)
     return Context(cfg=cfg, rd=rd, domain=domain, teacher=teacher, student=student, progress=progress and not quiet,
                    quiet=quiet)
 
@@ -334,7 +344,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ioa import distributed
+
     args = build_parser().parse_args(argv)
+    if distributed.launched() and args.func in (cmd_run, cmd_resume):
+        # Under `accelerate launch`/torchrun rank 0 runs the method and the other ranks follow it
+        # (ioa.distributed); any other command runs on every rank as it would alone.
+        distributed.start()
+        if distributed.rank() != 0:
+            return distributed.serve()
     try:
         return args.func(args)
     except USER_ERRORS as e:
@@ -360,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         from ioa.lock import release_all
 
+        distributed.stop_workers()
         release_all()
 
 

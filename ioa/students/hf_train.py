@@ -113,6 +113,9 @@ def sft_args(cfg: StudentConfig, out_dir: Path, steps: int, *, bf16: bool, use_c
         report_to="none",
         disable_tqdm=not progress,
         seed=seed,
+        # Under DDP (several processes): every LoRA/full parameter gets a gradient, so the extra graph walk
+        # that looks for unused ones is waste (torch warns about it on every rank).
+        ddp_find_unused_parameters=False,
     )
 
 

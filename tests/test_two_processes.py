@@ -1,0 +1,84 @@
+"""The smoke run as two processes under `accelerate launch` (DDP over gloo on this CPU machine): rank 0 runs
+the method and writes, rank 1 holds a replica that generates its share and trains (ioa.distributed).
+
+`accelerate launch --cpu --num_processes 2` starts ONE process here: accelerate's multi-process CPU launch
+goes through mpirun and a hostfile (`--mpirun_hostfile`). `--multi_gpu --num_processes 2` starts two
+through torch's elastic launcher, and with no GPU they train on the CPU over gloo; that is what runs here.
+Each rank runs under tests/audited_ioa.py, which records the files it writes. Runs in CI (slow).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cli_runs import check_finished_run
+
+pytestmark = pytest.mark.slow
+
+TESTS = Path(__file__).resolve().parent
+
+
+def launch_two(run_dir: Path, log_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "IOA_TRACE_RANKS": "1", "IOA_TEST_WRITE_LOG_DIR": str(log_dir), "IOA_TEST_WATCHED_DIR": str(run_dir.parent)}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           str(TESTS / "audited_ioa.py"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=TESTS.parent)
+
+
+def layout(run_dir: Path) -> set[str]:
+    """The run directory's files with stage and round numbers generalized (runs may differ in rounds)."""
+    names = {str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()}
+    return {re.sub(r"round-\d+", "round-N", re.sub(r"stages/\d+", "stages/N", n)) for n in names}
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("two")
+    run_dir, log_dir = root / "run", root / "writes"
+    log_dir.mkdir()
+    proc = launch_two(run_dir, log_dir, "run", "--preset", "smoke", "--run-dir", str(run_dir), "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return run_dir, log_dir, proc
+
+
+def test_two_processes_finish_with_the_files_of_one(two_process_run, killed_and_resumed):
+    run_dir, _, proc = two_process_run
+    summary = check_finished_run(run_dir)
+    one_dir = killed_and_resumed[0]
+    assert layout(run_dir) == layout(one_dir)
+    assert set(json.loads((run_dir / "timings.json").read_text())) == set(
+        json.loads((one_dir / "timings.json").read_text()))
+    one = json.loads((one_dir / "summary.json").read_text())
+    assert set(summary) == set(one) and [m["id"] for m in summary["modules"]] == [m["id"] for m in one["modules"]]
+    # Rank 0 alone speaks: each phase line once, not once per rank.
+    assert proc.stderr.count("ioa: probing: ") == 1 and proc.stdout.count("finished: ") == 1
+    print("two processes:", json.loads((run_dir / "timings.json").read_text()))
+    print("one process (killed and resumed):", json.loads((one_dir / "timings.json").read_text()))
+
+
+def test_only_rank_zero_writes_the_run_directory(two_process_run):
+    run_dir, log_dir, _ = two_process_run
+    rank0 = (log_dir / "rank0.tsv").read_text().splitlines()
+    rank1 = (log_dir / "rank1.tsv").read_text().splitlines()
+    assert any(line.endswith("/summary.json") for line in rank0)  # the record sees rank 0's writes
+    assert rank1 == [], rank1[:10]
+
+
+def test_probing_and_evaluation_were_split_across_the_ranks(two_process_run):
+    """Rank 1 answered its share of every generation (probing, gates, final evaluation) and trained beside
+    rank 0 (`IOA_TRACE_RANKS=1`: one line per command a rank ran), and rank 0 generated only its own share."""
+    run_dir, _, proc = two_process_run
+    rank1 = [line for line in proc.stderr.splitlines() if line.startswith("ioa rank 1: ")]
+    assert sum(" generate " in line for line in rank1) >= 3, rank1  # probe, the round's gate, final evaluation
+    assert any(line.startswith("ioa rank 1: train ") for line in rank1)
+    shares = re.findall(r"ioa rank 0: generate [\d.]+ s \((\d+) of (\d+)\)", proc.stderr)
+    assert shares and all(int(mine) <= -(-int(total) // 2) for mine, total in shares), shares
+    probed = sum(1 for _ in open(run_dir / "responses_before.jsonl"))
+    assert (str(probed // 2), str(probed)) in shares or (str(-(-probed // 2)), str(probed)) in shares
