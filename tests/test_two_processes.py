@@ -72,13 +72,18 @@ def test_only_rank_zero_writes_the_run_directory(two_process_run):
 
 
 def test_probing_and_evaluation_were_split_across_the_ranks(two_process_run):
-    """Rank 1 answered its share of every generation (probing, gates, final evaluation) and trained beside
-    rank 0 (`IOA_TRACE_RANKS=1`: one line per command a rank ran), and rank 0 generated only its own share."""
+    """Rank 1 answered its share of every generation (probing, gates, final evaluation where it generates) and
+    trained beside rank 0 (`IOA_TRACE_RANKS=1`: one line per command a rank ran), and rank 0 generated only its
+    own share."""
     run_dir, _, proc = two_process_run
-    rank1 = [line for line in proc.stderr.splitlines() if line.startswith("ioa rank 1: ")]
-    assert sum(" generate " in line for line in rank1) >= 3, rank1  # probe, the round's gate, final evaluation
-    assert any(line.startswith("ioa rank 1: train ") for line in rank1)
+    # Searched for anywhere, not per line: both ranks write to one stderr pipe, and a rank-0 line longer than
+    # the pipe's atomic write size (PIPE_BUF) can be split by a rank-1 line landing inside it.
+    rank1 = re.findall(r"ioa rank 1: (\w+) [\d.]+ s \(waited", proc.stderr)
     shares = re.findall(r"ioa rank 0: generate [\d.]+ s \((\d+) of (\d+)\)", proc.stderr)
+    # Every generation rank 0 ran was shared with rank 1: the probe and the round's gate at least (the smoke
+    # run's final evaluation reuses the gate's answers, which covered every module with the final weights).
+    assert rank1.count("generate") == len(shares) >= 2, (rank1, shares)
+    assert "train" in rank1, rank1
     assert shares and all(int(mine) <= -(-int(total) // 2) for mine, total in shares), shares
     probed = sum(1 for _ in open(run_dir / "responses_before.jsonl"))
     assert (str(probed // 2), str(probed)) in shares or (str(-(-probed // 2)), str(probed)) in shares
