@@ -201,3 +201,29 @@ def adapt_solution(
         body = simplify(body)
     # The answer line is added last and never rewritten, so simplification cannot change an answer.
     return f"{body}\nAnswer: {problem.answer}" if body else f"Answer: {problem.answer}"
+
+
+RAW = {"decompose": False, "template": False, "simplify": False, "analogies": False, "expand_steps": False,
+       "atomic_steps": False, "explicit_digits": False}
+FORM_CHANGES: dict[str, dict[str, object]] = {  # each candidate form of the calibration pilot (ioa.calibrate)
+    "configured": {},
+    "raw": RAW,
+    "goal": {"layout": "focused", "goal_line": True},
+    "structured": {"layout": "structured"},
+    "explicit": {"explicit_digits": True},
+    "atomic": {"atomic_steps": True},
+    "expand": {"expand_steps": True},
+}
+
+
+def raw_adapter(adapter: AdapterConfig) -> AdapterConfig:
+    """Every rewrite off: the teacher's raw solution. The load ramp stays, as it orders difficulty rather
+    than rewriting text."""
+    return adapter.model_copy(update=RAW)
+
+
+def adapter_form(name: str, adapter: AdapterConfig) -> AdapterConfig:
+    """The configured Adapter changed into the candidate form `name` (a key of FORM_CHANGES)."""
+    if name not in FORM_CHANGES:
+        raise ValueError(f"unknown Adapter form {name!r}; known: {', '.join(FORM_CHANGES)}")
+    return adapter.model_copy(update=FORM_CHANGES[name])

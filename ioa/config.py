@@ -74,6 +74,30 @@ class OrganizerConfig(Section):
         "one stage of 20; see README)")
 
 
+ADAPTER_FORMS = ("configured", "raw", "goal", "structured", "explicit", "atomic", "expand")
+
+
+class CalibrationConfig(Section):
+    """The Adapter's calibration pilot (ioa.calibrate): before the first stage, a few steps on each candidate
+    form of the same teacher solutions, scored on pilot items apart from the probes and the test set; each
+    target module is then taught in the form that scored best. Its steps, examples and calls count against
+    the budget."""
+
+    enabled: bool = Field(False, description="run the pilot (IOA only; off: every module in the configured form)")
+    forms: list[Literal[ADAPTER_FORMS]] = Field(  # type: ignore[valid-type]
+        ["configured", "goal", "structured", "explicit", "atomic"], min_length=1,
+        description="candidate forms, the first the default a module keeps on a tie: configured (the adapter as "
+        "configured), raw (the teacher's lines), goal (+ goal line), structured (the paper's layout), explicit "
+        "(explicit digits), atomic (atomic steps), expand (expand_steps); a form that writes every pilot example "
+        "as an earlier form does is not trained")
+    examples_per_module: int = Field(8, ge=1, le=10_000, description="pilot problems per target module, the same "
+                                     "problems in every form (counted once against budget.max_examples)")
+    steps: int = Field(2, ge=1, le=10_000, description="optimizer steps per trained form, from the student's "
+                       "starting weights (counted against budget.max_steps)")
+    items_per_module: int = Field(8, ge=1, le=10_000, description="pilot items per target module, scored after "
+                                  "each form's steps (fresh problems: never probes, test items or training prompts)")
+
+
 class AdapterConfig(Section):
     layout: Literal["focused", "structured"] = Field(
         "focused", description="focused: the goal, the module's own solving lines, the result restated right before "
@@ -109,6 +133,7 @@ class AdapterConfig(Section):
         "wrong line in 21 of 22 wrong answers after 68 vanilla steps; but at 80 steps the longer procedure was not "
         "learned (multi-digit multiplication 5.0% against vanilla's 32.5% over 4 paired seeds, answers skipping "
         "parts or looping), so it is off (see README)")
+    calibrate: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
 
 class ProbeConfig(Section):

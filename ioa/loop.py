@@ -24,7 +24,7 @@ from ioa.identify import diagnose
 from ioa.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from ioa.methods.base import Method
 from ioa.methods.budget import spent, steps_left, steps_within_tokens, train_tokens_left
-from ioa.probe import TEST_SEED_BASE, expand_groups, generate_many, grade, probe_problems
+from ioa.probe import SEED_BASES, expand_groups, generate_many, grade, probe_problems
 from ioa.records import CurvePoint, FinalEval, Item, RoundEval
 from ioa.rundir import RoundDir
 from ioa.students.base import state_saved, world_size
@@ -69,16 +69,17 @@ def ensure_test_items(ctx: Context) -> None:
     else:
         p = ctx.cfg.probe
         problems = probe_problems(ctx.domain, run_modules(ctx.cfg, ctx.domain), n, p.difficulty, p.difficulty_spread,
-                                  ctx.cfg.seed, test=True)
+                                  ctx.cfg.seed, role="test")
         problems = distinct_from_probes(ctx, problems)
         atomic_write_jsonl(path, [x.to_dict() for x in problems])
     ctx.test = problems
     ctx.seen.update(prompt_for(x) for x in problems)
 
 
-def distinct_from_probes(ctx: Context, problems: list[Problem], tries: int = 8) -> list[Problem]:
-    """Test items whose questions are neither probes nor each other: small modules (single-digit facts)
-    repeat, so a repeated item is redrawn with another seed (dropped after `tries`)."""
+def distinct_from_probes(ctx: Context, problems: list[Problem], tries: int = 8, role: str = "test") -> list[Problem]:
+    """Held-out items (the test set, or the pilot's) whose questions are neither seen before (probes, test items,
+    training prompts) nor each other: small modules (single-digit facts) repeat, so a repeated item is redrawn
+    with another seed of the role's range (dropped after `tries`)."""
     taken = set(ctx.seen)
     out: dict[int, Problem] = {}
     pending = list(enumerate(problems))
@@ -93,7 +94,7 @@ def distinct_from_probes(ctx: Context, problems: list[Problem], tries: int = 8) 
                 out[i] = x
         if not redo:
             break
-        base = TEST_SEED_BASE - 1 - (attempt + 1) * 1_000_000 - ctx.cfg.seed * 100_000
+        base = SEED_BASES[role] - 1 - (attempt + 1) * 1_000_000 - ctx.cfg.seed * 100_000
         specs = [(problems[i].module, problems[i].difficulty, base - i) for i in redo]
         pending = list(zip(redo, generate_many(ctx.domain, specs)))
     return [out[i] for i in sorted(out)]

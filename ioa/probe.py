@@ -15,13 +15,16 @@ from ioa.types import Attempt, Problem
 
 PROBE_SEED_BASE = 1_000_000_000
 TEST_SEED_BASE = 2_000_000_000  # the held-out test set (eval.test_items_per_module): apart from probes too
+PILOT_SEED_BASE = 3_000_000_000  # the Adapter calibration pilot's items (ioa.calibrate): apart from both
+SEED_BASES = {"probe": PROBE_SEED_BASE, "test": TEST_SEED_BASE, "pilot": PILOT_SEED_BASE}
 
 
 def probe_problems(
-    domain: Domain, modules: Sequence[str], n: int, centre: float, spread: float, seed: int, test: bool = False
+    domain: Domain, modules: Sequence[str], n: int, centre: float, spread: float, seed: int, role: str = "probe"
 ) -> list[Problem]:
-    """n held-out problems per module with difficulties uniform in centre +- spread (clipped to [0, 1])."""
-    base, tag = (TEST_SEED_BASE, "test") if test else (PROBE_SEED_BASE, "probe")
+    """n held-out problems per module with difficulties uniform in centre +- spread (clipped to [0, 1]); `role`
+    (probe, test, pilot) picks a seed range of its own, so the three sets are drawn apart."""
+    base, tag = SEED_BASES[role], role
     specs = []
     for module in modules:
         rng = random.Random(f"{tag}:{seed}:{module}")

@@ -103,5 +103,6 @@ class RunSummary(Record):
     not_taught: dict[str, Any] = field(default_factory=dict)
     completion_tokens: dict[str, Any] = field(default_factory=dict)
     layout_bleed: dict[str, Any] = field(default_factory=dict)
+    adapter_choice: dict[str, str] | None = None  # module -> the calibration pilot's Adapter form (adapter.json)
     stages: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)

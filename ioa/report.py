@@ -343,6 +343,27 @@ def curriculum_blocks(data: RunData) -> list[Any]:
         Table(headers, rows)]
 
 
+def calibration_blocks(data: RunData) -> list[Any]:
+    """The Adapter calibration pilot (adapter.json): each form's pilot score per module and the choice."""
+    record = _json_or_none(data.rd.adapter_choice)
+    if record is None:
+        return []
+    modules, scores = record["modules"], record["scores"]
+    headers = ("form", "trained", "≈ words per completion", *modules)
+    rows = tuple((form, "yes" if form in scores else f"no (writes as {record['same_as'].get(form, DASH)})",
+                  f"{record['completion_words'].get(form, 0):.0f}",
+                  *(f"{pct(scores[form].get(m))}" + (" ←" if record["choice"].get(m) == form else "")
+                    if form in scores else DASH for m in modules))
+                 for form in record["candidates"])
+    return [Heading(2, "Adapter calibration"),
+            Para(f"Before the first stage every candidate form of the same {record['examples_per_module']} teacher "
+                 f"solutions per module trained {record['steps_per_form']} step(s) from the starting weights and was "
+                 f"scored on {record['items_per_module']} pilot items per module (neither probes nor test items); ← "
+                 f"marks the form each module was taught in (ties keep the earlier form). The pilot spent "
+                 f"{record['steps']} of the run's steps."),
+            Table(headers, rows)]
+
+
 def figure_blocks(title: str, images: dict[str, Image], keys: list[str], missing: str) -> list[Any]:
     found = [images[k] for k in keys if k in images]
     return [Heading(2, title)] + (found or [Para(missing)])
@@ -420,7 +441,7 @@ def build_blocks(data: RunData) -> tuple[list[Any], dict[str, Image]]:
     shown = f" (first {plots.MAX_BARS} modules of the table)" if len(rows) > plots.MAX_BARS else ""
     blocks = header_blocks(data, rows) + module_blocks(rows)
     blocks += figure_blocks(f"Accuracy before and after{shown}", images, ["accuracy"], "No module accuracies yet.")
-    blocks += graph_blocks(data, images) + curriculum_blocks(data)
+    blocks += graph_blocks(data, images) + calibration_blocks(data) + curriculum_blocks(data)
     blocks += figure_blocks("Mastery curves", images, ["mastery_curves"], "No mastery gate has run yet.")
     blocks += figure_blocks("Training loss", images, ["training_loss"],
                             "No per-step training losses were recorded (metrics.json has no train_loss).")

@@ -13,6 +13,11 @@ Every file a run writes is named here once; the rest of the package asks `RunDir
     DIR/test_before.json                  accuracy on the test set before training (with a test set)
     DIR/benchmarks/<before|after>/        `ioa eval` output (results.json, samples) when eval.benchmarks is set
     DIR/curriculum.json                   Organizer output
+    DIR/adapter.json                      the Adapter calibration pilot: candidate forms, pilot scores, choices
+    DIR/calibration/pilot_items.jsonl     the pilot's held-out items (apart from probes, test items, training prompts)
+    DIR/calibration/start/                the student's weights before the pilot (every form starts from them)
+    DIR/calibration/<form>/               one form's pilot round: train.jsonl, synthesis.json, metrics.json,
+                                          state/, eval.json (the same names as a stage's round)
     DIR/teacher_calls.jsonl               the LLM teacher's call ledger (ioa.llm.accounting)
     DIR/stages/<n>/round-<r>/train.jsonl  the round's training examples (synth | remedial | replay)
     DIR/stages/<n>/round-<r>/synthesis.json  the round's example counts and teacher usage (the budget reads them)
@@ -154,6 +159,36 @@ class RunDir:
     @property
     def teacher_calls(self) -> Path:
         return self.root / "teacher_calls.jsonl"
+
+    @property
+    def adapter_choice(self) -> Path:
+        """The calibration pilot's record: candidate forms, their pilot scores, each module's chosen form."""
+        return self.root / "adapter.json"
+
+    @property
+    def calibration(self) -> Path:
+        return self.root / "calibration"
+
+    @property
+    def pilot_items(self) -> Path:
+        return self.calibration / "pilot_items.jsonl"
+
+    @property
+    def pilot_start(self) -> Path:
+        """The student's weights before the pilot: every form trains from them, and the curriculum starts from them."""
+        return self.calibration / "start"
+
+    def pilot_form(self, form: str) -> RoundDir:
+        """One candidate form's pilot round: train.jsonl, synthesis.json (the shared problems' cost, on the first
+        form only), metrics.json, state/, eval.json."""
+        return RoundDir(self.calibration / form)
+
+    def pilot_forms(self) -> list[RoundDir]:
+        """The pilot rounds on disk."""
+        if not self.calibration.is_dir():
+            return []
+        return sorted((RoundDir(p) for p in self.calibration.iterdir() if p.is_dir() and p != self.pilot_start),
+                      key=lambda r: r.path.name)
 
     @property
     def stages(self) -> Path:

@@ -200,6 +200,7 @@ def summarize(rd: RunDir, diagnosis: Diagnosis, curriculum: Curriculum, final: E
         },
         completion_tokens=completion_lengths(trained),
         layout_bleed=layout_bleed(rd, final, trained),
+        adapter_choice=read_json(rd.adapter_choice)["choice"] if rd.adapter_choice.exists() else None,
         stages=history,
         timings=read_json(rd.timings) if rd.timings.exists() else {},
     )

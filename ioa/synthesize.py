@@ -131,14 +131,12 @@ def solving_text(domain: Domain, problem: Problem, text: str, adapter: AdapterCo
     return text
 
 
-def _examples_for(
-    teacher: Teacher, domain: Domain, module: Module, difficulties: Sequence[float], base: int,
-    adapter: AdapterConfig, seen: set[str], names: dict[str, str], remediates: Sequence[str] = (),
-    expand: frozenset[str] = frozenset(),
-) -> tuple[list[tuple[Problem, str, str, str]], int, int]:
-    """(problem, adapted completion, raw, remediated item) tuples, the rejected count and duplicates.
+def _checked_problems(
+    teacher: Teacher, domain: Domain, module: Module, difficulties: Sequence[float], base: int, seen: set[str],
+) -> tuple[list[tuple[int, Problem, Solution]], int, int]:
+    """(item index, problem, checked solution) for new problems, the rejected count and duplicates.
 
-    The teacher's answers are verified with the domain's checker before the Adapter rewrites them.
+    The teacher's answers are verified with the domain's checker; only those that pass are returned.
     """
     indexed, duplicates = _new_problems(teacher, module, difficulties, base, seen)
     left = _budget_left(teacher)
@@ -147,46 +145,75 @@ def _examples_for(
     if not indexed:
         return [], 0, duplicates
     solved, rejected = checked_solutions(teacher, domain, [p for _, p in indexed])
-    kept = [(*indexed[j], s) for j, s in solved]
+    return [(*indexed[j], s) for j, s in solved], rejected, duplicates
+
+
+def _adapted_texts(teacher: Teacher, domain: Domain, module: Module, kept: Sequence[tuple[int, Problem, Solution]],
+                   adapter: AdapterConfig, names: dict[str, str], expand: frozenset[str]) -> list[str]:
+    """The Adapter's rewrite of each checked solution (the LLM teacher's own rewrite where it has one)."""
     if isinstance(teacher, AdaptsSolutions):
-        texts = list(teacher.adapt_many([p for _, p, _ in kept], [s for _, _, s in kept], [module] * len(kept),
-                                        adapter))
-    else:
-        texts = [adapt_solution(p, solving_text(domain, p, s.text, adapter), s.raw, module, adapter, names,
-                                worked_steps(domain, p, expand, adapter)) for _, p, s in kept]
-    made = []
-    for (i, p, s), text in zip(kept, texts):
-        seen.add(prompt_for(p))
-        made.append((p, text, s.raw, remediates[i] if remediates else ""))
-    return made, rejected, duplicates
+        return list(teacher.adapt_many([p for _, p, _ in kept], [s for _, _, s in kept], [module] * len(kept),
+                                       adapter))
+    return [adapt_solution(p, solving_text(domain, p, s.text, adapter), s.raw, module, adapter, names,
+                           worked_steps(domain, p, expand, adapter)) for _, p, s in kept]
+
+
+def _example(id_prefix: str, index: int, module: Module, problem: Problem, text: str, raw: str, kind: str,
+             target: str = "") -> Example:
+    return Example(id=f"{id_prefix}-{index:05d}", module=module.id, prompt=prompt_for(problem), completion=text,
+                   answer=problem.answer, difficulty=problem.difficulty, kind=kind, problem_id=problem.id, raw=raw,
+                   remediates=target, meta=dict(problem.meta))
 
 
 def synthesize(
     teacher: Teacher, domain: Domain, modules: Iterable[Module], counts: dict[str, list[float]],
     adapter: AdapterConfig, seen: set[str], id_prefix: str, kind: str, seed: int,
     remediates: dict[str, list[str]] | None = None, progress: bool = False, expand: frozenset[str] = frozenset(),
+    adapters: Mapping[str, AdapterConfig] | None = None,
 ) -> Synthesis:
     """Examples for each module at the given difficulties (one example per difficulty).
 
     A teacher with a call `limit` (the equal budget) is never asked past it: synthesis stops there.
     `expand`: the modules whose steps the Adapter writes out in their own worked form (`expand_steps`).
+    `adapters`: a module's own Adapter (the calibration pilot's choice) instead of `adapter`.
     """
     out = Synthesis()
     names = {m.id: m.name for m in domain.modules()}
     for module in tqdm(list(modules), desc=f"synthesize {kind}", unit="module", disable=not progress):
-        difficulties = counts.get(module.id, [])
-        made, rejected, duplicates = _examples_for(
-            teacher, domain, module, difficulties, seed_base(seed, id_prefix, module.id), adapter, seen, names,
-            (remediates or {}).get(module.id, ()), expand,
-        )
+        kept, rejected, duplicates = _checked_problems(
+            teacher, domain, module, counts.get(module.id, []), seed_base(seed, id_prefix, module.id), seen)
+        texts = _adapted_texts(teacher, domain, module, kept, (adapters or {}).get(module.id, adapter), names, expand)
         out.rejected += rejected
         out.duplicates += duplicates
-        for problem, text, raw, target in made:
-            out.examples.append(Example(
-                id=f"{id_prefix}-{len(out.examples):05d}", module=module.id, prompt=prompt_for(problem),
-                completion=text, answer=problem.answer, difficulty=problem.difficulty, kind=kind,
-                problem_id=problem.id, raw=raw, remediates=target, meta=dict(problem.meta),
-            ))
+        targets = (remediates or {}).get(module.id, ())
+        for (i, problem, solution), text in zip(kept, texts):
+            seen.add(prompt_for(problem))
+            out.examples.append(_example(id_prefix, len(out.examples), module, problem, text, solution.raw, kind,
+                                         targets[i] if targets else ""))
+    return out
+
+
+def synthesize_forms(
+    teacher: Teacher, domain: Domain, modules: Iterable[Module], counts: dict[str, list[float]],
+    adapters: Mapping[str, AdapterConfig], seen: set[str], id_prefix: str, kind: str, seed: int,
+    expand: frozenset[str] = frozenset(),
+) -> dict[str, Synthesis]:
+    """The same checked teacher solutions written in each form of `adapters` (form name -> Adapter): the
+    problems are made and solved once, so the forms differ in their text only (the calibration pilot)."""
+    out = {form: Synthesis() for form in adapters}
+    names = {m.id: m.name for m in domain.modules()}
+    for module in modules:
+        kept, rejected, duplicates = _checked_problems(
+            teacher, domain, module, counts.get(module.id, []), seed_base(seed, id_prefix, module.id), seen)
+        seen.update(prompt_for(problem) for _, problem, _ in kept)
+        for form, adapter in adapters.items():
+            made = out[form]
+            made.rejected += rejected
+            made.duplicates += duplicates
+            for (_, problem, solution), text in zip(kept, _adapted_texts(teacher, domain, module, kept, adapter,
+                                                                         names, expand)):
+                made.examples.append(_example(id_prefix, len(made.examples), module, problem, text, solution.raw,
+                                              kind))
     return out
 
 

@@ -18,9 +18,9 @@ from ioa.teachers import load_teacher
 PACKAGE = Path(__file__).resolve().parents[1] / "ioa"
 MODULES = ["addition_facts", "place_value", "multi_digit_addition", "multiplication_facts"]
 START = {"addition_facts": 0.95, "place_value": 0.95, "multi_digit_addition": 0.3, "multiplication_facts": 0.4}
-# Folders whose insides belong to someone else: the student's weights and the trainer's checkpoints,
-# the merged model, and `ioa eval`'s output.
-OWNED = ("state", "trainer", "model", "benchmarks")
+# Folders whose insides belong to someone else: the student's weights (a round's, and the calibration pilot's
+# starting weights) and the trainer's checkpoints, the merged model, and `ioa eval`'s output.
+OWNED = ("state", "start", "trainer", "model", "benchmarks")
 
 
 def named_paths(rd: RunDir, when: tuple[str, ...] = ("before", "after")) -> set[Path]:
@@ -32,6 +32,9 @@ def named_paths(rd: RunDir, when: tuple[str, ...] = ("before", "after")) -> set[
     out |= {rd.plot(p.stem) for p in (rd.root / "plots").glob("*")}
     for rdir in rd.all_rounds():
         out |= properties(rdir, RoundDir) - {rdir.index, rdir.stage} | {rd.selected(rdir.stage)}
+    for rdir in rd.pilot_forms():  # the calibration pilot's rounds: named by form, not numbered
+        out |= {getattr(rdir, name) for name, v in vars(RoundDir).items()
+                if isinstance(v, property) and name not in ("index", "stage")}
     return out
 
 
@@ -42,9 +45,11 @@ def unnamed_files(rd: RunDir) -> list[str]:
                   if p.is_file() and p not in named and not any(d in p.parents for d in owned))
 
 
-@pytest.mark.parametrize("method", ["ioa", "error-targeted", "self-instruct"])
+@pytest.mark.parametrize("method", ["ioa", "ioa+calibration", "error-targeted", "self-instruct"])
 def test_every_file_a_run_writes_is_named_in_rundir(tmp_path, method):
+    method, _, calibration = method.partition("+")
     overrides = [f"method={method}", f"modules=[{', '.join(MODULES)}]", "probe.items_per_module=20",
+                 f"adapter.calibrate.enabled={bool(calibration)}", "adapter.calibrate.forms=[configured, goal]",
                  "identifier.min_support=5", "synthesis.examples_per_module=8", "synthesis.max_remedial_rounds=1",
                  "eval.test_items_per_module=6", "eval.curve=true", "baseline.error_rounds=2"]
     domain = load_domain("arithmetic")
@@ -56,6 +61,7 @@ def test_every_file_a_run_writes_is_named_in_rundir(tmp_path, method):
     run(ctx)
     write_report(rd.root)
     assert rd.all_rounds() and rd.test_before.exists() and rd.round(0, 0).curve.exists()
+    assert rd.adapter_choice.exists() == bool(calibration) and len(rd.pilot_forms()) == 2 * bool(calibration)
     assert unnamed_files(rd) == []
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from ioa.adapt import raw_adapter
 from ioa.config import RunConfig
 from ioa.context import Context
 from ioa.types import Curriculum, Diagnosis
@@ -35,7 +36,4 @@ class Method(Protocol):
 def raw_solutions(cfg: RunConfig) -> RunConfig:
     """The teacher's raw solutions: every Adapter rewrite off. The load ramp stays, as it orders
     difficulty rather than rewriting text."""
-    adapter = cfg.adapter.model_copy(update={"decompose": False, "template": False, "simplify": False,
-                                             "analogies": False, "expand_steps": False,
-                                             "atomic_steps": False, "explicit_digits": False})
-    return cfg.model_copy(update={"adapter": adapter})
+    return cfg.model_copy(update={"adapter": raw_adapter(cfg.adapter)})

@@ -1,7 +1,8 @@
 """The equal budget: what a run has spent, read back from its run directory, against the config's caps.
 
 Spent = new training examples (replay copies are re-used data, not counted), optimizer steps, and
-teacher calls and tokens (probing included, see ioa.teachers.metered). Every number comes from files
+teacher calls and tokens (probing and the Adapter calibration pilot included, see ioa.teachers.metered and
+ioa.calibrate). Every number comes from files
 the run wrote (probe_usage.json, each round's synthesis.json and metrics.json), so a resumed run
 continues from exactly what was spent before it stopped.
 """
@@ -36,7 +37,7 @@ def spent(rd: RunDir) -> Usage:
         p = read_json(probe)
         u.teacher_calls += p.get("teacher_calls", 0)
         u.teacher_tokens += p.get("teacher_tokens", 0)
-    for rdir in rd.all_rounds():
+    for rdir in rd.pilot_forms() + rd.all_rounds():  # the Adapter calibration pilot's rounds count too
         if rdir.synthesis.exists():
             s = read_json(rdir.synthesis)
             u.examples += s.get("examples", 0)

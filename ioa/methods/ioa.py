@@ -17,7 +17,8 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
-from ioa.config import RunConfig
+from ioa.calibrate import calibrate, module_adapters
+from ioa.config import AdapterConfig, RunConfig
 from ioa.context import Context
 from ioa.evaluate import evaluate, gate
 from ioa.grading import mastered
@@ -94,6 +95,9 @@ class IOA:
         unmastered = frozenset(m.id for m in diagnosis.modules
                                if not mastered(m.p_student, m.p_teacher, ctx.cfg.organizer.tau_mastery))
         log = StageLog(mastered=dict(known), known=list(known), unmastered=unmastered)
+        if self.adapt and ctx.cfg.adapter.calibrate.enabled:  # each taught module in the form it learned best
+            taught = [m for s in curriculum.stages if not s.bridge for m in s.modules]
+            log.adapters = module_adapters(ctx.cfg.adapter, calibrate(ctx, list(dict.fromkeys(taught))))
         for stage in tqdm(curriculum.stages, desc="stages", unit="stage", disable=not ctx.progress):
             self.run_stage(ctx, curriculum, stage, log)
         return curriculum
@@ -194,7 +198,7 @@ class IOA:
             counts = with_candidates(counts, syn.candidates_per_example)
             kind = "bridge" if stage.bridge else "synth"
             made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, kind,
-                              ctx.cfg.seed, progress=ctx.progress, expand=log.unmastered)
+                              ctx.cfg.seed, progress=ctx.progress, expand=log.unmastered, adapters=log.adapters)
         else:
             correct = {it["id"]: it["correct"] for it in last_eval.items}
             wrong = [x for x in ctx.probe_items(failing) if not correct.get(x.id, True)]
@@ -205,7 +209,8 @@ class IOA:
             targets = repeat_targets(targets, syn.candidates_per_example)
             remediated = [m for m in modules if m.id in counts]
             made = synthesize(ctx.teacher, ctx.domain, remediated, counts, ctx.cfg.adapter, ctx.seen, prefix,
-                              "remedial", ctx.cfg.seed, targets, progress=ctx.progress, expand=log.unmastered)
+                              "remedial", ctx.cfg.seed, targets, progress=ctx.progress, expand=log.unmastered,
+                              adapters=log.adapters)
         made = self.keep_hardest(ctx, made, syn.candidates_per_example)
         rehearsal: list[Example] = []
         if rnd > 0:  # rehearse the stage's own earlier examples 1:1, so remediation does not narrow the student
@@ -269,6 +274,7 @@ class StageLog:
     replayed: list[Example] = field(default_factory=list)  # replay examples so far (reused for known modules)
     latest: dict[str, float] = field(default_factory=dict)  # module -> accuracy at the latest gate
     unmastered: frozenset[str] = frozenset()  # unmastered by the diagnosis: the Adapter writes their steps out
+    adapters: dict[str, AdapterConfig] = field(default_factory=dict)  # module -> the calibration pilot's form
 
     def dropped(self) -> list[str]:
         """Mastered or kept modules whose accuracy at the latest gate is below what it was."""
