@@ -147,6 +147,18 @@ def calibrate(ctx: Context, modules: Sequence[str]) -> dict[str, str]:
     return choice
 
 
+def chosen_examples(ctx: Context, choice: Mapping[str, str]) -> dict[str, list[Example]]:
+    """module -> its pilot examples in the form it is taught in: paid for already, so the first round that
+    teaches the module trains on them (and synthesizes that many fewer)."""
+    out: dict[str, list[Example]] = {}
+    for form in set(choice.values()):
+        path = ctx.rd.pilot_form(form).train
+        for e in (Example.from_dict(x) for x in read_jsonl(path)) if path.exists() else ():
+            if choice.get(e.module) == form:
+                out.setdefault(e.module, []).append(e)
+    return out
+
+
 def module_adapters(cfg_adapter: AdapterConfig, choice: Mapping[str, str]) -> dict[str, AdapterConfig]:
     """The Adapter each calibrated module is taught with."""
     return {m: adapter_form(form, cfg_adapter) for m, form in choice.items()}

@@ -211,8 +211,10 @@ def write_round_data(rdir: RoundDir, examples: Sequence[Example], made, usage: d
     """The round's train.jsonl, then synthesis.json (its counts and teacher usage: the budget reads them)."""
     atomic_write_jsonl(rdir.train, [e.to_dict() for e in examples])
     atomic_write_json(rdir.synthesis, {
-        "examples": len(made.examples), "replayed": len(examples) - len(made.examples), "rejected": made.rejected,
-        "duplicates": made.duplicates, **({"candidates": made.candidates} if made.candidates else {}), **usage})
+        "examples": len(made.examples) - made.reused, "replayed": len(examples) - len(made.examples),
+        "rejected": made.rejected, "duplicates": made.duplicates,
+        **({"candidates": made.candidates} if made.candidates else {}),
+        **({"reused": made.reused} if made.reused else {}), **usage})
 
 
 def train_round(ctx: Context, rdir: RoundDir, examples: list[Example], max_steps: int | None = None) -> None:

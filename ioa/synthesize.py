@@ -35,6 +35,7 @@ class Synthesis:
     rejected: int = 0  # teacher answers that failed verification
     duplicates: int = 0
     candidates: int = 0  # examples written before `synthesis.candidates_per_example` kept the hardest (0: no choice)
+    reused: int = 0  # of `examples`, those paid for earlier (the calibration pilot's): not counted again
 
 
 def make_many(teacher: Teacher, specs: Sequence[tuple[str, float, int]]) -> list[Problem]:

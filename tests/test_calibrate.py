@@ -71,6 +71,16 @@ def test_each_module_is_taught_in_the_form_it_learned_best(tmp_path):
     assert 8 * len(taught) - 2 <= first["examples"] <= 8 * len(taught)
     assert first["teacher_calls"] >= 2 * first["examples"]
     assert not ctx.rd.pilot_form("goal").synthesis.exists()
+    # round 0 trains on the pilot's problems in the chosen form, paid for once, and makes that many fewer new ones
+    round0 = read_jsonl(ctx.rd.round(0, 0).train)
+    reused = [e for e in round0 if "-pilot-" in e["id"]]
+    chosen = {e["problem_id"]: e["completion"] for f in set(record["choice"].values())
+              for e in read_jsonl(ctx.rd.pilot_form(f).train) if record["choice"][e["module"]] == f}
+    assert reused and {e["problem_id"]: e["completion"] for e in reused} == chosen
+    synthesis = read_json(ctx.rd.round(0, 0).synthesis)
+    assert synthesis["reused"] == len(reused) and synthesis["examples"] == sum(
+        e["kind"] == "synth" for e in round0) - len(reused)
+    assert used.examples == first["examples"] + sum(read_json(r.synthesis)["examples"] for r in ctx.rd.all_rounds())
     # pilot items are neither probes, test items nor training prompts
     pilot = {x["question"] for x in read_jsonl(ctx.rd.pilot_items)}
     held_out = {x["question"] for path in (ctx.rd.probes, ctx.rd.test_items) for x in read_jsonl(path)}

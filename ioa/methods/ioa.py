@@ -17,7 +17,7 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
-from ioa.calibrate import calibrate, module_adapters
+from ioa.calibrate import calibrate, chosen_examples, module_adapters
 from ioa.config import AdapterConfig, RunConfig
 from ioa.context import Context
 from ioa.evaluate import evaluate, gate
@@ -97,7 +97,9 @@ class IOA:
         log = StageLog(mastered=dict(known), known=list(known), unmastered=unmastered)
         if self.adapt and ctx.cfg.adapter.calibrate.enabled:  # each taught module in the form it learned best
             taught = [m for s in curriculum.stages if not s.bridge for m in s.modules]
-            log.adapters = module_adapters(ctx.cfg.adapter, calibrate(ctx, list(dict.fromkeys(taught))))
+            choice = calibrate(ctx, list(dict.fromkeys(taught)))
+            log.adapters = module_adapters(ctx.cfg.adapter, choice)
+            log.pilot = chosen_examples(ctx, choice)
         for stage in tqdm(curriculum.stages, desc="stages", unit="stage", disable=not ctx.progress):
             self.run_stage(ctx, curriculum, stage, log)
         return curriculum
@@ -193,12 +195,18 @@ class IOA:
             if self.one_stage_takes_the_budget and allowed is not None:
                 n = -(-allowed // len(modules))  # no remedial rounds to spend it on: the one stage gets it all
             ramp = ctx.cfg.adapter.load_ramp
-            counts = trim_counts({m.id: stage_difficulties(n, low, high, reach, ramp, ctx.cfg.seed) for m in modules},
-                                 allowed)
+            # the calibration pilot's problems in the chosen form, paid for already: that many fewer new ones
+            reuse = ({m.id: log.pilot.pop(m.id, []) for m in modules}
+                     if not stage.bridge and syn.candidates_per_example == 1 else {})
+            counts = trim_counts({m.id: stage_difficulties(max(0, n - len(reuse.get(m.id, []))), low, high, reach, ramp,
+                                                           ctx.cfg.seed) for m in modules}, allowed)
             counts = with_candidates(counts, syn.candidates_per_example)
             kind = "bridge" if stage.bridge else "synth"
             made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, kind,
                               ctx.cfg.seed, progress=ctx.progress, expand=log.unmastered, adapters=log.adapters)
+            pilot = [dataclasses.replace(e, id=f"{prefix}-pilot-{i:05d}", kind=kind)
+                     for i, e in enumerate(e for m in modules for e in reuse.get(m.id, []))]
+            made = dataclasses.replace(made, examples=pilot + made.examples, reused=len(pilot))
         else:
             correct = {it["id"]: it["correct"] for it in last_eval.items}
             wrong = [x for x in ctx.probe_items(failing) if not correct.get(x.id, True)]
@@ -275,6 +283,7 @@ class StageLog:
     latest: dict[str, float] = field(default_factory=dict)  # module -> accuracy at the latest gate
     unmastered: frozenset[str] = frozenset()  # unmastered by the diagnosis: the Adapter writes their steps out
     adapters: dict[str, AdapterConfig] = field(default_factory=dict)  # module -> the calibration pilot's form
+    pilot: dict[str, list[Example]] = field(default_factory=dict)  # module -> its pilot examples, not yet trained
 
     def dropped(self) -> list[str]:
         """Mastered or kept modules whose accuracy at the latest gate is below what it was."""
