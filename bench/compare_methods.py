@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -42,7 +43,7 @@ def parse_variant(text: str) -> tuple[str, str, list[str]]:
     if "=" not in text.split(",")[0]:
         return text, text, []
     name, rest = text.split("=", 1)
-    method, *sets = rest.split(",")
+    method, *sets = re.split(r",(?![^\[]*\])", rest)  # a comma inside [...] belongs to a list value
     return name, method, sets
 
 
