@@ -45,10 +45,23 @@ def distinct_forms(examples: Mapping[str, Sequence[Example]]) -> dict[str, str |
     return same
 
 
-def choose_forms(scores: Mapping[str, Mapping[str, float]], modules: Sequence[str]) -> dict[str, str]:
-    """Each module's form: the best pilot accuracy on its items, ties to the form listed first."""
+def module_twins(examples: Mapping[str, Sequence[Example]], modules: Sequence[str]) -> dict[str, dict[str, str | None]]:
+    """For each module and form, the earlier form that writes this module's examples identically (None: new)."""
+    return {m: distinct_forms({f: [e for e in made if e.module == m] for f, made in examples.items()})
+            for m in modules}
+
+
+def choose_forms(scores: Mapping[str, Mapping[str, float]], modules: Sequence[str],
+                 twins: Mapping[str, Mapping[str, str | None]] | None = None) -> dict[str, str]:
+    """Each module's form: the best pilot accuracy on its items, ties to the form listed first. A form that
+    writes a module's examples as an earlier form does is no candidate for that module: its score there is
+    the other modules' doing (atomic steps change only multiplication, yet train and score every module)."""
     order = list(scores)
-    return {m: max(order, key=lambda f: (scores[f].get(m, 0.0), -order.index(f))) for m in modules}
+    out = {}
+    for m in modules:
+        own = [f for f in order if twins is None or (twins.get(m) or {}).get(f) is None] or order[:1]
+        out[m] = max(own, key=lambda f: (scores[f].get(m, 0.0), -order.index(f)))
+    return out
 
 
 def pilot_items(ctx: Context, modules: Sequence[str]) -> list[Problem]:
@@ -130,7 +143,8 @@ def calibrate(ctx: Context, modules: Sequence[str]) -> dict[str, str]:
     for form in trained:
         scores[form] = train_and_score(ctx, form, examples[form], items).accuracy
         ctx.say(f"calibration: {form}: " + ", ".join(f"{m} {100 * scores[form].get(m, 0.0):.0f}%" for m in modules))
-    choice = choose_forms(scores, modules) if scores else {m: forms[0] for m in modules}
+    twins = module_twins(examples, modules)
+    choice = choose_forms(scores, modules, twins) if scores else {m: forms[0] for m in modules}
     # The curriculum starts from the weights the pilot started from (the run's latest state: none yet).
     ctx.student.load_state(ctx.rd.pilot_start)
     ctx.loaded_state = None
@@ -138,6 +152,7 @@ def calibrate(ctx: Context, modules: Sequence[str]) -> dict[str, str]:
     tokens = {f: round(sum(len(e.completion.split()) for e in made) / len(made), 1) for f, made in examples.items()
               if made}
     record = {"candidates": forms, "trained": trained, "same_as": {f: s for f, s in same_as.items() if s},
+              "same_as_per_module": {m: {f: s for f, s in t.items() if s} for m, t in twins.items()},
               "modules": modules, "scores": scores, "choice": choice,
               "items_per_module": c.items_per_module, "examples_per_module": c.examples_per_module,
               "steps_per_form": c.steps, "steps": c.steps * len(trained),

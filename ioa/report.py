@@ -348,18 +348,25 @@ def calibration_blocks(data: RunData) -> list[Any]:
     record = _json_or_none(data.rd.adapter_choice)
     if record is None:
         return []
-    modules, scores = record["modules"], record["scores"]
+    modules, scores, twins = record["modules"], record["scores"], record.get("same_as_per_module", {})
+
+    def cell(form: str, m: str) -> str:
+        if form not in scores:
+            return DASH
+        mark = " ←" if record["choice"].get(m) == form else ""
+        same = twins.get(m, {}).get(form)  # writes this module as an earlier form does: no candidate for it
+        return f"({pct(scores[form].get(m))}, as {same})" if same else f"{pct(scores[form].get(m))}{mark}"
+
     headers = ("form", "trained", "≈ words per completion", *modules)
     rows = tuple((form, "yes" if form in scores else f"no (writes as {record['same_as'].get(form, DASH)})",
-                  f"{record['completion_words'].get(form, 0):.0f}",
-                  *(f"{pct(scores[form].get(m))}" + (" ←" if record["choice"].get(m) == form else "")
-                    if form in scores else DASH for m in modules))
+                  f"{record['completion_words'].get(form, 0):.0f}", *(cell(form, m) for m in modules))
                  for form in record["candidates"])
     return [Heading(2, "Adapter calibration"),
             Para(f"Before the first stage every candidate form of the same {record['examples_per_module']} teacher "
                  f"solutions per module trained {record['steps_per_form']} step(s) from the starting weights and was "
                  f"scored on {record['items_per_module']} pilot items per module (neither probes nor test items); ← "
-                 f"marks the form each module was taught in (ties keep the earlier form). The pilot spent "
+                 f"marks the form each module was taught in (ties keep the earlier form; a score in parentheses is a form "
+                 f"that writes the module as an earlier form does, no candidate for it). The pilot spent "
                  f"{record['steps']} of the run's steps."),
             Table(headers, rows)]
 

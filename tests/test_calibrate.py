@@ -133,6 +133,12 @@ def test_choose_forms_takes_the_best_score_and_the_earlier_form_on_a_tie():
     assert choose_forms(scores, ["a", "b"]) == {"a": "goal", "b": "configured"}
 
 
+def test_a_form_that_writes_a_module_as_an_earlier_form_does_is_no_candidate_for_it():
+    scores = {"configured": {"add": 0.5, "mul": 0.25}, "atomic": {"add": 0.75, "mul": 0.5}}
+    twins = {"add": {"configured": None, "atomic": "configured"}, "mul": {"configured": None, "atomic": None}}
+    assert choose_forms(scores, ["add", "mul"], twins) == {"add": "configured", "mul": "atomic"}
+
+
 def test_distinct_forms_names_the_earlier_form_that_writes_the_same():
     def ex(text):
         return Example(id="x", module="m", prompt="p", completion=text, answer="1", difficulty=0.0, kind="pilot")
