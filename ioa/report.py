@@ -365,8 +365,8 @@ def calibration_blocks(data: RunData) -> list[Any]:
             Para(f"Before the first stage every candidate form of the same {record['examples_per_module']} teacher "
                  f"solutions per module trained {record['steps_per_form']} step(s) from the starting weights and was "
                  f"scored on {record['items_per_module']} pilot items per module (neither probes nor test items); ← "
-                 f"marks the form each module was taught in (ties keep the earlier form; a score in parentheses is a form "
-                 f"that writes the module as an earlier form does, no candidate for it). The pilot spent "
+                 f"marks the form each module was taught in (ties keep the earlier form; a score in parentheses is "
+                 f"a form that writes the module as an earlier form does, no candidate for it). The pilot spent "
                  f"{record['steps']} of the run's steps."),
             Table(headers, rows)]
 
