@@ -205,7 +205,9 @@ def adapt_solution(
 
 RAW = {"decompose": False, "template": False, "simplify": False, "analogies": False, "expand_steps": False,
        "atomic_steps": False, "explicit_digits": False}
-FORM_CHANGES: dict[str, dict[str, object]] = {  # each candidate form of the calibration pilot (ioa.calibrate)
+# Each candidate form of the calibration pilot (ioa.calibrate), keyed by the names config.ADAPTER_FORMS
+# validates (a test holds the two lists equal; config cannot import this module).
+FORM_CHANGES: dict[str, dict[str, object]] = {
     "configured": {},
     "raw": RAW,
     "goal": {"layout": "focused", "goal_line": True},

@@ -149,14 +149,14 @@ def calibrate(ctx: Context, modules: Sequence[str]) -> dict[str, str]:
     ctx.student.load_state(ctx.rd.pilot_start)
     ctx.loaded_state = None
     ctx.sync_student()
-    tokens = {f: round(sum(len(e.completion.split()) for e in made) / len(made), 1) for f, made in examples.items()
-              if made}
+    words = {f: round(sum(len(e.completion.split()) for e in made) / len(made), 1) for f, made in examples.items()
+             if made}
     record = {"candidates": forms, "trained": trained, "same_as": {f: s for f, s in same_as.items() if s},
               "same_as_per_module": {m: {f: s for f, s in t.items() if s} for m, t in twins.items()},
               "modules": modules, "scores": scores, "choice": choice,
               "items_per_module": c.items_per_module, "examples_per_module": c.examples_per_module,
               "steps_per_form": c.steps, "steps": c.steps * len(trained),
-              "completion_words": tokens}
+              "completion_words": words}
     atomic_write_json(ctx.rd.adapter_choice, record)
     ctx.say("calibration: " + ", ".join(f"{m} -> {f}" for m, f in choice.items()))
     return choice

@@ -151,3 +151,10 @@ def test_an_unknown_form_is_named_with_the_known_ones():
 
     with pytest.raises(ConfigError, match=r"adapter.calibrate.forms.0: Input should be 'configured', 'raw'"):
         load_config(None, None, ["adapter.calibrate.forms=[bogus]"])
+
+
+def test_every_configurable_form_has_its_adapter_changes():
+    from ioa.adapt import FORM_CHANGES
+    from ioa.config import ADAPTER_FORMS
+
+    assert tuple(FORM_CHANGES) == ADAPTER_FORMS
