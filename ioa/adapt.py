@@ -66,9 +66,28 @@ def states_result(line: str, answer: str) -> bool:
     return bool(answer) and re.search(rf"(?:=|is)\s*{re.escape(answer)}\.?\s*$", line.strip()) is not None
 
 
-def focus(problem: Problem, solution: str, goal: bool = True) -> list[tuple[str, str]]:
-    """(phase, text) for formulate (the goal line, unless `goal` is off), solve (one entry per line) and,
-    unless the last solving line already says it, result.
+def anchor(problem: Problem, module: Module) -> str:
+    """'What is 58 + 5?' in multi-digit addition -> '58 + 5: multi-digit addition.': the task copied, then
+    the skill it takes.
+
+    After 20 steps on the teacher's lines most wrong answers were written in another module's layout
+    (`Ones: 8 × 8 = 64. Write 64 and carry 1.` for a multiplication) or took a digit from the wrong place:
+    the student chose its first solving line right after the instruction text, far from the operator and
+    the digits. Copying the task first is what the untrained student does anyway (`2 + 2 = 4`), and it
+    puts the operator and the operands right before the tokens that choose the layout. Unlike the goal
+    line (`58 + 5 = ?`), it does not teach the student to write `= ?` where it used to write the answer.
+    """
+    sentences = SENTENCE_END.split(problem.question.strip())
+    with_numbers = [s for s in sentences if NUMBER.search(s)]
+    sentence = (with_numbers or sentences)[-1].strip()
+    task = problem.meta.get("equation") or \
+        (_as_task(sentence) if sentence.lower().startswith("what is ") else sentence.rstrip(".?!"))
+    return f"{task}: {module.name.lower()}."
+
+
+def focus(problem: Problem, solution: str, goal: bool = True, opening: str | None = None) -> list[tuple[str, str]]:
+    """(phase, text) for formulate (the goal line, unless `goal` is off) or anchor (`opening`, where given),
+    solve (one entry per line) and, unless the last solving line already says it, result.
 
     Only lines this module's problem needs: a 135M student trained on the structured layout answered
     multiplication facts with the addition layout ("Plan: Use addition facts, then place value ..."),
@@ -77,8 +96,11 @@ def focus(problem: Problem, solution: str, goal: bool = True) -> list[tuple[str,
     before `Answer:` is the result, never a check's operand.
     """
     question = SENTENCE_END.split(problem.question.strip())[-1]
-    phases = [("formulate", problem.meta.get("equation") or f"{_as_task(question)} = ?")] \
-        if goal and (question.lower().startswith("what is ") or problem.meta.get("equation")) else []
+    if opening:
+        phases = [("anchor", opening)]
+    else:
+        phases = [("formulate", problem.meta.get("equation") or f"{_as_task(question)} = ?")] \
+            if goal and (question.lower().startswith("what is ") or problem.meta.get("equation")) else []
     phases += [("solve", line.strip()) for line in solution.splitlines() if line.strip()]
     solved = [text for phase, text in phases if phase == "solve"]
     if not solved or not states_result(solved[-1], problem.answer):
@@ -147,7 +169,7 @@ def template(phases: list[tuple[str, str]], note: str | None = None, numbered: b
         if phase == "solve" and numbered:
             step += 1
             lines.append(f"Step {step}: {text}")
-        elif phase in ("solve", "result"):
+        elif phase in ("solve", "result", "anchor"):
             lines.append(text)
         else:
             lines.append(f"{PHASE_LABEL[phase]}: {text}")
@@ -190,7 +212,8 @@ def adapt_solution(
     note = analogy(module) if cfg.analogies else None
     structured = cfg.layout == "structured"
     if cfg.decompose:
-        phases = decompose(problem, solution, names) if structured else focus(problem, solution, cfg.goal_line)
+        phases = decompose(problem, solution, names) if structured else \
+            focus(problem, solution, cfg.goal_line, anchor(problem, module) if cfg.anchor_line else None)
     else:
         phases = [("solve", line.strip()) for line in solution.splitlines() if line.strip()]
     if cfg.template:
@@ -211,6 +234,7 @@ FORM_CHANGES: dict[str, dict[str, object]] = {
     "configured": {},
     "raw": RAW,
     "goal": {"layout": "focused", "goal_line": True},
+    "anchor": {"layout": "focused", "anchor_line": True},
     "structured": {"layout": "structured"},
     "explicit": {"explicit_digits": True},
     "atomic": {"atomic_steps": True},

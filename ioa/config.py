@@ -74,7 +74,7 @@ class OrganizerConfig(Section):
         "one stage of 20; see README)")
 
 
-ADAPTER_FORMS = ("configured", "raw", "goal", "structured", "explicit", "atomic", "expand")
+ADAPTER_FORMS = ("configured", "raw", "goal", "anchor", "structured", "explicit", "atomic", "expand")
 
 
 class CalibrationConfig(Section):
@@ -87,9 +87,9 @@ class CalibrationConfig(Section):
     forms: list[Literal[ADAPTER_FORMS]] = Field(  # type: ignore[valid-type]
         ["configured", "goal", "structured", "explicit", "atomic"], min_length=1,
         description="candidate forms, the first the default a module keeps on a tie: configured (the adapter as "
-        "configured), raw (the teacher's lines), goal (+ goal line), structured (the paper's layout), explicit "
-        "(explicit digits), atomic (atomic steps), expand (expand_steps); a form that writes every pilot example "
-        "as an earlier form does is not trained")
+        "configured), raw (the teacher's lines), goal (+ goal line), anchor (+ anchor line), structured (the "
+        "paper's layout), explicit (explicit digits), atomic (atomic steps), expand (expand_steps); a form "
+        "that writes every pilot example as an earlier form does is not trained")
     examples_per_module: int = Field(8, ge=1, le=10_000, description="pilot problems per target module, the same "
                                      "problems in every form (counted once against budget.max_examples)")
     steps: int = Field(2, ge=1, le=10_000, description="optimizer steps per trained form, from the student's "
@@ -109,6 +109,11 @@ class AdapterConfig(Section):
         "+5.3 points better than with it (within noise; ahead of vanilla beyond noise, +18.4 known and +6.7 all), "
         "the direction of two earlier measurements; mid-training students echo it and stop (after a 20-step round "
         "at lr 3e-4, 12 of 24 gate answers were the goal line alone). See README")
+    anchor_line: bool = Field(
+        False, description="focused layout: open with the task copied and the skill it takes ('58 + 5: multi-digit "
+        "addition.'), so the operator and the digits sit right before the tokens that choose the layout; wins over "
+        "goal_line. After 20 steps on the teacher's lines most wrong answers were in another module's layout or took "
+        "a digit from the wrong place; the LLM Adapter does not do it")
     decompose: bool = True  # extract -> relate -> formulate -> solve -> verify (focused: formulate -> solve -> result)
     template: bool = True  # standard template ending in one `Answer:` line
     simplify: bool = True  # simpler wording

@@ -220,3 +220,17 @@ def test_explicit_digits_train_the_column_modules_on_the_domains_explicit_lines_
         assert lines[1:-1] == (explicit or problem.solution.splitlines())  # the facts keep the teacher's lines
         assert ("So far:" in e.completion) == (e.module != "addition_facts") and "So far" not in e.raw
     assert raw_solutions(RunConfig(adapter={"explicit_digits": True})).adapter.explicit_digits is False
+
+
+def test_anchor_line_copies_the_task_and_names_the_skill_before_the_solving_lines():
+    anchored = AdapterConfig(anchor_line=True, goal_line=True)  # the anchor wins over the goal line
+    for module_id, task in [("multi_digit_addition", " + "), ("multi_digit_multiplication", " × "),
+                            ("multiplication_facts", " × ")]:
+        p = DOMAIN.generate(module_id, 0.5, 3)
+        plain = adapt_solution(p, p.solution, "RAW", MODULES[module_id], AdapterConfig())
+        text = adapt_solution(p, p.solution, "RAW", MODULES[module_id], anchored)
+        first, *rest = text.splitlines()
+        expression = p.question.removeprefix("What is ").rstrip("?")
+        assert task in expression and first == f"{expression}: {MODULES[module_id].name.lower()}."
+        assert rest == plain.splitlines()  # the opening line is the only change
+        assert extract_answer(text) == p.answer
