@@ -28,6 +28,7 @@ from ioa.students.base import STATE_FILE, world_size
 from ioa.students.decode import greedy_continuous
 from ioa.students.hf_convert import StudentLoadError, load_pretrained
 from ioa.students.hf_train import adamw, lora_config, plan_steps, prepared_dataset, run_decay, run_sft
+from ioa.students.memory import release_freed_memory
 from ioa.types import Example, Problem
 
 OPTIMIZER_FILE = "optimizer.pt"  # in a state folder, with carry_optimizer: AdamW's moments for the next round
@@ -239,6 +240,7 @@ class HFStudent:
                         on_batch(batch, completions)
                     new_tokens += count
                     bar.update(len(batch))
+        release_freed_memory()  # the KV caches' pages, or the next phase peaks on top of them
         seconds = time.perf_counter() - start
         self.last_generation = {
             "prompts": len(texts) - reused,
@@ -394,6 +396,7 @@ class HFStudent:
         if optimizers is not None and self.cfg.carry_optimizer:
             self.optimizer_state = optimizers[0].state_dict()
         self.model.eval()
+        release_freed_memory()  # the activations' pages (1.7 GB after a default round)
         return metrics
 
     def count_tokens(self, examples: Sequence[Example]) -> list[int]:
