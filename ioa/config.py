@@ -74,7 +74,7 @@ class OrganizerConfig(Section):
         "one stage of 20; see README)")
 
 
-ADAPTER_FORMS = ("configured", "raw", "goal", "anchor", "structured", "explicit", "atomic", "expand")
+ADAPTER_FORMS = ("configured", "raw", "goal", "anchor", "structured", "explicit", "atomic", "peeled", "expand")
 
 
 class CalibrationConfig(Section):
@@ -88,8 +88,8 @@ class CalibrationConfig(Section):
         ["configured", "goal", "structured", "explicit", "atomic"], min_length=1,
         description="candidate forms, the first the default a module keeps on a tie: configured (the adapter as "
         "configured), raw (the teacher's lines), goal (+ goal line), anchor (+ anchor line), structured (the "
-        "paper's layout), explicit (explicit digits), atomic (atomic steps), expand (expand_steps); a form "
-        "that writes every pilot example as an earlier form does is not trained")
+        "paper's layout), explicit (explicit digits), atomic (atomic steps), peeled (peel_columns), expand "
+        "(expand_steps); a form that writes every pilot example as an earlier form does is not trained")
     examples_per_module: int = Field(8, ge=1, le=10_000, description="pilot problems per target module, the same "
                                      "problems in every form (counted once against budget.max_examples)")
     steps: int = Field(2, ge=1, le=10_000, description="optimizer steps per trained form, from the student's "
@@ -130,6 +130,12 @@ class AdapterConfig(Section):
         "column by column ('So far: 21.'), where the domain has one; the LLM Adapter does not do it. After a round on "
         "the teacher's lines most wrong column-addition answers took a digit from the wrong place or assembled the "
         "written digits wrongly")
+    peel_columns: bool = Field(
+        False, description="train the column procedures (arithmetic: multi-digit addition and subtraction) on the "
+        "domain's form that follows each column line with the numbers left without the digits used so far ('Left: "
+        "84 + 6.'), so every column takes the last digits of the line above, where the domain has one; the LLM "
+        "Adapter does not do it. With the anchor line a student almost never took a wrong ones digit but took the "
+        "tens digits wrongly")
     atomic_steps: bool = Field(
         False, description="train on the domain's solution in steps that each take one line of a lower module "
         "(arithmetic: multi-digit multiplication by place value, every product a times-table fact with zeros, the "

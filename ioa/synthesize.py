@@ -16,7 +16,14 @@ from tqdm.auto import tqdm
 from ioa.adapt import adapt_solution, load_ramp
 from ioa.answers import prompt_for
 from ioa.config import AdapterConfig
-from ioa.domains.base import ChecksMany, Domain, WorksSteps, WritesAtomicSteps, WritesExplicitDigits
+from ioa.domains.base import (
+    ChecksMany,
+    Domain,
+    WorksSteps,
+    WritesAtomicSteps,
+    WritesExplicitDigits,
+    WritesPeeledColumns,
+)
 from ioa.teachers.base import AdaptsSolutions, MakesProblemsInBatches, Metered, Teacher
 from ioa.types import Example, Module, Problem, Solution
 
@@ -117,16 +124,20 @@ def worked_steps(domain: Domain, problem: Problem, expand: frozenset[str],
 
 
 def solving_text(domain: Domain, problem: Problem, text: str, adapter: AdapterConfig) -> str:
-    """The solving lines the Adapter rewrites: the domain's atomic steps (`adapter.atomic_steps`) or its
-    explicit-digit form (`adapter.explicit_digits`) where it has them for this problem, else the teacher's
-    own. The teacher's answer was checked already; these lines come from the problem itself and end on the
-    same answer."""
+    """The solving lines the Adapter rewrites: the domain's atomic steps (`adapter.atomic_steps`), its
+    explicit-digit form (`adapter.explicit_digits`) or its peeled columns (`adapter.peel_columns`) where it
+    has them for this problem, else the teacher's own. The teacher's answer was checked already; these lines
+    come from the problem itself and end on the same answer."""
     if adapter.atomic_steps and isinstance(domain, WritesAtomicSteps):
         lines = domain.atomic_lines(problem)
         if lines:
             return "\n".join(lines)
     if adapter.explicit_digits and isinstance(domain, WritesExplicitDigits):
         lines = domain.explicit_lines(problem)
+        if lines:
+            return "\n".join(lines)
+    if adapter.peel_columns and isinstance(domain, WritesPeeledColumns):
+        lines = domain.peeled_lines(problem)
         if lines:
             return "\n".join(lines)
     return text

@@ -222,6 +222,27 @@ def test_explicit_digits_train_the_column_modules_on_the_domains_explicit_lines_
     assert raw_solutions(RunConfig(adapter={"explicit_digits": True})).adapter.explicit_digits is False
 
 
+def test_peel_columns_train_the_column_modules_on_the_domains_peeled_lines_only():
+    from ioa.config import RunConfig
+    from ioa.methods.base import raw_solutions
+    from ioa.synthesize import synthesize
+    from ioa.teachers.procedural import ProceduralTeacher
+
+    picked = [MODULES["multi_digit_addition"], MODULES["multi_digit_subtraction"], MODULES["addition_facts"]]
+    counts = {m.id: [0.1, 0.3] for m in picked}
+    cfg = AdapterConfig(peel_columns=True, anchor_line=True)
+    examples = synthesize(ProceduralTeacher(DOMAIN), DOMAIN, picked, counts, cfg, set(), "t", "synth", 0).examples
+    assert len(examples) == 6
+    for e in examples:
+        lines = e.completion.splitlines()
+        problem = DOMAIN.generate(e.module, e.difficulty, int(e.problem_id.split("-")[1]))
+        peeled = DOMAIN.peeled_lines(problem)
+        assert lines[0].endswith(f": {MODULES[e.module].name.lower()}.") and lines[-1] == f"Answer: {e.answer}"
+        assert lines[1:-1] == (peeled or problem.solution.splitlines())  # the facts keep the teacher's lines
+        assert ("Left:" in e.completion) == (e.module != "addition_facts" and len(peeled) > 2)
+    assert raw_solutions(RunConfig(adapter={"peel_columns": True})).adapter.peel_columns is False
+
+
 def test_anchor_line_copies_the_task_and_names_the_skill_before_the_solving_lines():
     anchored = AdapterConfig(anchor_line=True, goal_line=True)  # the anchor wins over the goal line
     for module_id, task in [("multi_digit_addition", " + "), ("multi_digit_multiplication", " × "),

@@ -319,6 +319,31 @@ def test_explicit_digits_name_each_digit_once_and_build_the_result_column_by_col
     assert DOMAIN.explicit_lines(DOMAIN.generate("multi_digit_multiplication", 0.3, 1)) is None
 
 
+@pytest.mark.parametrize("module, op", [("multi_digit_addition", "+"), ("multi_digit_subtraction", "-")])
+def test_peeled_columns_take_the_last_digits_of_the_line_above(module, op):
+    from ioa.domains.base import WritesPeeledColumns
+
+    assert isinstance(DOMAIN, WritesPeeledColumns)
+    for p in problems(module):
+        a, b = int(p.meta["a"]), int(p.meta["b"])
+        lines = DOMAIN.peeled_lines(p)
+        left = [(a, b)]  # the numbers whose last digits the next column takes
+        for line in lines[:-1]:
+            column = line.split(": ", 1)[1]
+            shown = [n for n in left[-1] if n]
+            first = re.search(r"(\d+)", column)[1]  # the top number's digit (subtraction: before lending)
+            assert int(first) == shown[0] % 10, (p.id, line, left[-1])
+            if len(shown) == 2 and op == "+":
+                assert column.startswith(f"{shown[0] % 10} + {shown[1] % 10}"), (p.id, line)
+            found = re.search(r"Left: (.+)\.$", line)
+            if found:
+                left.append(tuple(int(x) for x in found[1].split(f" {op} ")) + (0,))
+        assert len(lines) - 1 == len(str(a)) and lines[-1] == f"So {a} {op} {b} = {p.answer}."
+        assert "Left" not in lines[-2]  # the last column leaves nothing
+        assert DOMAIN.check(p, "\n".join(lines) + "\nAnswer: " + p.answer)
+    assert DOMAIN.peeled_lines(DOMAIN.generate("multi_digit_multiplication", 0.3, 1)) is None
+
+
 def test_the_explicit_form_keeps_zeros_inside_the_running_result():
     from ioa.domains.arithmetic import column_add_explicit_lines, column_sub_explicit_lines
 

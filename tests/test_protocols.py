@@ -21,7 +21,7 @@ from test_methods import BenchmarkAnsweringFake
 from ioa.chat import ChatBackend, Closes, CountsTokens
 from ioa.config import TeacherConfig
 from ioa.domains.arithmetic import ArithmeticDomain
-from ioa.domains.base import ChecksMany, Domain, GeneratesMany, WorksSteps, WritesAtomicSteps, WritesExplicitDigits
+from ioa.domains.base import ChecksMany, Domain, GeneratesMany, WorksSteps, WritesAtomicSteps, WritesExplicitDigits, WritesPeeledColumns
 from ioa.domains.builtin_view import BuiltinDomainView
 from ioa.domains.llm import LLMDomain
 from ioa.domains.spec import load_domain_spec
@@ -40,7 +40,8 @@ from ioa.teachers.metered import MeteredTeacher, unmetered
 from ioa.teachers.procedural import ProceduralTeacher
 
 TEACHER_CAPABILITIES = (MakesProblemsInBatches, AdaptsSolutions, WritesTasks, Metered)
-DOMAIN_CAPABILITIES = (GeneratesMany, ChecksMany, WorksSteps, WritesAtomicSteps, WritesExplicitDigits)
+DOMAIN_CAPABILITIES = (GeneratesMany, ChecksMany, WorksSteps, WritesAtomicSteps, WritesExplicitDigits,
+                       WritesPeeledColumns)
 GENERATOR_CAPABILITIES = (ReportsSource, ReportsPrecision, ReportsGeneration)
 BACKEND_CAPABILITIES = (CountsTokens, Closes)
 
@@ -129,7 +130,8 @@ def test_whether_a_metered_teacher_writes_tasks_is_asked_of_the_teacher_it_wraps
 
 def test_domains_meet_the_domain_protocol_and_only_their_capabilities():
     domain, _ = llm_domain()
-    check(ARITHMETIC, (Domain,), DOMAIN_CAPABILITIES, (WorksSteps, WritesAtomicSteps, WritesExplicitDigits))
+    check(ARITHMETIC, (Domain,), DOMAIN_CAPABILITIES, (WorksSteps, WritesAtomicSteps, WritesExplicitDigits,
+                                                                  WritesPeeledColumns))
     check(domain, (Domain,), DOMAIN_CAPABILITIES, (GeneratesMany, ChecksMany))
     check(BuiltinDomainView(ARITHMETIC), (Domain,), DOMAIN_CAPABILITIES, (GeneratesMany, ChecksMany))
 

@@ -81,6 +81,18 @@ class WritesExplicitDigits(Protocol):
 
 
 @runtime_checkable
+class WritesPeeledColumns(Protocol):
+    """Optional domain capability: a digit-by-digit solution in which each column line is followed by
+    the numbers without the digits used so far, so every column takes last digits (the Adapter's
+    `peel_columns` trains on these instead of the teacher's lines)."""
+
+    def peeled_lines(self, problem: Problem) -> list[str] | None:
+        """The solving lines, ending on a line that states the result; None for modules without
+        digit-by-digit work."""
+        ...
+
+
+@runtime_checkable
 class WritesAtomicSteps(Protocol):
     """Optional domain capability: a problem's solution in steps a student who knows the lower modules
     can each take in one line (the Adapter's `atomic_steps` trains on these instead of the teacher's
