@@ -23,7 +23,7 @@ from ioa.types import Example, Problem
 
 pytestmark = pytest.mark.slow
 
-CFG = StudentConfig(max_new_tokens=24, gen_batch_size=4, batch_size=4, max_seq_len=128)
+CFG = StudentConfig(max_new_tokens=24, gen_batch_size=4, batch_size=4, grad_accum=2, max_seq_len=128)
 
 
 def make_examples(n: int = 16) -> list[Example]:

@@ -21,7 +21,15 @@ from test_methods import BenchmarkAnsweringFake
 from ioa.chat import ChatBackend, Closes, CountsTokens
 from ioa.config import TeacherConfig
 from ioa.domains.arithmetic import ArithmeticDomain
-from ioa.domains.base import ChecksMany, Domain, GeneratesMany, WorksSteps, WritesAtomicSteps, WritesExplicitDigits, WritesPeeledColumns
+from ioa.domains.base import (
+    ChecksMany,
+    Domain,
+    GeneratesMany,
+    WorksSteps,
+    WritesAtomicSteps,
+    WritesExplicitDigits,
+    WritesPeeledColumns,
+)
 from ioa.domains.builtin_view import BuiltinDomainView
 from ioa.domains.llm import LLMDomain
 from ioa.domains.spec import load_domain_spec
