@@ -201,16 +201,21 @@ def test_atomic_steps_train_on_the_domains_place_value_lines_and_keep_the_teache
     assert raw_solutions(RunConfig(adapter={"atomic_steps": True})).adapter.atomic_steps is False
 
 
-def test_explicit_digits_train_the_column_modules_on_the_domains_explicit_lines_only():
-    from ioa.config import RunConfig
-    from ioa.methods.base import raw_solutions
+def column_and_fact_examples(cfg: AdapterConfig):
+    """Two synthesized examples each of the two column modules and of addition facts under `cfg`."""
     from ioa.synthesize import synthesize
     from ioa.teachers.procedural import ProceduralTeacher
 
     picked = [MODULES["multi_digit_addition"], MODULES["multi_digit_subtraction"], MODULES["addition_facts"]]
     counts = {m.id: [0.1, 0.3] for m in picked}
-    cfg = AdapterConfig(explicit_digits=True, goal_line=True)
-    examples = synthesize(ProceduralTeacher(DOMAIN), DOMAIN, picked, counts, cfg, set(), "t", "synth", 0).examples
+    return synthesize(ProceduralTeacher(DOMAIN), DOMAIN, picked, counts, cfg, set(), "t", "synth", 0).examples
+
+
+def test_explicit_digits_train_the_column_modules_on_the_domains_explicit_lines_only():
+    from ioa.config import RunConfig
+    from ioa.methods.base import raw_solutions
+
+    examples = column_and_fact_examples(AdapterConfig(explicit_digits=True, goal_line=True))
     assert len(examples) == 6
     for e in examples:
         lines = e.completion.splitlines()
@@ -225,13 +230,8 @@ def test_explicit_digits_train_the_column_modules_on_the_domains_explicit_lines_
 def test_peel_columns_train_the_column_modules_on_the_domains_peeled_lines_only():
     from ioa.config import RunConfig
     from ioa.methods.base import raw_solutions
-    from ioa.synthesize import synthesize
-    from ioa.teachers.procedural import ProceduralTeacher
 
-    picked = [MODULES["multi_digit_addition"], MODULES["multi_digit_subtraction"], MODULES["addition_facts"]]
-    counts = {m.id: [0.1, 0.3] for m in picked}
-    cfg = AdapterConfig(peel_columns=True, anchor_line=True)
-    examples = synthesize(ProceduralTeacher(DOMAIN), DOMAIN, picked, counts, cfg, set(), "t", "synth", 0).examples
+    examples = column_and_fact_examples(AdapterConfig(peel_columns=True, anchor_line=True))
     assert len(examples) == 6
     for e in examples:
         lines = e.completion.splitlines()

@@ -193,7 +193,7 @@ def with_what_is_left(columns: list[tuple[str, int]], a: int, b: int, op: str, f
     for i, (line, _) in enumerate(columns):
         if i < len(columns) - 1:
             rest = [n // 10 ** (i + 1) for n in (a, b)]
-            left = f" {op} ".join(str(n) for n in rest if n) or "0"
+            left = f" {op} ".join(str(n) for n in rest if n)  # a column is left, so a digit of `a` or `b` is
             line = f"{line} Left: {left}."
         out.append(line)
     return out + [final]
@@ -211,6 +211,18 @@ def column_add_peeled_lines(a: int, b: int) -> list[str]:
 def column_sub_peeled_lines(a: int, b: int) -> list[str]:
     """Column subtraction in the `peel_columns` form (see column_add_peeled_lines)."""
     return with_what_is_left(column_sub_columns(a, b), a, b, "-", f"So {a} - {b} = {a - b}.")
+
+
+def column_form(problem: Problem, add: Callable[[int, int], list[str]],
+                sub: Callable[[int, int], list[str]]) -> list[str] | None:
+    """A column procedure's lines in one of the domain's own forms (`add` for multi-digit addition, `sub` for
+    subtraction); None for the other modules."""
+    a, b = problem.meta.get("a"), problem.meta.get("b")
+    if problem.module == "multi_digit_addition":
+        return add(int(a), int(b))
+    if problem.module == "multi_digit_subtraction":
+        return sub(int(a), int(b))
+    return None
 
 
 # ---------------------------------------------------------------- level 0
@@ -604,22 +616,12 @@ class ArithmeticDomain:
     def explicit_lines(self, problem: Problem) -> list[str] | None:
         """The column procedures with every digit named by its place first and the result built column
         by column (`column_add_explicit_lines`); None for the other modules."""
-        a, b = problem.meta.get("a"), problem.meta.get("b")
-        if problem.module == "multi_digit_addition":
-            return column_add_explicit_lines(int(a), int(b))
-        if problem.module == "multi_digit_subtraction":
-            return column_sub_explicit_lines(int(a), int(b))
-        return None
+        return column_form(problem, column_add_explicit_lines, column_sub_explicit_lines)
 
     def peeled_lines(self, problem: Problem) -> list[str] | None:
         """The column procedures with the numbers left after each column (`column_add_peeled_lines`);
         None for the other modules."""
-        a, b = problem.meta.get("a"), problem.meta.get("b")
-        if problem.module == "multi_digit_addition":
-            return column_add_peeled_lines(int(a), int(b))
-        if problem.module == "multi_digit_subtraction":
-            return column_sub_peeled_lines(int(a), int(b))
-        return None
+        return column_form(problem, column_add_peeled_lines, column_sub_peeled_lines)
 
     def check(self, problem: Problem, response: str) -> bool:
         return check_response(problem.answer, response)
