@@ -26,14 +26,16 @@ UNSET_KEY_ENV = "IOA_TEST_UNSET_LOCAL_KEY"  # never set: a server on 127.0.0.1 n
 @pytest.fixture(scope="module")
 def served_teacher(killed_and_resumed):
     run_dir, _, _ = killed_and_resumed
-    with TransformersServer(run_dir / "model") as server:
+    # continuous batching decodes the requests in flight together: 2.1x the calls/s of one-at-a-time on
+    # one CPU thread at 8 in flight (bench/results/2026-12-04-teacher-throughput-transformers-serve.md)
+    with TransformersServer(run_dir / "model", continuous_batching=True) as server:
         yield server
 
 
 def teacher_sets(server: TransformersServer, tmp_path: Path) -> list[str]:
     sets = {"teacher.kind": "openai", "teacher.model": server.model, "teacher.base_url": server.base_url,
             "teacher.api_key_env": UNSET_KEY_ENV, "teacher.cache_path": str(tmp_path / "teacher.sqlite"),
-            "teacher.max_tokens": 96, "teacher.concurrency": 4, "teacher.timeout_s": 120}
+            "teacher.max_tokens": 96, "teacher.concurrency": 8, "teacher.timeout_s": 120}
     return [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
 
 
@@ -44,10 +46,12 @@ def ledger(run_dir: Path) -> list[dict]:
 def test_arithmetic_from_a_real_model_checks_every_answer_and_teaches(served_teacher, tmp_path, monkeypatch):
     monkeypatch.delenv(UNSET_KEY_ENV, raising=False)
     run_dir = tmp_path / "run"
-    # the smoke preset's budgets, on one fact module the student knows and one column module it does not
+    # the smoke preset on one fact module the student knows and one column module it does not, with half
+    # its examples: every teacher call is a real 135M generation on one CPU thread (about 6 s each without
+    # batching), and 32 examples a module took this test past 15 minutes
     proc = ioa("run", "--preset", "smoke", "--run-dir", run_dir, "--no-progress",
                *teacher_sets(served_teacher, tmp_path), "--set", "modules=[addition_facts,multi_digit_addition]",
-               timeout=900, check=False)
+               "--set", "synthesis.examples_per_module=16", timeout=900, check=False)
     assert proc.returncode == 0, served_teacher.log_tail() + proc.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished"

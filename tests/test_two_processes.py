@@ -43,7 +43,10 @@ def two_process_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("two")
     run_dir, log_dir = root / "run", root / "writes"
     log_dir.mkdir()
-    proc = launch_two(run_dir, log_dir, "run", "--preset", "smoke", "--run-dir", str(run_dir), "--no-progress")
+    # The smoke preset with a quarter of its examples and steps: this checks who generates, trains and
+    # writes, not how much the student learns, and the full smoke run took 230 s as two processes here.
+    proc = launch_two(run_dir, log_dir, "run", "--preset", "smoke", "--run-dir", str(run_dir), "--no-progress",
+                      "--set", "synthesis.examples_per_module=8", "--set", "student.max_steps_per_stage=3")
     assert proc.returncode == 0, proc.stderr[-4000:]
     return run_dir, log_dir, proc
 
