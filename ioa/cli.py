@@ -242,8 +242,17 @@ def dry_run(cfg: RunConfig) -> int:
     return 0
 
 
+def implied_preset(args: argparse.Namespace) -> str | None:
+    """The preset a run takes: the named one; with neither --config nor --preset, "default", which is
+    the built-in arithmetic domain's (its module list names arithmetic modules), so a run that only
+    `--set`s another domain starts from the plain defaults instead."""
+    if args.preset or args.config:
+        return args.preset
+    return "default" if load_config(None, None, args.overrides).domain == "arithmetic" else None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    preset = args.preset or (None if args.config else "default")
+    preset = implied_preset(args)
     cfg = load_config(args.config, preset, args.overrides + budget_overrides(args))
     if args.dry_run:
         return dry_run(cfg)

@@ -372,11 +372,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     # What `ioa run` does with no --config and no --preset: a real distillation of SmolLM2-135M on
     # the arithmetic modules a 135M model can learn in minutes on a CPU, over the easy end of the
     # difficulty scale (d = 0.3 already means 3-digit addends). The paper's 20-30% coverage per round
-    # is meant for large module trees; with six modules one round covers every deficient module.
+    # is meant for large module trees; with seven modules one round covers every deficient module.
+    # `mean` rests on column addition and division facts, both deficient for the untrained student, so
+    # the curriculum has a chain to order (until 2026-12-05 the six modules had none and the default
+    # run had one stage); the declared prerequisites are the prior that the probes confirm or reject
+    # (seed 0 confirmed multi_digit_addition -> mean from the data).
     "default": {
         "modules": ["addition_facts", "subtraction_facts", "multiplication_facts", "division_facts",
-                    "multi_digit_addition", "multi_digit_subtraction"],
-        "identifier": {"coverage": 1.0},
+                    "multi_digit_addition", "multi_digit_subtraction", "mean"],
+        "identifier": {"coverage": 1.0, "prior": "declared"},
         "probe": {"items_per_module": 20, "difficulty": 0.15, "difficulty_spread": 0.15},
         "synthesis": {"examples_per_module": 64, "remedial_examples_per_module": 24, "max_remedial_rounds": 1,
                       "replay_fraction": 0.3},

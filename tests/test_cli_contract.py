@@ -150,3 +150,15 @@ def test_a_second_process_on_a_locked_run_directory_stops_at_once(tmp_path):
 
     acquire(run_dir)
     release(run_dir)
+
+
+@pytest.mark.parametrize("argv, preset", [
+    (["run"], "default"),
+    (["run", "--set", "seed=3"], "default"),
+    (["run", "--preset", "smoke"], "smoke"),
+    (["run", "--set", "domain=gsm8k"], None),  # the default preset names arithmetic modules
+])
+def test_a_run_takes_the_default_preset_only_for_the_builtin_domain(argv, preset):
+    from ioa.cli import build_parser, implied_preset
+
+    assert implied_preset(build_parser().parse_args(argv)) == preset
