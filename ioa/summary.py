@@ -108,7 +108,9 @@ def completion_lengths(examples: Sequence[dict[str, Any]]) -> dict[str, dict[str
 
 
 def trained_examples(rd: RunDir) -> list[dict[str, Any]]:
-    return [e for rdir in rd.all_rounds() if rdir.train.exists() for e in read_jsonl(rdir.train)]
+    """The examples of every round that trained (a round too small to train leaves its data unused)."""
+    return [e for rdir in rd.all_rounds() if rdir.train.exists() and rdir.metrics.exists()
+            for e in read_jsonl(rdir.train)]
 
 
 def layout_bleed(rd: RunDir, final: Evaluation, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -391,6 +391,24 @@ def test_student_replay_trains_on_its_own_checked_answers(tmp_path):
     assert theirs and all(e["completion"].startswith("Goal:") for e in theirs)  # the teacher's adapted solutions
 
 
+def test_a_remedial_round_smaller_than_one_step_is_not_trained(tmp_path, capsys):
+    # one remedial example per failing module against 16 examples a step: never a step's worth
+    ctx = make_ctx(tmp_path, rate=0.02, **{"synthesis.max_remedial_rounds": 2,
+                                           "synthesis.remedial_examples_per_module": 1,
+                                           "student.batch_size": 4, "student.grad_accum": 4})
+    summary = run(ctx)
+    assert summary["status"] == "finished"
+    err = capsys.readouterr().err
+    real = [s for s in summary["stages"] if not s["bridge"]]
+    remediated = [s for s in real if s["rounds"][0]["action"] == "remediate"]
+    assert remediated, "no stage failed its gate: the test shows nothing"
+    for stage in remediated:
+        assert len(stage["rounds"]) == 2 and "steps" not in stage["rounds"][1]  # made, not trained, no third
+        assert stage["selected_round"] == 0
+    assert err.count("fewer than one step's 16: not trained") == len(remediated)
+    assert not list(ctx.rd.root.glob("stages/*/round-1/metrics.json"))
+
+
 def test_the_run_says_each_phase_and_decision(tmp_path, capsys):
     ctx = make_ctx(tmp_path, rate=0.05, **{"synthesis.max_remedial_rounds": 1})
     summary = run(ctx)
