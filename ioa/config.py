@@ -376,7 +376,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # `mean` rests on column addition and division facts, both deficient for the untrained student, so
     # the curriculum has a chain to order (until 2026-12-05 the six modules had none and the default
     # run had one stage); the declared prerequisites are the prior that the probes confirm or reject
-    # (seed 0 confirmed multi_digit_addition -> mean from the data).
+    # (seed 0's confirmed multi_digit_addition -> mean; seed 1's confirmed division_facts -> mean and
+    # rejected multi_digit_addition -> mean).
     "default": {
         "modules": ["addition_facts", "subtraction_facts", "multiplication_facts", "division_facts",
                     "multi_digit_addition", "multi_digit_subtraction", "mean"],
