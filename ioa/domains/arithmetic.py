@@ -193,7 +193,7 @@ def with_what_is_left(columns: list[tuple[str, int]], a: int, b: int, op: str, f
     for i, (line, _) in enumerate(columns):
         if i < len(columns) - 1:
             rest = [n // 10 ** (i + 1) for n in (a, b)]
-            left = f" {op} ".join(str(n) for n in rest if n)  # a column is left, so a digit of `a` or `b` is
+            left = f" {op} ".join(str(n) for n in rest if n)  # a column is left: `a` or `b` still has a digit
             line = f"{line} Left: {left}."
         out.append(line)
     return out + [final]

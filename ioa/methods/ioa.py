@@ -132,16 +132,16 @@ class IOA:
                 ctx, stage, rnd, reach, last_eval, failing, log))  # noqa: B023 (called at once)
             if not examples:  # nothing left to remediate (e.g. the teacher could not verify any answer)
                 break
-            fresh = sum(1 for e in examples if e.kind != "replay")
+            new = [e for e in examples if e.kind != "replay"]
             per_step = ctx.cfg.student.batch_size * ctx.cfg.student.grad_accum
-            if rnd > 0 and fresh < per_step and not state_saved(rdir.state):
+            if rnd > 0 and len(new) < per_step and not state_saved(rdir.state):
                 # A default-preset seed's remedial round found 1 new division fact (the band's others are
                 # probes): one step on 3 examples from a fresh AdamW at the full rate took division facts
                 # 70 -> 40% and subtraction facts 95 -> 65%. It was rolled back; now it is not trained.
-                ctx.say(f"stage {stage.index} round {rnd}: {fresh} new example(s), fewer than one step's {per_step}: "
-                        "not trained")
+                ctx.say(f"stage {stage.index} round {rnd}: {len(new)} new example(s), fewer than one step's "
+                        f"{per_step}: not trained")
                 break
-            log.examples.extend(e for e in examples if e.kind != "replay")
+            log.examples.extend(new)
             log.replayed.extend(e for e in examples if e.kind == "replay")
             kinds: dict[str, int] = {}
             for e in examples:
