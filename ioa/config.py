@@ -139,7 +139,8 @@ class AdapterConfig(Section):
     atomic_steps: bool = Field(
         False, description="train on the domain's solution in steps that each take one line of a lower module "
         "(arithmetic: multi-digit multiplication by place value, every product a times-table fact with zeros, the "
-        "parts added two at a time) instead of the teacher's lines, where the domain has such a form; the LLM "
+        "parts added two at a time; division facts by walking up the divisor's times table to the dividend) "
+        "instead of the teacher's lines, where the domain has such a form; the LLM "
         "Adapter does not do it. The teacher's lines put a product such as 278 × 9 = 2502 on one line, the first "
         "wrong line in 21 of 22 wrong answers after 68 vanilla steps; but at 80 steps the longer procedure was not "
         "learned (multi-digit multiplication 5.0% against vanilla's 32.5% over 4 paired seeds, answers skipping "

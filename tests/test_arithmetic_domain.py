@@ -352,3 +352,17 @@ def test_the_explicit_form_keeps_zeros_inside_the_running_result():
     assert column_add_explicit_lines(84, 37) == [
         "84: tens 8, ones 4.", "37: tens 3, ones 7.", "Ones: 4 + 7 = 11. Write 1 and carry 1. So far: 1.",
         "Tens: 8 + 3 + 1 = 12. Write 12. So far: 121.", "So 84 + 37 = 121."]
+
+
+def test_atomic_division_walks_up_the_divisors_times_table_to_the_dividend():
+    from ioa.domains.arithmetic import division_by_table_lines
+
+    assert division_by_table_lines(15, 3) == [
+        "Count up the 3 times table to 15.", "3 × 1 = 3.", "3 × 2 = 6.", "3 × 3 = 9.", "3 × 4 = 12.", "3 × 5 = 15.",
+        "So 15 ÷ 3 = 5."]
+    for p in problems("division_facts"):
+        lines = DOMAIN.atomic_lines(p)
+        facts = [tuple(map(int, m)) for m in re.findall(r"^(\d+) × (\d+) = (\d+)\.$", "\n".join(lines), re.M)]
+        assert all(b * k == n for b, k, n in facts) and [k for _, k, _ in facts] == list(range(1, len(facts) + 1))
+        assert facts[-1][2] == int(p.meta["a"]) and facts[-1][1] == int(p.answer)  # stops at the dividend
+        assert DOMAIN.check(p, "\n".join(lines) + "\nAnswer: " + p.answer)

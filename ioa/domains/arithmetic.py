@@ -370,6 +370,15 @@ def multiplication_by_place_lines(a: int, b: int) -> list[str]:
             + [f"Add the parts: {a * tens} + {a * ones} = {a * b}.", f"So {a} × {b} = {a * b}."])
 
 
+def division_by_table_lines(n: int, b: int) -> list[str]:
+    """n ÷ b by walking up b's times table until the product is n: every line a times-table fact that
+    a student who knows multiplication facts can write, instead of the teacher's one line that states
+    the quotient it is asked for ("3 × 5 = 15")."""
+    q = n // b
+    return ([f"Count up the {b} times table to {n}."] + [f"{b} × {k} = {b * k}." for k in range(1, q + 1)]
+            + [f"So {n} ÷ {b} = {q}."])
+
+
 def draw_fractions(rng: random.Random, d: float) -> tuple[int, int, int, int]:
     """a/b + c/e with distinct denominators, a small common denominator, and a sum to simplify."""
     top, cap = lerp(d, 4, 12), lerp(d, 12, 24)
@@ -608,7 +617,10 @@ class ArithmeticDomain:
         """The problem's solving lines with no line beyond a lower module's one step: multi-digit
         multiplication by place value (the generator's lines put a many-digit product such as
         "278 × 9 = 2502" on one line, the step a trained 135M student got wrong in 21 of its 22 wrong
-        answers); None for modules whose lines already are such steps."""
+        answers); division facts by walking up the divisor's times table (the teacher's line states the
+        quotient the student is asked for); None for modules whose lines already are such steps."""
+        if problem.module == "division_facts":
+            return division_by_table_lines(int(problem.meta["a"]), int(problem.meta["b"]))
         if problem.module != "multi_digit_multiplication":
             return None
         return multiplication_by_place_lines(int(problem.meta["a"]), int(problem.meta["b"]))
