@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 from ioa.config import RunConfig
 from ioa.domains.base import Domain
 from ioa.io import atomic_write_json, read_json
+from ioa.phase_memory import PhaseMemory
 from ioa.rundir import RunDir
 from ioa.students.base import Student
 from ioa.teachers.base import Teacher
@@ -46,6 +47,7 @@ class Context:
     latest_state: Path | None = None  # student state the run has reached
     loaded_state: Path | None = None  # student state currently in memory
     timings: Timings | None = None
+    memory: PhaseMemory | None = None  # peak resident memory per phase (memory.json)
     quiet: bool = False  # no phase messages (errors and the final lines only)
 
     def say(self, message: str) -> None:
@@ -62,9 +64,12 @@ class Context:
         return [x for m in modules for x in self.probes.get(m, [])]
 
     def timed(self, phase: str, fn: Callable[[], Any]) -> Any:
+        measured = self.memory.start() if self.memory else False
         start = time.perf_counter()
         try:
             return fn()
         finally:
             if self.timings:
                 self.timings.add(phase, time.perf_counter() - start)
+            if self.memory:
+                self.memory.end(phase, measured)

@@ -24,6 +24,7 @@ from ioa.identify import diagnose
 from ioa.io import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from ioa.methods.base import Method
 from ioa.methods.budget import spent, steps_left, steps_within_tokens, train_tokens_left
+from ioa.phase_memory import PhaseMemory
 from ioa.probe import SEED_BASES, expand_groups, generate_many, grade, probe_problems
 from ioa.records import CurvePoint, FinalEval, Item, RoundEval
 from ioa.rundir import RoundDir
@@ -297,6 +298,7 @@ def run(ctx: Context, method: Method) -> dict[str, Any]:
         raise ValueError(f"method {method.name!r} asked to run a run configured for {ctx.cfg.method!r}")
     ctx.cfg = method.configure(ctx.cfg)
     ctx.timings = Timings(ctx.rd.timings)
+    ctx.memory = PhaseMemory(ctx.rd.memory)
     meter_teacher(ctx)
     ensure_probes(ctx)
     ensure_test_items(ctx)

@@ -48,6 +48,7 @@ class RunData:
     before: dict[str, float] | None = None  # on the held-out test set, when the run has one
     summary: RunSummary | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    memory: dict[str, float] = field(default_factory=dict)  # peak resident MiB per phase (memory.json)
 
     @property
     def finished(self) -> bool:
@@ -82,6 +83,7 @@ def load_run(root: Path) -> RunData:
     if rd.summary.exists():
         data.summary = RunSummary.from_dict(read_json(rd.summary))
     data.timings = _json_or_none(rd.timings) or {}
+    data.memory = _json_or_none(rd.memory) or {}
     return data
 
 
@@ -418,8 +420,20 @@ def timing_blocks(data: RunData) -> list[Any]:
     rows, total = timing_rows(data.timings)
     if not rows:
         return [Heading(2, "Timings"), Para("No timings.json yet.")]
-    return [Heading(2, "Timings"), Table(("phase", "wall time", "share"),
-                                         tuple(map(tuple, rows)) + (("total", fmt_seconds(total), "100.0%"),))]
+    if not data.memory:
+        return [Heading(2, "Timings"), Table(("phase", "wall time", "share"),
+                                             tuple(map(tuple, rows)) + (("total", fmt_seconds(total), "100.0%"),))]
+    def peak(phase: str | None) -> str:
+        mb = max(data.memory.values()) if phase is None else data.memory.get(phase)
+        return DASH if mb is None else f"{mb / 1024:.2f} GiB"
+    rows = [[*row, peak(row[0])] for row in rows]
+    if "other" in data.memory:
+        rows.append(["other (loading, between phases)", DASH, DASH, peak("other")])
+    return [Heading(2, "Timings"),
+            Para("Peak memory: the process's largest resident set during the phase (the kernel's high-water "
+                 "mark, reset when the phase starts), over all of its calls and resumes."),
+            Table(("phase", "wall time", "share", "peak memory"),
+                  tuple(map(tuple, rows)) + (("total", fmt_seconds(total), "100.0%", peak(None)),))]
 
 
 def loss_series(history: list[dict[str, Any]]) -> list[tuple[int, int, list[float], int | None]]:

@@ -35,6 +35,7 @@ Every file a run writes is named here once; the rest of the package asks `RunDir
     DIR/model/                            the final merged model (from_pretrained / vLLM loadable)
     DIR/summary.json                      written last: {"status": "finished", "modules": [...], ...}
     DIR/timings.json                      wall seconds per phase
+    DIR/memory.json                       peak resident MiB per phase (Linux; `other`: between phases)
     DIR/report.md, report.html, plots/    the report
 """
 from __future__ import annotations
@@ -232,6 +233,10 @@ class RunDir:
     @property
     def timings(self) -> Path:
         return self.root / "timings.json"
+
+    @property
+    def memory(self) -> Path:
+        return self.root / "memory.json"
 
     @property
     def report_md(self) -> Path:

@@ -53,7 +53,7 @@ def check_finished_run(run_dir: Path) -> dict:
         assert {"id", "p_teacher", "p_student_before", "p_student_after", "deficient"} <= set(m)
         assert 0.0 <= m["p_student_after"] <= 1.0
     for name in ("report.md", "report.html", "diagnosis.json", "curriculum.json", "final_eval.json",
-                 "timings.json", "config.yaml"):
+                 "timings.json", "memory.json", "config.yaml"):
         assert (run_dir / name).exists(), name
     ids = [e["id"] for text in snapshot(run_dir).values() for e in map(json.loads, text.splitlines())]
     assert ids and len(ids) == len(set(ids))

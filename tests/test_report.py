@@ -12,7 +12,7 @@ from ioa.config import RunConfig, config_to_yaml
 from ioa.evaluate import gate
 from ioa.io import atomic_write_json, atomic_write_jsonl, read_json
 from ioa.records import FinalEval
-from ioa.report import write_report
+from ioa.report import DASH, write_report
 from ioa.report_plots import graph_layout, layer_depths
 from ioa.rundir import RunDir
 from ioa.summary import summarize
@@ -229,3 +229,17 @@ def test_layout_puts_the_nodes_of_a_cycle_in_one_layer():
     assert layer_depths(ids, edges) == {"a": 0, "b": 1, "c": 1}
     pos, chains = graph_layout(ids, edges)
     assert {pos["b"][0], pos["c"][0]} == {1} and set(chains) == set(edges)
+
+
+def test_timings_table_shows_each_phases_peak_memory(run_dir):
+    write_report(run_dir)
+    assert "peak memory" not in section((run_dir / "report.md").read_text(), "## Timings", "\n## ")
+    atomic_write_json(RunDir(run_dir).memory, {"other": 1100.0, "probe": 1500.0, "train": 3600.0, "evaluate": 2048.0})
+    write_report(run_dir)
+    table = section((run_dir / "report.md").read_text() + "\n## ", "## Timings", "\n## ")
+    rows = {c[0]: c[1:] for c in ([x.strip() for x in line.strip("|").split("|")]
+                                  for line in table.splitlines() if line.startswith("| "))}
+    assert rows["train"][-1] == "3.52 GiB" and rows["evaluate"][-1] == "2.00 GiB"
+    assert rows["identify"][-1] == DASH  # a phase without a mark says so
+    assert rows["total"][-1] == "3.52 GiB"  # the run's peak is its largest phase's
+    assert rows["other (loading, between phases)"][-1] == "1.07 GiB"

@@ -1,0 +1,54 @@
+"""Peak resident memory per phase: each phase gets its own high-water mark, kept across calls and resumes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ioa.phase_memory import PhaseMemory, high_water_mb, reset_high_water
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
+
+MB = 1024 * 1024
+
+
+def touch(n_mb: int) -> bytearray:
+    block = bytearray(n_mb * MB)
+    block[::4096] = b"\x01" * len(block[::4096])  # resident, page by page
+    return block
+
+
+def phase(memory: PhaseMemory, name: str, n_mb: int) -> None:
+    measured = memory.start()
+    block = touch(n_mb)
+    del block
+    memory.end(name, measured)
+
+
+def test_each_phase_gets_its_own_peak_not_the_one_before(tmp_path):
+    path = tmp_path / "memory.json"
+    memory = PhaseMemory(path)
+    base = high_water_mb()
+    phase(memory, "train", 400)
+    phase(memory, "evaluate", 40)
+    data = json.loads(path.read_text())
+    assert data["train"] >= base + 350  # the 400 MiB block was resident during training
+    assert data["evaluate"] < data["train"] - 300  # the training peak was reset, not carried over
+    assert "other" in data
+
+
+def test_the_largest_call_of_a_phase_is_kept_across_resumes(tmp_path):
+    path = tmp_path / "memory.json"
+    phase(PhaseMemory(path), "train", 300)
+    first = json.loads(path.read_text())["train"]
+    phase(PhaseMemory(path), "train", 20)  # a resumed run: a smaller round does not lower the phase's peak
+    assert json.loads(path.read_text())["train"] == first
+
+
+def test_reset_starts_from_the_current_resident_set():
+    block = touch(300)
+    before = high_water_mb()
+    del block
+    assert reset_high_water()
+    assert high_water_mb() < before - 250
