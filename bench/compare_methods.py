@@ -72,6 +72,20 @@ def share_pretraining(first: Path, run_dir: Path, method: str, seed: int, args: 
     (run_dir / "config.yaml").write_text(config_to_yaml(cfg))
 
 
+def matched_budget(first: Path) -> list[str]:
+    """Caps equal to what the seed's first run used (steps, examples, teacher calls), for presets without caps
+    of their own such as the default. The first run's teacher calls include its probing, which the other
+    methods do not spend (their probe_usage is not counted), so they may synthesize with a few more calls."""
+    from ioa.io import read_json
+
+    summary = first / "summary.json"
+    if not summary.exists():
+        raise SystemExit(f"--match-budget: {summary} is missing; the seed's first run must finish first")
+    used = read_json(summary)["budget"]["used"]
+    return [f"budget.max_steps={used['steps']}", f"budget.max_examples={used['examples']}",
+            f"budget.max_teacher_calls={used['teacher_calls']}"]
+
+
 def run_seed(seed: int, methods: list[str], args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
     """Every method at one seed, in order (the first computes the pre-training files the rest share)."""
     timings = {}
@@ -83,6 +97,8 @@ def run_seed(seed: int, methods: list[str], args: argparse.Namespace, env: dict[
         start = time.perf_counter()
         first = args.out / f"{parse_variant(methods[0])[0]}-s{seed}"
         sets = run_sets(name, method, extra, seed, args)
+        if args.match_budget and run_dir != first:
+            sets += matched_budget(first)
         if not (run_dir / "config.yaml").exists() and run_dir != first and (first / "summary.json").exists():
             share_pretraining(first, run_dir, method, seed, args, sets)
         if (run_dir / "config.yaml").exists():
@@ -106,6 +122,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "compare")
     ap.add_argument("--jobs", type=int, default=1,
                     help="seeds run side by side, each with cores/jobs torch threads (default 1: one seed at a time)")
+    ap.add_argument("--match-budget", action="store_true",
+                    help="cap every method after the first at the first run's steps, examples and teacher calls "
+                         "(for presets without caps, e.g. --preset default --methods ioa,vanilla)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
