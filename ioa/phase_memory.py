@@ -54,5 +54,7 @@ class PhaseMemory:
         return reset_high_water()
 
     def end(self, phase: str, measured: bool) -> None:
+        """At a phase's end: its peak, then a fresh mark so that `other` does not inherit it."""
         if measured:
             self._keep(phase, high_water_mb())
+            reset_high_water()
