@@ -69,7 +69,8 @@ class Context:
         try:
             return fn()
         finally:
+            seconds = time.perf_counter() - start
             if self.timings:
-                self.timings.add(phase, time.perf_counter() - start)
+                self.timings.add(phase, seconds)
             if self.memory:
-                self.memory.end(phase, measured)
+                self.memory.end(phase, measured, seconds)

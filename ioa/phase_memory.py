@@ -37,24 +37,36 @@ def reset_high_water() -> bool:
 
 
 class PhaseMemory:
-    """Peak MiB per phase, the largest over all of a phase's calls and across resumes, in memory.json."""
+    """Peak MiB per phase, the largest over all of a phase's calls and across resumes, in memory.json.
+
+    A call shorter than `min_seconds` records nothing: it read its result back from the run directory (a
+    resumed run), and what the process held then says nothing about the phase. So a resume that stops
+    before doing any work leaves memory.json as it was."""
+
+    min_seconds = 1.0
 
     def __init__(self, path: Path):
         self.path = path
         self.data: dict[str, float] = read_json(path) if path.exists() else {}
-
-    def _keep(self, phase: str, mb: float | None) -> None:
-        if mb is not None and mb > self.data.get(phase, 0.0):
-            self.data[phase] = round(mb, 1)
-            atomic_write_json(self.path, self.data)
+        self._other: float | None = None
 
     def start(self) -> bool:
-        """At a phase's start: the peak since the last phase ended goes to `other`; then a fresh mark."""
-        self._keep("other", high_water_mb())
+        """At a phase's start: note the peak since the last phase ended (`other`), then a fresh mark."""
+        self._other = high_water_mb()
         return reset_high_water()
 
-    def end(self, phase: str, measured: bool) -> None:
-        """At a phase's end: its peak, then a fresh mark so that `other` does not inherit it."""
-        if measured:
-            self._keep(phase, high_water_mb())
-            reset_high_water()
+    def end(self, phase: str, measured: bool, seconds: float) -> None:
+        """At a phase's end: its peak (and the `other` noted at its start), then a fresh mark."""
+        if not measured:
+            return
+        peak = high_water_mb()
+        reset_high_water()
+        if seconds < self.min_seconds:
+            return
+        changed = False
+        for name, mb in (("other", self._other), (phase, peak)):
+            if mb is not None and mb > self.data.get(name, 0.0):
+                self.data[name] = round(mb, 1)
+                changed = True
+        if changed:
+            atomic_write_json(self.path, self.data)

@@ -19,11 +19,11 @@ def touch(n_mb: int) -> bytearray:
     return block
 
 
-def phase(memory: PhaseMemory, name: str, n_mb: int) -> None:
+def phase(memory: PhaseMemory, name: str, n_mb: int, seconds: float = 5.0) -> None:
     measured = memory.start()
     block = touch(n_mb)
     del block
-    memory.end(name, measured)
+    memory.end(name, measured, seconds)
 
 
 def test_each_phase_gets_its_own_peak_not_the_one_before(tmp_path):
@@ -52,3 +52,12 @@ def test_reset_starts_from_the_current_resident_set():
     del block
     assert reset_high_water()
     assert high_water_mb() < before - 250
+
+
+def test_a_call_that_only_read_its_result_back_records_nothing(tmp_path):
+    path = tmp_path / "memory.json"
+    phase(PhaseMemory(path), "train", 20)
+    before = path.read_text()
+    phase(PhaseMemory(path), "train", 300, seconds=0.01)  # a resume: the phase's files were already there
+    phase(PhaseMemory(path), "probe", 300, seconds=0.01)
+    assert path.read_text() == before
