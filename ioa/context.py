@@ -64,7 +64,8 @@ class Context:
         return [x for m in modules for x in self.probes.get(m, [])]
 
     def timed(self, phase: str, fn: Callable[[], Any]) -> Any:
-        measured = self.memory.start() if self.memory else False
+        if self.memory:
+            self.memory.start()
         start = time.perf_counter()
         try:
             return fn()
@@ -73,4 +74,4 @@ class Context:
             if self.timings:
                 self.timings.add(phase, seconds)
             if self.memory:
-                self.memory.end(phase, measured, seconds)
+                self.memory.end(phase, seconds)

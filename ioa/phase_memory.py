@@ -48,16 +48,17 @@ class PhaseMemory:
     def __init__(self, path: Path):
         self.path = path
         self.data: dict[str, float] = read_json(path) if path.exists() else {}
-        self._other: float | None = None
+        self._other: float | None = None  # phases never nest, so one call's marks are held here
+        self._measured = False
 
-    def start(self) -> bool:
+    def start(self) -> None:
         """At a phase's start: note the peak since the last phase ended (`other`), then a fresh mark."""
         self._other = high_water_mb()
-        return reset_high_water()
+        self._measured = reset_high_water()
 
-    def end(self, phase: str, measured: bool, seconds: float) -> None:
+    def end(self, phase: str, seconds: float) -> None:
         """At a phase's end: its peak (and the `other` noted at its start), then a fresh mark."""
-        if not measured:
+        if not self._measured:
             return
         peak = high_water_mb()
         reset_high_water()

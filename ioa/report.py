@@ -420,20 +420,20 @@ def timing_blocks(data: RunData) -> list[Any]:
     rows, total = timing_rows(data.timings)
     if not rows:
         return [Heading(2, "Timings"), Para("No timings.json yet.")]
-    if not data.memory:
-        return [Heading(2, "Timings"), Table(("phase", "wall time", "share"),
-                                             tuple(map(tuple, rows)) + (("total", fmt_seconds(total), "100.0%"),))]
-    def peak(phase: str | None) -> str:
-        mb = max(data.memory.values()) if phase is None else data.memory.get(phase)
-        return DASH if mb is None else f"{mb / 1024:.2f} GiB"
-    rows = [[*row, peak(row[0])] for row in rows]
-    if "other" in data.memory:
-        rows.append(["other (loading, between phases)", DASH, DASH, peak("other")])
-    return [Heading(2, "Timings"),
-            Para("Peak memory: the process's largest resident set during the phase (the kernel's high-water "
-                 "mark, reset when the phase starts), over all of its calls and resumes."),
-            Table(("phase", "wall time", "share", "peak memory"),
-                  tuple(map(tuple, rows)) + (("total", fmt_seconds(total), "100.0%", peak(None)),))]
+    headers, total_row = ("phase", "wall time", "share"), ("total", fmt_seconds(total), "100.0%")
+    blocks: list[Any] = [Heading(2, "Timings")]
+    if data.memory:
+        def peak(phase: str | None) -> str:
+            mb = max(data.memory.values()) if phase is None else data.memory.get(phase)
+            return DASH if mb is None else f"{mb / 1024:.2f} GiB"
+        rows = [[*row, peak(row[0])] for row in rows]
+        if "other" in data.memory:
+            rows.append(["other (loading, between phases)", DASH, DASH, peak("other")])
+        headers, total_row = (*headers, "peak memory"), (*total_row, peak(None))
+        blocks.append(Para("Peak memory: the process's largest resident set during the phase (the kernel's "
+                           "high-water mark, reset when the phase starts and ends), over all of its calls and "
+                           "resumes."))
+    return [*blocks, Table(headers, tuple(map(tuple, rows)) + (total_row,))]
 
 
 def loss_series(history: list[dict[str, Any]]) -> list[tuple[int, int, list[float], int | None]]:
