@@ -238,6 +238,9 @@ class StudentConfig(Section):
         "prompt takes its place (ioa/students/decode.py); generate: transformers' generate in fixed batches, "
         "each decoding until its last sequence stops. Sampling always uses generate")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 where the hardware has it")
+    cast_frozen_weights: bool = Field(
+        True, description="in bf16, cast the frozen linear weights to bf16 once per generation or training round "
+        "instead of autocast recasting them at every matmul: the same numbers, faster (ioa/students/cast_weights.py)")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
 
 

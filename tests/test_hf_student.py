@@ -294,3 +294,21 @@ def test_completion_losses_are_the_models_own_loss_on_each_example(student):
         assert loss == pytest.approx(own, rel=0.03, abs=0.02), example.id  # bf16: batched and alone differ slightly
     assert student.completion_losses(examples[2:3])[0] == pytest.approx(batched[2], rel=0.03, abs=0.02)
     assert student.completion_losses([]) == []
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="bf16 on this CPU is emulated: minutes, not seconds")
+def test_frozen_weights_cast_once_change_nothing_in_bf16(cache_dir, tmp_path):
+    """The bf16 student with its frozen linear weights cast once (the default) against autocast recasting
+    them at every matmul: the same greedy completions, the same losses and the same trained adapter."""
+    bf16 = CFG.model_copy(update={"precision": "bf16", "max_new_tokens": 32})
+    states, outputs, losses = [], [], []
+    prompts = [f"What is {a} + {b}? End with a line 'Answer: <number>'." for a, b in [(2, 3), (17, 25), (108, 96)]]
+    for cast in (True, False):
+        student = HFStudent(bf16.model_copy(update={"cast_frozen_weights": cast}), cache_dir, progress=False, seed=3)
+        metrics = student.train(make_examples(8), tmp_path / f"cast-{cast}", max_steps=2)
+        states.append(student.trainable_state())
+        outputs.append(student.generate(prompts))
+        losses.append(metrics["train_loss"])
+    assert outputs[0] == outputs[1]
+    assert losses[0] == losses[1]
+    assert same_state(states[0], states[1])

@@ -1,9 +1,11 @@
 """The Hugging Face student: any causal LM (default SmolLM2-135M-Instruct) answering, fine-tuned and saved.
 
 Master weights stay fp32; where the hardware has bf16 (a CUDA GPU that supports it, or a CPU with
-AVX-512 BF16 / AMX) training and generation run under bf16 autocast. LoRA keeps one PEFT model for the
-student's whole life, so the adapter accumulates stage after stage; `save_state`/`load_state` persist
-that trainable state between stages and `save` writes the merged model for `from_pretrained` or vLLM.
+AVX-512 BF16 / AMX) training and generation run under bf16 autocast, with the frozen linear weights cast
+to bf16 once per round or generation rather than at every matmul (ioa/students/cast_weights.py). LoRA
+keeps one PEFT model for the student's whole life, so the adapter accumulates stage after stage;
+`save_state`/`load_state` persist that trainable state between stages and `save` writes the merged model
+for `from_pretrained` or vLLM.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from ioa.config import StudentConfig
 from ioa.grading import FINISHED_ANSWER_LINE
 from ioa.io import atomic_dir, atomic_write_json
 from ioa.students.base import STATE_FILE, world_size
+from ioa.students.cast_weights import frozen_weights_cast
 from ioa.students.decode import greedy_continuous
 from ioa.students.hf_convert import StudentLoadError, load_pretrained
 from ioa.students.hf_train import adamw, lora_config, plan_steps, prepared_dataset, run_decay, run_sft
@@ -153,6 +156,11 @@ class HFStudent:
     def autocast(self) -> AbstractContextManager:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
+    def frozen_cast(self) -> AbstractContextManager:
+        """The frozen linear weights held in bf16 for the block (bf16 precision only): see cast_weights."""
+        return frozen_weights_cast(self.model, torch.bfloat16,
+                                   enabled=self.precision == "bf16" and self.cfg.cast_frozen_weights)
+
     def respond(self, problems: Sequence[Problem]) -> list[str]:
         line = all(asks_answer_line(answer_format_of(p)) for p in problems)  # code or free text: no early stop
         return self.generate([prompt_for(p) for p in problems], answer_line_stop=line)
@@ -213,7 +221,7 @@ class HFStudent:
         self.model.eval()
         bar = tqdm(total=len(texts), desc="generate", unit="prompt", disable=not self.progress)
         continuous = self.cfg.decode == "continuous" and not temperature
-        with self.merged_adapter(), bar:
+        with self.merged_adapter(), self.frozen_cast(), bar:
             if continuous:
                 for j in done or ():
                     outputs[j] = done[j]
@@ -389,10 +397,11 @@ class HFStudent:
             optimizer = adamw(self.model, self.cfg, self.optimizer_state if self.cfg.carry_optimizer else None)
             start, horizon = lr_window if lr_window is not None else (0, steps)
             optimizers = (optimizer, run_decay(optimizer, start, horizon))
-        metrics = run_sft(
-            self.model, self.tokenizer, examples, self.cfg, Path(out_dir),
-            steps=steps, progress=self.progress, seed=self.seed, optimizers=optimizers, **self._train_kwargs(),
-        )
+        with self.frozen_cast():
+            metrics = run_sft(
+                self.model, self.tokenizer, examples, self.cfg, Path(out_dir),
+                steps=steps, progress=self.progress, seed=self.seed, optimizers=optimizers, **self._train_kwargs(),
+            )
         if optimizers is not None and self.cfg.carry_optimizer:
             self.optimizer_state = optimizers[0].state_dict()
         self.model.eval()
@@ -410,7 +419,8 @@ class HFStudent:
 
         rows = list(self.tokenized(examples))
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        return completion_losses(self.model, rows, pad, self.autocast())
+        with self.frozen_cast():
+            return completion_losses(self.model, rows, pad, self.autocast())
 
     def tokenized(self, examples: Sequence[Example]):
         """The dataset (input_ids, labels with -100 on prompt tokens) that `train` would use."""
