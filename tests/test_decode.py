@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
-from ioa.students.decode import greedy_continuous, join_caches, left_pad_cache, trim_common_padding
+from ioa.students.decode import greedy_continuous, join_caches, last_logits_only, left_pad_cache, trim_common_padding
 
 VOCAB, PAD, EOS = 96, 0, 1
 
@@ -101,3 +101,21 @@ def test_join_pads_the_shorter_cache_on_the_left_and_trim_drops_shared_padding(m
 
     empty = DynamicCache()
     left_pad_cache(empty, 0)  # nothing to pad: a no-op, also on a cache without layers
+
+
+def test_prefill_keeps_the_last_positions_logits_only(model):
+    """The prefill asks for the last position's logits only (the others were 0.75 GB of a 64-prompt batch),
+    through a PEFT wrapper too, and they equal the full forward's last position."""
+    from peft import LoraConfig, get_peft_model
+
+    assert last_logits_only(model) == {"logits_to_keep": 1}
+    batch = encoder(prompts(3))
+    with torch.no_grad():
+        full = model(**batch).logits
+        last = model(**batch, **last_logits_only(model)).logits
+    assert last.shape == (3, 1, VOCAB)
+    assert torch.allclose(last[:, -1], full[:, -1], atol=1e-5)
+    import copy
+
+    wrapped = get_peft_model(copy.deepcopy(model), LoraConfig(r=2, target_modules=["q_proj"]))
+    assert last_logits_only(wrapped) == {"logits_to_keep": 1}
