@@ -1,9 +1,11 @@
 """Evaluation generation speed: continuous batching (the default) against transformers' generate in fixed batches.
 
 The baseline is the path every run used until 2026-12-03: `decode: generate` at `gen_batch_size` 16, where
-a batch decodes until its last sequence stops (one looping answer keeps fifteen finished ones decoding). The
-new path: `decode: continuous` at the configured batch size, where a finished sequence leaves the KV cache
-and a waiting prompt takes its place. Same model, same prompts, same greedy decoding and `max_new_tokens`,
+a batch decodes until its last sequence stops (one looping answer keeps fifteen finished ones decoding), with
+autocast recasting every frozen weight at every matmul (`student.cast_frozen_weights: false`). The new path
+(today's): `decode: continuous` at the configured batch size, where a finished sequence leaves the KV cache
+and a waiting prompt takes its place, the prefill computes the last position's logits only, and in bf16 the
+weights are cast once per call. Same model, same prompts, same greedy decoding and `max_new_tokens`,
 in one process, after a short warm-up:
 
 - `arithmetic`: what a run's probing, gates and final evaluation generate: the compare preset's modules,
@@ -42,8 +44,9 @@ from ioa.evaluation.runner import load_model  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed(student, prompts, decode: str, batch_size: int, options: dict) -> tuple[list[str], dict]:
-    student.cfg = student.cfg.model_copy(update={"decode": decode, "gen_batch_size": batch_size})
+def timed(student, prompts, decode: str, batch_size: int, options: dict, cast: bool = True) -> tuple[list[str], dict]:
+    student.cfg = student.cfg.model_copy(update={"decode": decode, "gen_batch_size": batch_size,
+                                                 "cast_frozen_weights": cast})
     outs = student.generate(prompts, **options)
     stats = dict(student.last_generation)
     return outs, {"decode": decode, "batch_size": batch_size, "new_tokens": int(stats["new_tokens"]),
@@ -88,7 +91,7 @@ def main() -> None:
     results = {}
     for name in (["arithmetic", "gsm8k"] if args.workload == "both" else [args.workload]):
         prompts, options = workload(name, args)
-        base_out, base = timed(student, prompts, "generate", args.baseline_batch_size, options)
+        base_out, base = timed(student, prompts, "generate", args.baseline_batch_size, options, cast=False)
         print(f"{name} baseline: {base}", file=sys.stderr, flush=True)
         new_out, new = timed(student, prompts, "continuous", args.batch_size, options)
         print(f"{name} continuous: {new}", file=sys.stderr, flush=True)
