@@ -192,6 +192,26 @@ def test_ablations_switch_off_one_part_each(tmp_path):
     assert not all(e["completion"] == e["raw"] for e in new_examples(full.rd))
 
 
+def test_interleave_teaches_the_organizers_modules_in_one_stage_like_the_ablation(tmp_path):
+    """`organizer.interleave` (the default preset's choice): full IOA, Identifier and Adapter on, teaches in
+    the one stage the no-organizer ablation uses: the same curriculum, the same examples, the whole budget."""
+    over = {"student.max_steps_per_stage": 6}
+    blocked = make_ctx(tmp_path, "ioa", "blocked")
+    run(blocked)
+    interleaved = make_ctx(tmp_path, "ioa", "interleaved", **over, **{"organizer.interleave": True})
+    used = run(interleaved)["budget"]["used"]
+    ablation = make_ctx(tmp_path, "ioa-no-organizer", **over)
+    run(ablation)
+    stages = read_json(interleaved.rd.curriculum)["stages"]
+    assert len(stages) == 1
+    assert sorted(stages[0]["modules"]) == sorted(
+        m for s in read_json(blocked.rd.curriculum)["stages"] if not s.get("bridge") for m in s["modules"])
+    assert read_json(interleaved.rd.curriculum) == read_json(ablation.rd.curriculum)
+    assert new_examples(interleaved.rd) == new_examples(ablation.rd)
+    assert len(list((interleaved.rd.root / "stages" / "0").glob("round-*"))) == 1  # no remedial round
+    assert used["steps"] == CAPS["budget.max_steps"] > interleaved.cfg.student.max_steps_per_stage
+
+
 def test_easy_to_hard_teaches_every_module_by_level_with_rising_numbers(tmp_path):
     ctx = make_ctx(tmp_path, "easy-to-hard")
     summary = run(ctx)

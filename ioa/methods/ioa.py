@@ -54,6 +54,8 @@ class IOA:
                       remedial rounds) and no difficulty ramp; under an equal budget that one stage gets
                       every example and step the budget allows (as the one-stage baselines do) instead
                       of a stage's share, so the comparison measures the curriculum, not a smaller budget
+      (`organizer.interleave` gives the full method the same one interleaved stage: the default preset's
+      choice, measured in bench/results/2026-12-05-one-interleaved-stage.md)
       adapt=False     ioa-no-adapter: the teacher's raw solutions (no decompose, template, simplify,
                       analogies or expand_steps); the load ramp stays, as it orders difficulty rather
                       than rewriting text
@@ -65,14 +67,15 @@ class IOA:
     adapt: bool = True
     counts_probing = True  # the Identifier's probing is part of the method, so it spends the method's budget
 
-    @property
-    def one_stage_takes_the_budget(self) -> bool:
-        return not self.organize
+    def one_stage(self, cfg: RunConfig) -> bool:
+        """Whether the targets are taught in one interleaved stage that takes the whole budget: without the
+        Organizer (the ablation), or with `organizer.interleave`."""
+        return not self.organize or cfg.organizer.interleave
 
     def configure(self, cfg: RunConfig) -> RunConfig:
         if not self.adapt:
             cfg = raw_solutions(cfg)
-        if not self.organize:
+        if self.one_stage(cfg):
             cfg = cfg.model_copy(update={
                 "adapter": cfg.adapter.model_copy(update={"load_ramp": False}),
                 "synthesis": cfg.synthesis.model_copy(update={"max_remedial_rounds": 0}),
@@ -109,7 +112,7 @@ class IOA:
         in one shuffled stage."""
         if not ctx.rd.curriculum.exists():
             cur = organize(diagnosis, ctx.cfg.organizer, ctx.cfg.identifier.coverage, ctx.cfg.budget.max_steps)
-            if not self.organize:
+            if self.one_stage(ctx.cfg):
                 cur = single_stage([m for s in cur.stages if not s.bridge for m in s.modules], ctx.cfg, shuffle=True)
             atomic_write_json(ctx.rd.curriculum, cur.to_dict())
         cur = Curriculum.from_dict(read_json(ctx.rd.curriculum))
@@ -149,7 +152,7 @@ class IOA:
             ctx.say(f"stage {stage.index} round {rnd}: training on {len(examples)} examples ("
                     + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")")
             # no remedial rounds to spend them on: the one stage may take every step the budget has left
-            whole = self.one_stage_takes_the_budget
+            whole = self.one_stage(ctx.cfg)
             train_round(ctx, rdir, examples, steps_left(ctx.cfg.budget, spent(ctx.rd)) if whole else steps)
             if stage.bridge:
                 return
@@ -201,7 +204,7 @@ class IOA:
         before = teacher_usage(ctx.teacher)
         if rnd == 0:
             n = syn.examples_per_module if not stage.bridge else max(4, syn.examples_per_module // 4)
-            if self.one_stage_takes_the_budget and allowed is not None:
+            if self.one_stage(ctx.cfg) and allowed is not None:
                 n = -(-allowed // len(modules))  # no remedial rounds to spend it on: the one stage gets it all
             ramp = ctx.cfg.adapter.load_ramp
             # the calibration pilot's problems in the chosen form, paid for already: that many fewer new ones
@@ -264,7 +267,7 @@ class IOA:
         """Steps this stage may still train under `organizer.step_plan: by-stage` (its share plus what earlier
         stages left unspent); None without a step budget or a plan."""
         total = ctx.cfg.budget.max_steps
-        if total is None or ctx.cfg.organizer.step_plan != "by-stage" or self.one_stage_takes_the_budget:
+        if total is None or ctx.cfg.organizer.step_plan != "by-stage" or self.one_stage(ctx.cfg):
             return None
         shares = step_shares(curriculum.stages, total)
         position = [s.index for s in curriculum.stages].index(stage.index)
