@@ -6,6 +6,10 @@ when the phase ends gives that phase's own peak, so a run's peak can be traced t
 it (`/usr/bin/time -v` only gives the whole run's). What happens between phases (loading the student,
 converting the GGUF file, writing files) is recorded as `other`. Only the main process (rank 0)
 records. Where /proc is missing (macOS, Windows) nothing is recorded and the run goes on.
+
+The reset is the process's own high-water mark, which is also what `getrusage` reports at exit: `/usr/bin/time -v`
+around a run then prints the last phase's peak, not the run's (2.51 GB for a default run whose training peaked
+at 3.56 GB here). Read memory.json, or its largest value, for the run's peak.
 """
 from __future__ import annotations
 
