@@ -1,13 +1,14 @@
 """Peak resident memory per phase: each phase gets its own high-water mark, kept across calls and resumes.
 
-Each check runs in a fresh interpreter (multiprocessing's spawn): inside the test suite's own process, after a
+Each check runs in a fresh interpreter: inside the test suite's own process, after a
 thousand earlier tests, a 300 MiB block once left the resident set where it was (2026-12-05, CI on a clean
 clone: the phase that touched it and the one that did not peaked alike), while the same checks passed alone.
 """
 from __future__ import annotations
 
 import json
-import multiprocessing
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,10 +34,12 @@ def phase(memory: PhaseMemory, name: str, n_mb: int, seconds: float = 5.0) -> No
 
 
 def in_fresh_process(check, *args) -> None:
-    child = multiprocessing.get_context("spawn").Process(target=check, args=args)
-    child.start()
-    child.join(120)
-    assert child.exitcode == 0, f"{check.__name__} failed in its process (exit code {child.exitcode}; see stderr)"
+    """`check(*args)` in a new interpreter (a plain subprocess: multiprocessing's spawn leaves a resource
+    tracker running, which the sandbox tests then find as a process left behind)."""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_phase_memory as t; "
+            f"t.{check.__name__}(*[t.Path(a) for a in sys.argv[1:]])")
+    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{check.__name__} failed in its process:\n{done.stderr[-2000:]}"
 
 
 def test_each_phase_gets_its_own_peak_not_the_one_before(tmp_path):
