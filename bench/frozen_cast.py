@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
 import tempfile
 from pathlib import Path
@@ -29,23 +28,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from train_throughput import run_mix_examples  # noqa: E402
+from train_throughput import default_preset_problems, run_mix_examples  # noqa: E402
 
 from ioa.answers import prompt_for  # noqa: E402
 from ioa.config import PRESETS, StudentConfig  # noqa: E402
-from ioa.domains import load_domain  # noqa: E402
 from ioa.paths import user_cache_dir  # noqa: E402
 from ioa.phase_memory import high_water_mb, reset_high_water  # noqa: E402
-from ioa.students.hf import HFStudent  # noqa: E402
+from ioa.students.hf import HFStudent, resolve_device, resolve_precision  # noqa: E402
 
 
 def default_prompts(n: int) -> list[str]:
-    domain = load_domain("arithmetic")
-    modules, probe = PRESETS["default"]["modules"], PRESETS["default"]["probe"]
-    low = max(0.0, probe["difficulty"] - probe["difficulty_spread"])
-    high = probe["difficulty"] + probe["difficulty_spread"]
-    return [prompt_for(domain.generate(modules[i % len(modules)], random.Random(i).uniform(low, high), 5000 + i))
-            for i in range(n)]
+    return [prompt_for(p) for p in default_preset_problems(n, 5000)]
 
 
 def generation(student: HFStudent, prompts: list[str], cast: bool) -> tuple[list[str], float, float | None]:
@@ -70,10 +63,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6, help="measured training steps, after one warm-up step")
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
+    # precision "bf16" would be honoured even where it is emulated, so ask what "auto" picks here
+    if resolve_precision("auto", resolve_device("auto")) != "bf16":
+        sys.exit("this machine does not run the student in bf16: nothing to compare")
     cfg = StudentConfig(**{k: v for k, v in PRESETS["default"]["student"].items() if k != "max_steps_per_stage"},
                         precision="bf16", max_steps_per_stage=args.steps + 1)
-    if HFStudent(cfg, user_cache_dir(), progress=False).precision != "bf16":
-        sys.exit("this machine does not run the student in bf16: nothing to compare")
 
     prompts = default_prompts(args.prompts)
     student = HFStudent(cfg, user_cache_dir(), progress=False)

@@ -104,20 +104,27 @@ def bare_loop(model_dir: str, cfg: StudentConfig, data: list[dict], bf16: bool) 
             "final_loss": float(loss.detach())}
 
 
-def run_mix_examples(n: int) -> list[Example]:
+def default_preset_problems(n: int, seed_base: int) -> list:
+    """n problems of the default preset's modules in turn, difficulties uniform over its probe band."""
     import random
 
-    from ioa.answers import prompt_for
     from ioa.config import PRESETS
     from ioa.domains import load_domain
-    from ioa.teachers.procedural import ProceduralTeacher
 
     domain = load_domain("arithmetic")
     modules, probe = PRESETS["default"]["modules"], PRESETS["default"]["probe"]
     low, high = probe["difficulty"] - probe["difficulty_spread"], probe["difficulty"] + probe["difficulty_spread"]
-    problems = [domain.generate(modules[i % len(modules)], random.Random(i).uniform(max(0, low), high), 9000 + i)
-                for i in range(n)]
-    solutions = ProceduralTeacher(domain).solve(problems)
+    return [domain.generate(modules[i % len(modules)], random.Random(i).uniform(max(0, low), high), seed_base + i)
+            for i in range(n)]
+
+
+def run_mix_examples(n: int) -> list[Example]:
+    from ioa.answers import prompt_for
+    from ioa.domains import load_domain
+    from ioa.teachers.procedural import ProceduralTeacher
+
+    problems = default_preset_problems(n, 9000)
+    solutions = ProceduralTeacher(load_domain("arithmetic")).solve(problems)
     return [Example(id=f"m{i}", module=p.module, prompt=prompt_for(p), completion=s.raw, answer=p.answer,
                     difficulty=p.difficulty) for i, (p, s) in enumerate(zip(problems, solutions))]
 
