@@ -188,6 +188,11 @@ class SynthesisConfig(Section):
         "split evenly over both). 0.4 with replay_fraction 0.1, 80 steps, paired on 2 seeds: column addition taught "
         "first 61.7% against 40.0% with one pool, deficient -6.7 [-25.0, +10.0] against vanilla, within noise "
         "(see README)")
+    step_up_when_exhausted: bool = Field(
+        False, description="IOA only: when a taught module's difficulty band holds fewer new problems than its share "
+        "of a stage (single-digit facts: the probes take most of them), the rest come from the next band up, as wide "
+        "as the probe band and starting at its top, instead of the module being taught on fewer problems. On the "
+        "default preset division facts got 19 problems where the column procedures got 64")
     candidates_per_example: int = Field(
         1, ge=1, le=8, description="IOA only: the teacher writes this many candidates for each new example of a round "
         "and the student's loss picks each module's hardest (ioa.select); the candidates cost teacher calls, only "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -273,6 +274,17 @@ def stage_difficulties(n: int, low: float, high: float, reach: float, ramp: bool
         return load_ramp(n, low, top)
     rng = random.Random(seed)
     return [round(rng.uniform(low, top), 4) for _ in range(n)]
+
+
+def step_up_band(low: float, high: float) -> tuple[float, float]:
+    """The next difficulty band above [low, high]: as wide, starting at its top, clipped at 1."""
+    return high, round(min(1.0, high + (high - low)), 6)
+
+
+def shortfalls(asked: Mapping[str, Sequence[float]], examples: Sequence[Example]) -> dict[str, int]:
+    """Per module, how many of the examples asked for (`asked`: module -> difficulties) were not made."""
+    made = Counter(e.module for e in examples)
+    return {module: len(ds) - made[module] for module, ds in asked.items() if len(ds) > made[module]}
 
 
 def remedial_targets(failed: Sequence[Problem], per_module: int) -> tuple[dict[str, list[float]], dict[str, list[str]]]:

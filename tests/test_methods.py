@@ -18,6 +18,7 @@ from ioa.methods.error_targeted import like_failed
 from ioa.methods.registry import run
 from ioa.methods.self_instruct import RougeL
 from ioa.rundir import RunDir
+from ioa.synthesize import shortfalls, step_up_band
 from ioa.teachers import load_teacher
 from ioa.types import Example
 
@@ -405,3 +406,44 @@ def test_candidates_need_a_student_that_scores_them(tmp_path):
     ctx.student.completion_losses = None  # a student without the capability
     with pytest.raises(ValueError, match="candidates_per_example: 2 needs a student that scores"):
         run(ctx)
+
+
+def test_step_up_fills_an_exhausted_band_from_the_next_band_up(tmp_path):
+    """`synthesis.step_up_when_exhausted`: division facts at the default's band (d in [0, 0.3]) hold about 40
+    problems and the probes take 20, so the module is taught on fewer than its share; with the switch the
+    rest come from the band above ([0.3, 0.6]), never a probe or test prompt."""
+    modules = ["multiplication_facts", "division_facts", "multi_digit_addition"]
+    start = {"multiplication_facts": 0.95, "division_facts": 0.3, "multi_digit_addition": 0.3}
+
+    def teach(name, step_up):
+        ctx = make_ctx(tmp_path, "ioa", name, **{
+            "modules": f"[{', '.join(modules)}]", "probe.difficulty": 0.15, "probe.difficulty_spread": 0.15,
+            "probe.items_per_module": 20, "synthesis.examples_per_module": 40, "organizer.interleave": True,
+            "budget.max_examples": 400, "budget.max_teacher_calls": 2000,
+            "synthesis.step_up_when_exhausted": step_up})
+        ctx.student = LearningFake(start, ctx.domain.declared_prerequisites())
+        run(ctx)
+        return ctx, [e for e in new_examples(ctx.rd) if e["module"] == "division_facts"]
+
+    _, plain = teach("plain", False)
+    ctx, stepped = teach("stepped", True)
+    assert len(plain) < 30 and all(e["difficulty"] <= 0.3 for e in plain)
+    above = [e for e in stepped if e["difficulty"] > 0.3]
+    assert len(stepped) - len(above) == len(plain) and len(above) >= 15  # the band's own problems, then more
+    assert all(e["difficulty"] <= 0.6 for e in above)
+    probes = {json.loads(line)["question"] for line in ctx.rd.probes.read_text().splitlines()}
+    test = {json.loads(line)["question"] for line in (ctx.rd.root / "test_items.jsonl").read_text().splitlines()}
+    assert not {e["prompt"].split("\n\n")[0] for e in stepped} & (probes | test)
+    assert len({e["prompt"] for e in stepped}) == len(stepped)
+
+
+def test_step_up_band_is_the_next_band_of_the_same_width():
+    assert step_up_band(0.0, 0.3) == (0.3, 0.6)
+    assert step_up_band(0.5, 0.8) == (0.8, 1.0)  # clipped at the top of the range
+
+
+def test_shortfalls_counts_what_was_asked_and_not_made():
+    def ex(module, i):
+        return Example(id=f"x{i}", module=module, prompt=f"p{module}{i}", completion="", answer="1", difficulty=0.1)
+    made = [ex("division_facts", i) for i in range(3)] + [ex("mean", i) for i in range(4)]
+    assert shortfalls({"division_facts": [0.1] * 5, "mean": [0.2] * 4}, made) == {"division_facts": 2}

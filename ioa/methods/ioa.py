@@ -39,10 +39,12 @@ from ioa.synthesize import (
     remedial_targets,
     replay_counts,
     replay_shares,
+    shortfalls,
     stage_difficulties,
+    step_up_band,
     synthesize,
 )
-from ioa.types import Curriculum, Diagnosis, Example, Stage
+from ioa.types import Curriculum, Diagnosis, Example, Module, Stage
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,8 @@ class IOA:
             kind = "bridge" if stage.bridge else "synth"
             made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, kind,
                               ctx.cfg.seed, progress=ctx.progress, expand=log.unmastered, adapters=log.adapters)
+            if syn.step_up_when_exhausted and not stage.bridge:
+                made = self.step_up(ctx, log, modules, counts, made, prefix, kind)
             pilot = [dataclasses.replace(e, id=f"{prefix}-pilot-{i:05d}", kind=kind)
                      for i, e in enumerate(e for m in modules for e in reuse.get(m.id, []))]
             made = dataclasses.replace(made, examples=pilot + made.examples, reused=len(pilot))
@@ -244,6 +248,22 @@ class IOA:
         examples = made.examples + replayed
         write_round_data(rdir, examples, made, usage_delta(before, ctx.teacher))
         return examples
+
+    @staticmethod
+    def step_up(ctx: Context, log: StageLog, modules: Sequence[Module], counts: dict[str, list[float]],
+                made: Synthesis, prefix: str, kind: str) -> Synthesis:
+        """`made` with the examples its modules' band could not give (`synthesis.step_up_when_exhausted`)
+        drawn from the next band up, at difficulties spread over it."""
+        short = shortfalls(counts, made.examples)
+        if not short:
+            return made
+        low, high = step_up_band(*probe_band(ctx.cfg))
+        ramp = ctx.cfg.adapter.load_ramp
+        up = {m: stage_difficulties(n, low, high, 1.0, ramp, ctx.cfg.seed) for m, n in short.items()}
+        more = synthesize(ctx.teacher, ctx.domain, [m for m in modules if m.id in short], up, ctx.cfg.adapter,
+                          ctx.seen, f"{prefix}-up", kind, ctx.cfg.seed, expand=log.unmastered, adapters=log.adapters)
+        return dataclasses.replace(made, examples=made.examples + more.examples, rejected=made.rejected + more.rejected,
+                                   duplicates=made.duplicates + more.duplicates)
 
     @staticmethod
     def keep_hardest(ctx: Context, made: Synthesis, k: int) -> Synthesis:
