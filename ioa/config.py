@@ -242,6 +242,11 @@ class StudentConfig(Section):
         "spent so far left it, so later (remedial) rounds train at a lower rate")
     max_steps_per_stage: int = Field(60, ge=1, le=1_000_000, description="cap on optimizer steps per training round")
     max_seq_len: int = Field(256, ge=16, le=131072)
+    shape_multiple: int = Field(
+        32, ge=1, le=1024, description="bf16 training pads each micro-batch's length, and the rows the completion "
+        "head sees, to a multiple of this (1: no padding), so the CPU's bf16 kernels (oneDNN, one cached kernel and "
+        "its buffers per matrix shape) meet a few shapes instead of one per batch: a fresh student's peak over 40 "
+        "steps of a default run's data 2.84 -> 2.15 GB at the same speed (214 vs 219 s). fp32 training is not padded")
     max_new_tokens: int = Field(160, ge=1, le=32768)
     gen_batch_size: int = Field(64, ge=1, le=4096, description="sequences decoded at once (continuous decoding: "
                                 "a decode step costs about a fixed 65 ms plus 7 ms a row on one CPU thread, so wide "

@@ -44,8 +44,17 @@ def grads(model) -> dict[str, torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("num_items", [None, 11])
-def test_completion_loss_and_gradients_equal_the_models_own(num_items):
+def padded(inputs: dict[str, torch.Tensor], multiple: int) -> dict[str, torch.Tensor]:
+    """The batch right-padded to a multiple of `multiple` positions, as the collator's pad_to_multiple_of does."""
+    extra = -inputs["input_ids"].shape[1] % multiple
+    fill = {"input_ids": 0, "attention_mask": 0, "labels": -100}
+    return {k: torch.nn.functional.pad(v, (0, extra), value=fill[k]) for k, v in inputs.items()}
+
+
+@pytest.mark.parametrize("num_items,multiple", [(None, 1), (11, 1), (None, 8), (11, 8)])
+def test_completion_loss_and_gradients_equal_the_models_own(num_items, multiple):
+    """Also with the shapes padded (`student.shape_multiple`): the batch to a multiple of 8 positions and the
+    head's 16 completion rows to 24: the padding changes no loss and no gradient."""
     model = get_peft_model(tiny_llama(), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
     with torch.no_grad():  # LoRA's B starts at zero: give it weights so its gradients are not trivially equal
         for name, p in model.named_parameters():
@@ -59,7 +68,8 @@ def test_completion_loss_and_gradients_equal_the_models_own(num_items):
 
     parts = decoder_and_head(model)
     assert parts is not None
-    ours = completion_loss(*parts, inputs, None if num_items is None else torch.tensor(num_items))
+    ours = completion_loss(*parts, padded(inputs, multiple), None if num_items is None else torch.tensor(num_items),
+                           row_multiple=multiple * 3)
     ours.backward()
     got = grads(model)
     assert torch.allclose(ours, own, atol=1e-6, rtol=1e-5)
