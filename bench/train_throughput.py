@@ -23,7 +23,8 @@ modules over its probe band, prompts under the chat template, batches of 8 in th
 order): `HFStudent.train` with the LM head on the completion positions only (today's path) against the
 full-logits head it replaced (pinned here by switching `decoder_and_head` off, shapes unpadded), the completion
 head with the frozen weights cast to bf16 once per round (`student.cast_frozen_weights`), and today's path (that,
-with bf16 shapes padded to `student.shape_multiple`), the same examples and steps; reported as loss-bearing (completion) tokens/s and all tokens/s, and the ratios to the full-logits path.
+with bf16 shapes padded to `student.shape_multiple`), the same examples and steps; reported as loss-bearing
+(completion) tokens/s and all tokens/s, and the ratios to the full-logits path.
 
 Run: .venv/bin/python bench/train_throughput.py [--steps 6] [--mix-steps 8]; the last line printed is JSON.
 """
