@@ -28,29 +28,29 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def one_round(multiple: int, steps: int) -> dict[str, float]:
     """Train in this process and return peak MiB, RSS after, seconds and the final loss."""
-    import re
     import tempfile
     import time
 
     sys.path.insert(0, str(ROOT / "bench"))
+    from peak_memory import rss_kb
     from train_throughput import run_mix_examples
 
     from ioa.config import StudentConfig
+    from ioa.phase_memory import reset_high_water
     from ioa.students.hf import HFStudent
-
-    def status(key: str) -> float:
-        return int(re.search(rf"{key}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
 
     cfg = StudentConfig(max_steps_per_stage=steps, epochs=1.0, shape_multiple=multiple)
     cache = Path(os.environ.get("IOA_CACHE", ROOT / ".cache"))
     student = HFStudent(cfg, cache, progress=False)
     examples = run_mix_examples(cfg.batch_size * cfg.grad_accum * steps)
-    Path("/proc/self/clear_refs").write_text("5")
+    reset_high_water()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         metrics = student.train(examples, Path(out), max_steps=steps)
-    return {"shape_multiple": multiple, "precision": student.precision, "peak_mb": round(status("VmHWM")),
-            "rss_after_mb": round(status("VmRSS")), "seconds": round(time.perf_counter() - start, 1),
+    seconds = time.perf_counter() - start
+    rss, peak = rss_kb(os.getpid())
+    return {"shape_multiple": multiple, "precision": student.precision, "peak_mb": round(peak / 1024),
+            "rss_after_mb": round(rss / 1024), "seconds": round(seconds, 1),
             "final_loss": round(metrics["final_loss"], 4)}
 
 
