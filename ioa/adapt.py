@@ -205,7 +205,7 @@ def adapt_solution(
     """The completion the student is trained on, built from the enabled transforms. `worked` holds the
     worked lines of the problem's steps to write out (`expand_steps`), keyed by step question."""
     if not (cfg.decompose or cfg.template or cfg.simplify or cfg.analogies or cfg.atomic_steps or cfg.explicit_digits
-            or cfg.peel_columns
+            or cfg.peel_columns or cfg.checked_steps
             or (cfg.expand_steps and worked)):
         return raw
     if cfg.expand_steps and worked:
@@ -228,7 +228,8 @@ def adapt_solution(
 
 
 RAW = {"decompose": False, "template": False, "simplify": False, "analogies": False, "expand_steps": False,
-       "atomic_steps": False, "explicit_digits": False, "peel_columns": False}
+       "atomic_steps": False, "explicit_digits": False, "peel_columns": False,
+       "checked_steps": False}
 # Each candidate form of the calibration pilot (ioa.calibrate), keyed by the names config.ADAPTER_FORMS
 # validates (a test holds the two lists equal; config cannot import this module).
 FORM_CHANGES: dict[str, dict[str, object]] = {
@@ -241,6 +242,7 @@ FORM_CHANGES: dict[str, dict[str, object]] = {
     "atomic": {"atomic_steps": True},
     "peeled": {"peel_columns": True},
     "expand": {"expand_steps": True},
+    "checked": {"checked_steps": True},
 }
 
 

@@ -82,7 +82,8 @@ class OrganizerConfig(Section):
         "one stage of 20; see README)")
 
 
-ADAPTER_FORMS = ("configured", "raw", "goal", "anchor", "structured", "explicit", "atomic", "peeled", "expand")
+ADAPTER_FORMS = ("configured", "raw", "goal", "anchor", "structured", "explicit", "atomic", "peeled", "expand",
+                 "checked")
 
 
 class CalibrationConfig(Section):
@@ -97,7 +98,8 @@ class CalibrationConfig(Section):
         description="candidate forms, the first the default a module keeps on a tie: configured (the adapter as "
         "configured), raw (the teacher's lines), goal (+ goal line), anchor (+ anchor line), structured (the "
         "paper's layout), explicit (explicit digits), atomic (atomic steps), peeled (peel_columns), expand "
-        "(expand_steps); a form that writes every pilot example as an earlier form does is not trained")
+        "(expand_steps), checked (checked_steps); a form that writes every pilot example as an earlier form does "
+        "is not trained")
     examples_per_module: int = Field(8, ge=1, le=10_000, description="pilot problems per target module, the same "
                                      "problems in every form (counted once against budget.max_examples)")
     steps: int = Field(2, ge=1, le=10_000, description="optimizer steps per trained form, from the student's "
@@ -154,6 +156,14 @@ class AdapterConfig(Section):
         "learned (multi-digit multiplication 5.0% against vanilla's 32.5% over 4 paired seeds, answers skipping "
         "parts or looping), and on a default run division facts ended at 65% against 90% (the quotient read off "
         "the wrong line), so it is off (see README)")
+    checked_steps: bool = Field(
+        False, description="train on the domain's solution in which a result the student would recall in one shot "
+        "is found by steps it can check (arithmetic: division facts by trying a quotient near the answer, checking "
+        "its product against the dividend and moving one up or down; the mean by adding two numbers at a time) "
+        "instead of the teacher's lines, where the domain has such a form; the LLM Adapter does not do it. After a "
+        "default run on the teacher's lines most wrong division facts copied a guessed factor whose product the "
+        "student wrote right and never compared with the dividend, and most wrong means summed the list wrongly "
+        "in one line")
     calibrate: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
 

@@ -22,6 +22,7 @@ from ioa.domains.base import (
     Domain,
     WorksSteps,
     WritesAtomicSteps,
+    WritesCheckedSteps,
     WritesExplicitDigits,
     WritesPeeledColumns,
 )
@@ -126,11 +127,15 @@ def worked_steps(domain: Domain, problem: Problem, expand: frozenset[str],
 
 def solving_text(domain: Domain, problem: Problem, text: str, adapter: AdapterConfig) -> str:
     """The solving lines the Adapter rewrites: the domain's atomic steps (`adapter.atomic_steps`), its
-    explicit-digit form (`adapter.explicit_digits`) or its peeled columns (`adapter.peel_columns`) where it
-    has them for this problem, else the teacher's own. The teacher's answer was checked already; these lines
-    come from the problem itself and end on the same answer."""
+    checked steps (`adapter.checked_steps`), its explicit-digit form (`adapter.explicit_digits`) or its peeled
+    columns (`adapter.peel_columns`) where it has them for this problem, else the teacher's own. The teacher's
+    answer was checked already; these lines come from the problem itself and end on the same answer."""
     if adapter.atomic_steps and isinstance(domain, WritesAtomicSteps):
         lines = domain.atomic_lines(problem)
+        if lines:
+            return "\n".join(lines)
+    if adapter.checked_steps and isinstance(domain, WritesCheckedSteps):
+        lines = domain.checked_lines(problem)
         if lines:
             return "\n".join(lines)
     if adapter.explicit_digits and isinstance(domain, WritesExplicitDigits):

@@ -255,3 +255,24 @@ def test_anchor_line_copies_the_task_and_names_the_skill_before_the_solving_line
         assert task in expression and first == f"{expression}: {MODULES[module_id].name.lower()}."
         assert rest == plain.splitlines()  # the opening line is the only change
         assert extract_answer(text) == p.answer
+
+
+def test_checked_steps_train_division_facts_and_the_mean_on_the_domains_checked_lines_only():
+    from ioa.config import RunConfig
+    from ioa.methods.base import raw_solutions
+    from ioa.synthesize import synthesize
+    from ioa.teachers.procedural import ProceduralTeacher
+
+    picked = [MODULES["division_facts"], MODULES["mean"], MODULES["addition_facts"]]
+    counts = {m.id: [0.1, 0.3] for m in picked}
+    examples = synthesize(ProceduralTeacher(DOMAIN), DOMAIN, picked, counts, AdapterConfig(checked_steps=True),
+                          set(), "t", "synth", 0).examples
+    assert len(examples) == 6
+    for e in examples:
+        lines = e.completion.splitlines()
+        problem = DOMAIN.generate(e.module, e.difficulty, int(e.problem_id.split("-")[1]))
+        checked = DOMAIN.checked_lines(problem)
+        assert lines[-1] == f"Answer: {e.answer}"
+        assert lines[:-1] == (checked or problem.solution.splitlines())  # the facts keep the teacher's lines
+        assert ("Try " in e.completion or "one at a time" in e.completion) == (e.module != "addition_facts")
+    assert raw_solutions(RunConfig(adapter={"checked_steps": True})).adapter.checked_steps is False

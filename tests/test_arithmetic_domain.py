@@ -366,3 +366,35 @@ def test_atomic_division_walks_up_the_divisors_times_table_to_the_dividend():
         assert all(b * k == n for b, k, n in facts) and [k for _, k, _ in facts] == list(range(1, len(facts) + 1))
         assert facts[-1][2] == int(p.meta["a"]) and facts[-1][1] == int(p.answer)  # stops at the dividend
         assert DOMAIN.check(p, "\n".join(lines) + "\nAnswer: " + p.answer)
+
+
+def test_checked_division_tries_quotients_near_the_answer_and_compares_each_product_with_the_dividend():
+    from ioa.domains.arithmetic import division_by_checking_lines
+
+    assert division_by_checking_lines(36, 6, 8) == [
+        "Find the number that gives 36 when multiplied by 6.", "Try 8: 6 × 8 = 48, more than 36.",
+        "Try 7: 6 × 7 = 42, more than 36.", "Try 6: 6 × 6 = 36.", "So 36 ÷ 6 = 6."]
+    firsts = set()
+    for p in problems("division_facts"):
+        lines = DOMAIN.checked_lines(p)
+        assert lines == DOMAIN.checked_lines(p)  # the first try is drawn from the problem's id
+        tries = [tuple(map(int, m[:4])) + (m[4],) for m in
+                 re.findall(r"^Try (\d+): (\d+) × (\d+) = (\d+)(?:, (less|more) than \d+)?\.$", "\n".join(lines), re.M)]
+        n, q = int(p.meta["a"]), int(p.answer)
+        assert all(k == k2 and b * k == prod for k, b, k2, prod, _ in tries)
+        assert all((word == "less") == (prod < n) for _, _, _, prod, word in tries[:-1])
+        assert tries[-1][0] == q and tries[-1][3] == n and not tries[-1][4] and abs(tries[0][0] - q) <= 2
+        firsts.add(tries[0][0] - q)
+        assert DOMAIN.check(p, "\n".join(lines) + "\nAnswer: " + p.answer)
+    assert len(firsts) >= 3  # the first try is sometimes right, sometimes below and sometimes above
+
+
+def test_checked_mean_adds_two_numbers_at_a_time():
+    for p in problems("mean"):
+        lines = DOMAIN.checked_lines(p)
+        sums = [tuple(map(int, m)) for m in re.findall(r"^(\d+) \+ (\d+) = (\d+)\.$", "\n".join(lines), re.M)]
+        values = p.meta["values"]
+        assert [b for _, b, _ in sums] == values[1:] and sums[0][0] == values[0]
+        assert all(a + b == c for a, b, c in sums) and sums[-1][2] == sum(values)
+        assert DOMAIN.check(p, "\n".join(lines) + "\nAnswer: " + p.answer)
+    assert DOMAIN.checked_lines(DOMAIN.generate("multi_digit_addition", 0.3, 1)) is None

@@ -379,6 +379,33 @@ def division_by_table_lines(n: int, b: int) -> list[str]:
             + [f"So {n} ÷ {b} = {q}."])
 
 
+def division_by_checking_lines(n: int, b: int, first: int) -> list[str]:
+    """n ÷ b by trying a quotient, checking its product against n and moving one up or down until the
+    product is n (`first` is the first try). A default run's student that wrote the teacher's one line
+    ("6 × 7 = 42. So 36 ÷ 6 = 7.") got division facts wrong mostly by copying a guessed factor whose
+    product it wrote correctly but never compared with the dividend; it knows every product it needs."""
+    q = n // b
+    step = 1 if first < q else -1
+    lines = [f"Find the number that gives {n} when multiplied by {b}."]
+    for k in range(first, q, step):
+        lines.append(f"Try {k}: {b} × {k} = {b * k}, {'less' if k < q else 'more'} than {n}.")
+    return lines + [f"Try {q}: {b} × {q} = {n}.", f"So {n} ÷ {b} = {q}."]
+
+
+def mean_by_running_sum_lines(values: list[int]) -> list[str]:
+    """The mean with the numbers added two at a time (`1 + 13 = 14.`, `14 + 6 = 20.`, ...), each line one
+    addition a student who knows the facts can take, instead of the teacher's one line that adds them all:
+    the sum of that line was the first wrong number in most wrong mean answers of a default run."""
+    total, lines = values[0], []
+    for v in values[1:]:
+        lines.append(f"{total} + {v} = {total + v}.")
+        total += v
+    count = len(values)
+    return (["Add the numbers one at a time."] + lines
+            + [f"There are {count} numbers.", f"Divide: {total} ÷ {count} = {total // count}.",
+               f"So the mean is {total // count}."])
+
+
 def draw_fractions(rng: random.Random, d: float) -> tuple[int, int, int, int]:
     """a/b + c/e with distinct denominators, a small common denominator, and a sum to simplify."""
     top, cap = lerp(d, 4, 12), lerp(d, 12, 24)
@@ -624,6 +651,19 @@ class ArithmeticDomain:
         if problem.module != "multi_digit_multiplication":
             return None
         return multiplication_by_place_lines(int(problem.meta["a"]), int(problem.meta["b"]))
+
+    def checked_lines(self, problem: Problem) -> list[str] | None:
+        """Division facts by trying quotients and checking each product against the dividend, the
+        first try within two of the quotient (drawn from the problem's id, so the same problem always
+        gets the same lines); the mean by adding two numbers at a time; None for the other modules."""
+        if problem.module == "division_facts":
+            n, b = int(problem.meta["a"]), int(problem.meta["b"])
+            q = n // b
+            first = random.Random(problem.id).choice([k for k in range(q - 2, q + 3) if k >= 1])
+            return division_by_checking_lines(n, b, first)
+        if problem.module == "mean":
+            return mean_by_running_sum_lines([int(v) for v in problem.meta["values"]])
+        return None
 
     def explicit_lines(self, problem: Problem) -> list[str] | None:
         """The column procedures with every digit named by its place first and the result built column

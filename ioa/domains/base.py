@@ -102,3 +102,15 @@ class WritesAtomicSteps(Protocol):
         """The solving lines, ending on a line that states the result; None when the teacher's own
         lines already are such steps."""
         ...
+
+
+@runtime_checkable
+class WritesCheckedSteps(Protocol):
+    """Optional domain capability: a problem's solution in which a result the student would have to
+    recall in one shot is found by steps it can check with what it knows (the Adapter's `checked_steps`
+    trains on these instead of the teacher's lines)."""
+
+    def checked_lines(self, problem: Problem) -> list[str] | None:
+        """The solving lines, ending on a line that states the result; None for modules without such
+        a form."""
+        ...
