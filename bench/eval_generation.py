@@ -10,14 +10,20 @@ in one process, after a short warm-up:
 
 - `arithmetic`: what a run's probing, gates and final evaluation generate: the compare preset's modules,
   --prompts problems spread over their difficulty band, with the answer-line early stop;
-- `gsm8k`: `ioa eval`'s GSM8K prompts (step-by-step, `#### <number>`).
+- `gsm8k`: `ioa eval`'s GSM8K prompts (step-by-step, `#### <number>`);
+- `probes`: a run directory's probe set (`--run`, its trained student unless --model says otherwise), graded,
+  with each path's accuracy per module (the issue's bar: in bf16, the same accuracy within one item per module).
+
+Each workload times three paths: the baseline, today's continuous decoding with every step under autocast
+(`student.bf16_decode_steps: false`), and continuous decoding with the decode steps in bf16
+(`bf16_decode_steps`; the same as the previous in fp32).
 
 `wall_ratio` = baseline seconds / new seconds for the same prompts (the issue's "evaluation ≥ 4×" bar);
 tokens are the generated tokens (a sequence that ended stops counting), so the rates count the same work;
 `identical` is how many completions the two paths agree on (greedy; in bf16 the batch a row shares changes
 its arithmetic a little, in fp32 they agree).
 
-Run: .venv/bin/python bench/eval_generation.py [--workload arithmetic|gsm8k|both] [--prompts 96]
+Run: .venv/bin/python bench/eval_generation.py [--workload arithmetic|gsm8k|probes|both] [--prompts 96] [--run DIR]
      [--max-new-tokens 288] [--batch-size 64] [--baseline-batch-size 16] [--threads N] [--model PATH]
 The last line printed is JSON.
 """
@@ -44,13 +50,34 @@ from ioa.evaluation.runner import load_model  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed(student, prompts, decode: str, batch_size: int, options: dict, cast: bool = True) -> tuple[list[str], dict]:
+def timed(student, prompts, decode: str, batch_size: int, options: dict, cast: bool = True,
+          bf16_steps: bool = True) -> tuple[list[str], dict]:
     student.cfg = student.cfg.model_copy(update={"decode": decode, "gen_batch_size": batch_size,
-                                                 "cast_frozen_weights": cast})
+                                                 "cast_frozen_weights": cast, "bf16_decode_steps": bf16_steps})
     outs = student.generate(prompts, **options)
     stats = dict(student.last_generation)
-    return outs, {"decode": decode, "batch_size": batch_size, "new_tokens": int(stats["new_tokens"]),
-                  "seconds": round(stats["seconds"], 2), "tokens_per_s": round(stats["tokens_per_s"], 2)}
+    return outs, {"decode": decode, "batch_size": batch_size, "bf16_decode_steps": bf16_steps,
+                  "new_tokens": int(stats["new_tokens"]), "seconds": round(stats["seconds"], 2),
+                  "tokens_per_s": round(stats["tokens_per_s"], 2)}
+
+
+def identical(a: list[str], b: list[str]) -> str:
+    return f"{sum(x == y for x, y in zip(a, b))}/{len(a)}"
+
+
+def probe_problems(run: Path) -> list:
+    from ioa.io import read_jsonl
+    from ioa.types import Problem
+
+    return [Problem.from_dict(row) for row in read_jsonl(run / "probes.jsonl")]
+
+
+def accuracy(problems, outputs) -> dict[str, float]:
+    domain = load_domain("arithmetic")
+    per: dict[str, list[bool]] = {}
+    for problem, out in zip(problems, outputs):
+        per.setdefault(problem.module, []).append(domain.check(problem, out))
+    return {module: round(100 * sum(v) / len(v), 1) for module, v in sorted(per.items())}
 
 
 def arithmetic_prompts(n: int) -> list[str]:
@@ -62,6 +89,8 @@ def arithmetic_prompts(n: int) -> list[str]:
 
 
 def workload(name: str, args) -> tuple[list[str], dict]:
+    if name == "probes":
+        return [prompt_for(p) for p in probe_problems(args.run)], {"max_new_tokens": args.max_new_tokens}
     if name == "arithmetic":
         return arithmetic_prompts(args.prompts), {"max_new_tokens": args.max_new_tokens}
     bench = get_benchmark("gsm8k")
@@ -73,7 +102,9 @@ def workload(name: str, args) -> tuple[list[str], dict]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m", help="hub id, local folder or run directory")
-    ap.add_argument("--workload", choices=("arithmetic", "gsm8k", "both"), default="both")
+    ap.add_argument("--workload", choices=("arithmetic", "gsm8k", "probes", "both"), default="both")
+    ap.add_argument("--run", type=Path, help="probes: the run directory whose probes.jsonl (and, without --model, "
+                    "whose trained student) to use")
     ap.add_argument("--prompts", type=int, default=96)
     ap.add_argument("--max-new-tokens", type=int, default=288)
     ap.add_argument("--batch-size", type=int, default=StudentConfig().gen_batch_size)
@@ -83,6 +114,11 @@ def main() -> None:
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "runs" / ".cache")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's); 1 on a busy shared machine")
     args = ap.parse_args()
+    if args.workload == "probes":
+        if args.run is None:
+            ap.error("--workload probes needs --run DIR")
+        if args.model == ap.get_default("model"):
+            args.model = str(args.run)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -93,11 +129,20 @@ def main() -> None:
         prompts, options = workload(name, args)
         base_out, base = timed(student, prompts, "generate", args.baseline_batch_size, options, cast=False)
         print(f"{name} baseline: {base}", file=sys.stderr, flush=True)
+        auto_out, auto = timed(student, prompts, "continuous", args.batch_size, options, bf16_steps=False)
+        print(f"{name} continuous, steps under autocast: {auto}", file=sys.stderr, flush=True)
         new_out, new = timed(student, prompts, "continuous", args.batch_size, options)
-        print(f"{name} continuous: {new}", file=sys.stderr, flush=True)
-        results[name] = {"prompts": len(prompts), "baseline": base, "continuous": new,
-                         "wall_ratio": round(base["seconds"] / new["seconds"], 2),
-                         "identical": f"{sum(a == b for a, b in zip(base_out, new_out))}/{len(prompts)}"}
+        print(f"{name} continuous, bf16 decode steps: {new}", file=sys.stderr, flush=True)
+        results[name] = {"prompts": len(prompts), "baseline": base, "continuous_autocast_steps": auto,
+                         "continuous": new, "wall_ratio": round(base["seconds"] / new["seconds"], 2),
+                         "wall_ratio_bf16_steps": round(auto["seconds"] / new["seconds"], 2),
+                         "identical": identical(base_out, new_out),
+                         "identical_bf16_steps": identical(auto_out, new_out)}
+        if name == "probes":
+            problems = probe_problems(args.run)
+            results[name]["accuracy"] = {"baseline": accuracy(problems, base_out),
+                                         "continuous_autocast_steps": accuracy(problems, auto_out),
+                                         "continuous": accuracy(problems, new_out)}
     print(json.dumps({"model": args.model, "precision": student.precision, "device": str(student.device),
                       "threads": torch.get_num_threads(), "max_new_tokens": args.max_new_tokens, **results}))
 

@@ -269,6 +269,11 @@ class StudentConfig(Section):
     cast_frozen_weights: bool = Field(
         True, description="in bf16, cast the frozen linear weights to bf16 once per generation or training round "
         "instead of autocast recasting them at every matmul: the same numbers, faster (ioa/students/cast_weights.py)")
+    bf16_decode_steps: bool = Field(
+        False, description="in bf16 with cast_frozen_weights, continuous decoding runs each decode step with the whole "
+        "model in bf16 (residual stream, norms, cached keys) instead of under autocast; the prefills stay under "
+        "autocast. Faster decode steps (ioa/students/cast_weights.DecodeWeights), not the same numbers: see "
+        "bench/eval_generation.py for the accuracy on the same prompts")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
 
 

@@ -89,3 +89,21 @@ def test_restored_after_an_exception_and_off_changes_nothing():
     with frozen_weights_cast(model, enabled=False) as count:
         assert count == 0
         assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_for_inference_every_linear_weight_is_cast_even_one_that_requires_grad():
+    """A model loaded for evaluation (or a student before its LoRA wrap) has every weight requiring grad: the
+    training cast leaves it alone, the inference cast casts it, with the same logits as per-op autocast."""
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128))
+    ids = batch()["input_ids"]
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = model(input_ids=ids).logits
+        with frozen_weights_cast(model) as cast:
+            assert cast == 0
+        with frozen_weights_cast(model, trainable=True) as cast:
+            assert cast == 2 * 7 + 1  # seven linear layers a block, and the head
+            assert model.model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
+            assert torch.equal(model(input_ids=ids).logits, expected)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}

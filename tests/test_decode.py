@@ -119,3 +119,36 @@ def test_prefill_keeps_the_last_positions_logits_only(model):
 
     wrapped = get_peft_model(copy.deepcopy(model), LoraConfig(r=2, target_modules=["q_proj"]))
     assert last_logits_only(wrapped) == {"logits_to_keep": 1}
+
+
+def test_bf16_decode_steps_run_every_weight_and_the_cache_in_bf16_and_keep_the_greedy_choices(model):
+    from ioa.students.cast_weights import DecodeWeights
+
+    originals = {name: p for name, p in model.named_parameters()}
+    weights = DecodeWeights(model, torch.bfloat16)
+    with weights.active():
+        assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert all(p is originals[name] and p.dtype == torch.float32 for name, p in model.named_parameters())
+
+    seen: list[tuple[int, torch.dtype, torch.dtype]] = []  # (input length, weight dtype, cached keys dtype)
+
+    def record(module, args, kwargs):
+        cache = kwargs.get("past_key_values")
+        keys = cache.layers[0].keys.dtype if cache is not None and cache.layers[0].keys is not None else None
+        seen.append((kwargs["input_ids"].shape[1], module.model.norm.weight.dtype, keys))
+
+    texts = prompts(13)
+    expected = [alone(model, p, 20) for p in texts]
+    got: dict[int, list[int]] = {}
+    handle = model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        greedy_continuous(model, encoder, texts, max_new_tokens=20, batch_size=4, eos_ids={EOS},
+                          finished=stops_at_multiple_of_seven, on_done=lambda i, t: got.setdefault(i, t),
+                          autocast=torch.autocast("cpu", dtype=torch.bfloat16),
+                          step_context=weights.active, cache_dtype=torch.bfloat16)
+    finally:
+        handle.remove()
+    steps = [s for s in seen if s[0] == 1]
+    assert steps and all(w == torch.bfloat16 and k == torch.bfloat16 for _, w, k in steps)
+    assert all(w == torch.float32 for n, w, _ in seen if n > 1)  # the prefills run under autocast, fp32 norms
+    assert sum(got[i] == expected[i] for i in range(len(texts))) >= 11  # bf16 rounding may flip a near tie

@@ -304,7 +304,8 @@ def test_frozen_weights_cast_once_change_nothing_in_bf16(cache_dir, tmp_path):
     states, outputs, losses = [], [], []
     prompts = [f"What is {a} + {b}? End with a line 'Answer: <number>'." for a, b in [(2, 3), (17, 25), (108, 96)]]
     for cast in (True, False):
-        student = HFStudent(bf16.model_copy(update={"cast_frozen_weights": cast}), cache_dir, progress=False, seed=3)
+        config = bf16.model_copy(update={"cast_frozen_weights": cast, "bf16_decode_steps": False})
+        student = HFStudent(config, cache_dir, progress=False, seed=3)
         metrics = student.train(make_examples(8), tmp_path / f"cast-{cast}", max_steps=2)
         states.append(student.trainable_state())
         outputs.append(student.generate(prompts))

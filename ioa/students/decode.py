@@ -19,6 +19,8 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from ioa.students.cast_weights import cast_cache
+
 
 @dataclass
 class Row:
@@ -79,6 +81,8 @@ def greedy_continuous(
     on_done: Callable[[int, list[int]], None],
     autocast: AbstractContextManager | None = None,
     refill_at: int | None = None,
+    step_context: Callable[[], AbstractContextManager] | None = None,
+    cache_dtype: torch.dtype | None = None,
 ) -> int:
     """Decode every text greedily, at most `batch_size` live at once; `finished(tokens, new_token)` says
     whether a sequence is complete after `new_token` was appended (end-of-sequence tokens end it without
@@ -88,7 +92,11 @@ def greedy_continuous(
     Waiting prompts join once `refill_at` places are free (default a quarter of the batch) or the batch
     is empty: a prefill costs several decode steps however few prompts it holds (one 100-token prompt
     about as much as 3-8 steps of a 16-row batch on one CPU thread), so refilling one place at a time
-    spent more than it saved."""
+    spent more than it saved.
+
+    `step_context`, where given, is entered around each decode step with `autocast` left (the prefills stay
+    under it), and a prefill's cache is cast to `cache_dtype`: the bf16 decode steps of
+    cast_weights.DecodeWeights."""
     refill_at = max(1, refill_at if refill_at is not None else batch_size // 4)
     queue = deque(range(len(texts)))
     live: list[Row] = []
@@ -131,6 +139,8 @@ def greedy_continuous(
                 if not keep:
                     continue
                 new_cache = out.past_key_values
+                if cache_dtype is not None:
+                    cast_cache(new_cache, cache_dtype)
                 if len(keep) < len(take):
                     idx = torch.tensor(keep, device=new_mask.device)
                     new_cache.batch_select_indices(idx)
@@ -148,8 +158,10 @@ def greedy_continuous(
                 continue
             mask = F.pad(mask, (0, 1), value=1)
             positions = positions + 1
-            out = model(input_ids=last[:, None], attention_mask=mask, position_ids=positions[:, None],
-                        past_key_values=cache, use_cache=True)
+            with step_context() if step_context else nullcontext(), \
+                    torch.autocast(last.device.type, enabled=False) if step_context else nullcontext():
+                out = model(input_ids=last[:, None], attention_mask=mask, position_ids=positions[:, None],
+                            past_key_values=cache, use_cache=True)
             last = out.logits[:, -1].argmax(-1)
             keep = advance(live, last.tolist())
             if len(keep) == len(live):

@@ -27,7 +27,7 @@ from ioa.config import StudentConfig
 from ioa.grading import FINISHED_ANSWER_LINE
 from ioa.io import atomic_dir, atomic_write_json
 from ioa.students.base import STATE_FILE, world_size
-from ioa.students.cast_weights import frozen_weights_cast
+from ioa.students.cast_weights import DecodeWeights, frozen_weights_cast
 from ioa.students.decode import greedy_continuous
 from ioa.students.hf_convert import StudentLoadError, load_pretrained
 from ioa.students.hf_train import adamw, lora_config, plan_steps, prepared_dataset, run_decay, run_sft
@@ -156,9 +156,10 @@ class HFStudent:
     def autocast(self) -> AbstractContextManager:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
-    def frozen_cast(self) -> AbstractContextManager:
-        """The frozen linear weights held in bf16 for the block (bf16 precision only): see cast_weights."""
-        return frozen_weights_cast(self.model, torch.bfloat16,
+    def frozen_cast(self, inference: bool = False) -> AbstractContextManager:
+        """The frozen linear weights held in bf16 for the block (bf16 precision only): see cast_weights.
+        `inference`: every linear weight, trainable or not (a block that computes no gradient)."""
+        return frozen_weights_cast(self.model, torch.bfloat16, trainable=inference,
                                    enabled=self.precision == "bf16" and self.cfg.cast_frozen_weights)
 
     def respond(self, problems: Sequence[Problem]) -> list[str]:
@@ -221,7 +222,7 @@ class HFStudent:
         self.model.eval()
         bar = tqdm(total=len(texts), desc="generate", unit="prompt", disable=not self.progress)
         continuous = self.cfg.decode == "continuous" and not temperature
-        with self.merged_adapter(), self.frozen_cast(), bar:
+        with self.merged_adapter(), self.frozen_cast(inference=True), bar:
             if continuous:
                 for j in done or ():
                     outputs[j] = done[j]
@@ -314,7 +315,15 @@ class HFStudent:
         return greedy_continuous(
             self.model, lambda batch: self.encode(batch, add_special_tokens=not chat), texts,
             max_new_tokens=max_new_tokens, batch_size=self.cfg.gen_batch_size, eos_ids=self.eos_ids(),
-            finished=finished, on_done=on_done, autocast=self.autocast())
+            finished=finished, on_done=on_done, autocast=self.autocast(), **self._decode_step_options())
+
+    def _decode_step_options(self) -> dict[str, Any]:
+        """bf16 decode steps (`student.bf16_decode_steps`, bf16 precision with the frozen weights cast): the
+        model's other frozen weights in bf16 for each step, the prefills' caches cast to bf16."""
+        if not (self.precision == "bf16" and self.cfg.cast_frozen_weights and self.cfg.bf16_decode_steps):
+            return {}
+        weights = DecodeWeights(self.model, torch.bfloat16)
+        return {"step_context": weights.active, "cache_dtype": torch.bfloat16}
 
     def _generate_batch(
         self,
