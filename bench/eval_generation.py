@@ -2,11 +2,18 @@
 
 The baseline is the path every run used until 2026-12-03: `decode: generate` at `gen_batch_size` 16, where
 a batch decodes until its last sequence stops (one looping answer keeps fifteen finished ones decoding), with
-autocast recasting every frozen weight at every matmul (`student.cast_frozen_weights: false`). The new path
-(today's): `decode: continuous` at the configured batch size, where a finished sequence leaves the KV cache
-and a waiting prompt takes its place, the prefill computes the last position's logits only, and in bf16 the
-weights are cast once per call. Same model, same prompts, same greedy decoding and `max_new_tokens`,
-in one process, after a short warm-up:
+autocast recasting every frozen weight at every matmul (`student.cast_frozen_weights: false`). Against it, in
+one process, after a short warm-up, the same model, prompts, greedy decoding and `max_new_tokens`:
+
+- `continuous_whole_prompts`: continuous decoding at the configured batch size (a finished sequence leaves the
+  KV cache and a waiting prompt takes its place; the prefill computes the last position's logits only; in bf16
+  every linear weight cast once per call), each prompt prefilled whole;
+- `continuous_shared_prefix`: the same, with the tokens every prompt starts with prefilled once
+  (`student.prefill_shared_prefix`);
+- `continuous`: and the decode steps with the whole model in bf16 (`student.bf16_decode_steps`; off with
+  --no-bf16-decode-steps; in fp32 the same as the path before).
+
+Workloads:
 
 - `arithmetic`: what a run's probing, gates and final evaluation generate: the compare preset's modules,
   --prompts problems spread over their difficulty band, with the answer-line early stop;
@@ -14,13 +21,9 @@ in one process, after a short warm-up:
 - `probes`: a run directory's probe set (`--run`, its trained student unless --model says otherwise), graded,
   with each path's accuracy per module (the issue's bar: in bf16, the same accuracy within one item per module).
 
-Each workload times three paths: the baseline, today's continuous decoding with every step under autocast
-(`student.bf16_decode_steps: false`), and continuous decoding with the decode steps in bf16
-(`bf16_decode_steps`; the same as the previous in fp32).
-
-`wall_ratio` = baseline seconds / new seconds for the same prompts (the issue's "evaluation ≥ 4×" bar);
+`wall_ratio` = baseline seconds / a path's seconds for the same prompts (the issue's "evaluation ≥ 4×" bar);
 tokens are the generated tokens (a sequence that ended stops counting), so the rates count the same work;
-`identical` is how many completions the two paths agree on (greedy; in bf16 the batch a row shares changes
+`identical_to_*` is how many completions two paths agree on (greedy; in bf16 the batch a row shares changes
 its arithmetic a little, in fp32 they agree).
 
 Run: .venv/bin/python bench/eval_generation.py [--workload arithmetic|gsm8k|probes|both] [--prompts 96] [--run DIR]
@@ -50,14 +53,12 @@ from ioa.evaluation.runner import load_model  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed(student, prompts, decode: str, batch_size: int, options: dict, cast: bool = True,
-          bf16_steps: bool = True) -> tuple[list[str], dict]:
-    student.cfg = student.cfg.model_copy(update={"decode": decode, "gen_batch_size": batch_size,
-                                                 "cast_frozen_weights": cast, "bf16_decode_steps": bf16_steps})
+def timed(student, prompts, options: dict, **cfg) -> tuple[list[str], dict]:
+    """Generate `prompts` with the student configured by `cfg` (StudentConfig fields); completions and stats."""
+    student.cfg = student.cfg.model_copy(update=cfg)
     outs = student.generate(prompts, **options)
     stats = dict(student.last_generation)
-    return outs, {"decode": decode, "batch_size": batch_size, "bf16_decode_steps": bf16_steps,
-                  "new_tokens": int(stats["new_tokens"]), "seconds": round(stats["seconds"], 2),
+    return outs, {**cfg, "new_tokens": int(stats["new_tokens"]), "seconds": round(stats["seconds"], 2),
                   "tokens_per_s": round(stats["tokens_per_s"], 2)}
 
 
@@ -112,6 +113,8 @@ def main() -> None:
     ap.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     ap.add_argument("--data-dir", type=Path, default=resolve_data_dir(None) or ROOT.parent / "shared" / "data")
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "runs" / ".cache")
+    ap.add_argument("--bf16-decode-steps", action=argparse.BooleanOptionalAction, default=True,
+                    help="the last path with bf16 decode steps (student.bf16_decode_steps)")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's); 1 on a busy shared machine")
     args = ap.parse_args()
     if args.workload == "probes":
@@ -123,26 +126,32 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     student = load_model(args.model, args.cache_dir, progress=False, precision=args.precision)
-    timed(student, arithmetic_prompts(4), "generate", 2, {"max_new_tokens": 16})  # warm-up
+    timed(student, arithmetic_prompts(4), {"max_new_tokens": 16}, decode="generate", gen_batch_size=2)  # warm-up
+    paths = {  # name -> StudentConfig fields; "baseline" first, "continuous" (today's configuration) last
+        "baseline": dict(decode="generate", gen_batch_size=args.baseline_batch_size, cast_frozen_weights=False),
+        "continuous_whole_prompts": dict(decode="continuous", gen_batch_size=args.batch_size, cast_frozen_weights=True,
+                                         prefill_shared_prefix=False, bf16_decode_steps=False),
+        "continuous_shared_prefix": dict(decode="continuous", gen_batch_size=args.batch_size, cast_frozen_weights=True,
+                                         prefill_shared_prefix=True, bf16_decode_steps=False),
+        "continuous": dict(decode="continuous", gen_batch_size=args.batch_size, cast_frozen_weights=True,
+                           prefill_shared_prefix=True, bf16_decode_steps=args.bf16_decode_steps),
+    }
     results = {}
     for name in (["arithmetic", "gsm8k"] if args.workload == "both" else [args.workload]):
         prompts, options = workload(name, args)
-        base_out, base = timed(student, prompts, "generate", args.baseline_batch_size, options, cast=False)
-        print(f"{name} baseline: {base}", file=sys.stderr, flush=True)
-        auto_out, auto = timed(student, prompts, "continuous", args.batch_size, options, bf16_steps=False)
-        print(f"{name} continuous, steps under autocast: {auto}", file=sys.stderr, flush=True)
-        new_out, new = timed(student, prompts, "continuous", args.batch_size, options)
-        print(f"{name} continuous, bf16 decode steps: {new}", file=sys.stderr, flush=True)
-        results[name] = {"prompts": len(prompts), "baseline": base, "continuous_autocast_steps": auto,
-                         "continuous": new, "wall_ratio": round(base["seconds"] / new["seconds"], 2),
-                         "wall_ratio_bf16_steps": round(auto["seconds"] / new["seconds"], 2),
-                         "identical": identical(base_out, new_out),
-                         "identical_bf16_steps": identical(auto_out, new_out)}
+        outs, stats = {}, {}
+        for path, cfg in paths.items():
+            outs[path], stats[path] = timed(student, prompts, options, **cfg)
+            print(f"{name} {path}: {stats[path]}", file=sys.stderr, flush=True)
+        base = stats["baseline"]["seconds"]
+        results[name] = {"prompts": len(prompts), **stats,
+                         "wall_ratio": {p: round(base / stats[p]["seconds"], 2) for p in paths if p != "baseline"},
+                         "identical_to_baseline": {p: identical(outs["baseline"], outs[p]) for p in paths},
+                         "identical_to_whole_prompts": {p: identical(outs["continuous_whole_prompts"], outs[p])
+                                                        for p in paths}}
         if name == "probes":
             problems = probe_problems(args.run)
-            results[name]["accuracy"] = {"baseline": accuracy(problems, base_out),
-                                         "continuous_autocast_steps": accuracy(problems, auto_out),
-                                         "continuous": accuracy(problems, new_out)}
+            results[name]["accuracy"] = {p: accuracy(problems, outs[p]) for p in paths}
     print(json.dumps({"model": args.model, "precision": student.precision, "device": str(student.device),
                       "threads": torch.get_num_threads(), "max_new_tokens": args.max_new_tokens, **results}))
 

@@ -269,6 +269,10 @@ class StudentConfig(Section):
     cast_frozen_weights: bool = Field(
         True, description="in bf16, cast the frozen linear weights to bf16 once per generation or training round "
         "instead of autocast recasting them at every matmul: the same numbers, faster (ioa/students/cast_weights.py)")
+    prefill_shared_prefix: bool = Field(
+        True, description="continuous decoding prefills the tokens every prompt starts with (the chat template's "
+        "system message and turn header: 26 of a default probe prompt's 63 tokens) once, and each batch only what "
+        "follows (ioa/students/decode.SharedPrefix)")
     bf16_decode_steps: bool = Field(
         False, description="in bf16 with cast_frozen_weights, continuous decoding runs each decode step with the whole "
         "model in bf16 (residual stream, norms, cached keys) instead of under autocast; the prefills stay under "

@@ -152,3 +152,34 @@ def test_bf16_decode_steps_run_every_weight_and_the_cache_in_bf16_and_keep_the_g
     assert steps and all(w == torch.bfloat16 and k == torch.bfloat16 for _, w, k in steps)
     assert all(w == torch.float32 for n, w, _ in seen if n > 1)  # the prefills run under autocast, fp32 norms
     assert sum(got[i] == expected[i] for i in range(len(texts))) >= 11  # bf16 rounding may flip a near tie
+
+
+@pytest.mark.parametrize("batch_size,refill_at", [(1, None), (4, None), (5, 2)])
+def test_a_shared_prefix_prefilled_once_gives_the_completions_of_the_whole_prompts(model, batch_size, refill_at):
+    shared = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+    texts = [shared + p for p in prompts(13, seed=3)]
+    expected = [alone(model, p, 20) for p in texts]
+    seen: list[int] = []  # the length of each prefill's input
+    handle = model.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["input_ids"].shape[1]), with_kwargs=True)
+    got: dict[int, list[int]] = {}
+    try:
+        greedy_continuous(model, encoder, texts, max_new_tokens=20, batch_size=batch_size, eos_ids={EOS},
+                          finished=stops_at_multiple_of_seven, on_done=lambda i, t: got.setdefault(i, t),
+                          refill_at=refill_at, prefix_ids=shared)
+    finally:
+        handle.remove()
+    assert [got[i] for i in range(len(texts))] == expected
+    prefills = [n for n in seen if n > 1]
+    assert prefills[0] == len(shared) and max(prefills[1:]) <= max(map(len, texts)) - len(shared)
+
+
+def test_a_batch_whose_rows_do_not_all_start_with_the_prefix_is_prefilled_whole(model):
+    from ioa.students.decode import SharedPrefix
+
+    with torch.no_grad():
+        prefix = SharedPrefix(model, [5, 6, 7], {})
+    enc = encoder([[5, 6, 7, 20, 21], [5, 6, 7, 30]])
+    ids, mask = prefix.split(enc["input_ids"], enc["attention_mask"])
+    assert ids.tolist() == [[20, 21], [PAD, 30]] and mask.tolist() == [[1, 1], [0, 1]]
+    assert prefix.split(*encoder([[5, 6, 7, 20], [5, 6, 8, 30]]).values()) is None
+    assert prefix.split(*encoder([[5, 6, 7, 20], [5, 6, 7]]).values()) is None  # nothing after the prefix

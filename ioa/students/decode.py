@@ -10,6 +10,7 @@ joined to the cache, left-padded to the batch's length. The result is the same g
 """
 from __future__ import annotations
 
+import copy
 import inspect
 from collections import deque
 from contextlib import AbstractContextManager, nullcontext
@@ -61,6 +62,35 @@ def trim_common_padding(cache, mask: torch.Tensor) -> torch.Tensor:
     return mask[:, start:]
 
 
+class SharedPrefix:
+    """The leading tokens every prompt shares (the chat template's system message and turn header: 26 of a
+    default probe prompt's 63 tokens), prefilled once; each batch's prefill starts from copies of its cache
+    and computes only what follows. A row's mask then has a gap (the suffixes are left-padded after the
+    prefix); positions come from the mask, so each row sees the positions of its unpadded prompt."""
+
+    def __init__(self, model, ids: Sequence[int], options: dict[str, int]) -> None:
+        self.ids = torch.tensor([list(ids)], device=next(model.parameters()).device)
+        self.cache = model(input_ids=self.ids, use_cache=True, **options).past_key_values
+
+    def split(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Each left-padded row without the prefix, left-padded again (ids, mask); None unless every row
+        starts with the prefix and goes on after it."""
+        length = self.ids.shape[1]
+        rows = [ids[m.bool()] for ids, m in zip(input_ids, mask)]
+        if any(len(r) <= length or not torch.equal(r[:length], self.ids[0]) for r in rows):
+            return None
+        rests = [r[length:] for r in rows]
+        width = max(len(r) for r in rests)
+        ids = torch.stack([F.pad(r, (width - len(r), 0)) for r in rests])
+        rest_mask = torch.stack([F.pad(torch.ones_like(r), (width - len(r), 0)) for r in rests])
+        return ids, rest_mask
+
+    def cache_for(self, rows: int):
+        cache = copy.deepcopy(self.cache)
+        cache.batch_repeat_interleave(rows)
+        return cache
+
+
 def last_logits_only(model) -> dict[str, int]:
     """`logits_to_keep=1` where the model takes it: a prefill needs the next-token logits of the last position
     only, and the rest cost the LM head's FLOPs on every prompt token and their memory (64 prompts of 120
@@ -83,6 +113,7 @@ def greedy_continuous(
     refill_at: int | None = None,
     step_context: Callable[[], AbstractContextManager] | None = None,
     cache_dtype: torch.dtype | None = None,
+    prefix_ids: Sequence[int] | None = None,
 ) -> int:
     """Decode every text greedily, at most `batch_size` live at once; `finished(tokens, new_token)` says
     whether a sequence is complete after `new_token` was appended (end-of-sequence tokens end it without
@@ -96,13 +127,17 @@ def greedy_continuous(
 
     `step_context`, where given, is entered around each decode step with `autocast` left (the prefills stay
     under it), and a prefill's cache is cast to `cache_dtype`: the bf16 decode steps of
-    cast_weights.DecodeWeights."""
+    cast_weights.DecodeWeights.
+
+    `prefix_ids`: tokens every encoded text starts with, prefilled once (SharedPrefix); a batch whose rows
+    do not all start with them is prefilled whole."""
     refill_at = max(1, refill_at if refill_at is not None else batch_size // 4)
     queue = deque(range(len(texts)))
     live: list[Row] = []
     cache = mask = positions = last = None  # `last`: each live row's newest token, already appended
     generated = 0
     prefill_options = last_logits_only(model)
+    prefix = None
 
     def room() -> bool:
         """Whether waiting prompts join now: an empty batch, or `refill_at` free places (or all that wait)."""
@@ -125,15 +160,25 @@ def greedy_continuous(
         return keep
 
     with torch.inference_mode(), autocast or nullcontext():
+        if prefix_ids:
+            prefix = SharedPrefix(model, prefix_ids, prefill_options)
         while queue or live:
             if room():
                 take = [Row(queue.popleft()) for _ in range(min(batch_size - len(live), len(queue)))]
                 enc = encode([texts[s.index] for s in take])
-                new_mask = enc["attention_mask"]
+                input_ids, new_mask = enc["input_ids"], enc["attention_mask"]
+                rest = prefix.split(input_ids, new_mask) if prefix is not None else None
+                past = None
+                if rest is not None:
+                    input_ids, rest_mask = rest
+                    new_mask = torch.cat([torch.ones(len(take), prefix.ids.shape[1], dtype=rest_mask.dtype,
+                                                     device=rest_mask.device), rest_mask], dim=1)
+                    past = prefix.cache_for(len(take))
                 prompt_positions = (new_mask.cumsum(-1) - 1).clamp(min=0)
                 new_positions = prompt_positions[:, -1]
-                out = model(input_ids=enc["input_ids"], attention_mask=new_mask, position_ids=prompt_positions,
-                            use_cache=True, **prefill_options)
+                out = model(input_ids=input_ids, attention_mask=new_mask,
+                            position_ids=prompt_positions[:, new_mask.shape[1] - input_ids.shape[1]:],
+                            past_key_values=past, use_cache=True, **prefill_options)
                 new_last = out.logits[:, -1].argmax(-1)
                 keep = advance(take, new_last.tolist())
                 if not keep:

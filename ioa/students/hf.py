@@ -315,7 +315,17 @@ class HFStudent:
         return greedy_continuous(
             self.model, lambda batch: self.encode(batch, add_special_tokens=not chat), texts,
             max_new_tokens=max_new_tokens, batch_size=self.cfg.gen_batch_size, eos_ids=self.eos_ids(),
-            finished=finished, on_done=on_done, autocast=self.autocast(), **self._decode_step_options())
+            finished=finished, on_done=on_done, autocast=self.autocast(), prefix_ids=self._shared_prefix(texts, chat),
+            **self._decode_step_options())
+
+    def _shared_prefix(self, texts: Sequence[str], chat: bool) -> list[int] | None:
+        """The token ids every text starts with (`student.prefill_shared_prefix`), where there are at least 8
+        and every text goes on after them; None otherwise."""
+        if not self.cfg.prefill_shared_prefix or len(texts) < 2:
+            return None
+        ids = self.tokenizer(list(texts), add_special_tokens=not chat)["input_ids"]
+        shared = os.path.commonprefix(ids)
+        return list(shared) if len(shared) >= 8 and all(len(i) > len(shared) for i in ids) else None
 
     def _decode_step_options(self) -> dict[str, Any]:
         """bf16 decode steps (`student.bf16_decode_steps`, bf16 precision with the frozen weights cast): the
