@@ -200,12 +200,14 @@ def load_ramp(n: int, low: float, high: float, bridge: bool = False) -> list[flo
 
 def adapt_solution(
     problem: Problem, solution: str, raw: str, module: Module, cfg: AdapterConfig,
-    names: Mapping[str, str] | None = None, worked: Mapping[str, Sequence[str]] | None = None
+    names: Mapping[str, str] | None = None, worked: Mapping[str, Sequence[str]] | None = None,
+    domain_form: bool = False,
 ) -> str:
     """The completion the student is trained on, built from the enabled transforms. `worked` holds the
-    worked lines of the problem's steps to write out (`expand_steps`), keyed by step question."""
-    if not (cfg.decompose or cfg.template or cfg.simplify or cfg.analogies or cfg.atomic_steps or cfg.explicit_digits
-            or cfg.peel_columns or cfg.checked_steps
+    worked lines of the problem's steps to write out (`expand_steps`), keyed by step question;
+    `domain_form`: `solution` is the domain's own form of the problem (atomic, checked, explicit or peeled
+    lines), not the teacher's lines, so it is trained on even with every text transform off."""
+    if not (cfg.decompose or cfg.template or cfg.simplify or cfg.analogies or domain_form
             or (cfg.expand_steps and worked)):
         return raw
     if cfg.expand_steps and worked:

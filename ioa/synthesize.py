@@ -172,8 +172,12 @@ def _adapted_texts(teacher: Teacher, domain: Domain, module: Module, kept: Seque
     if isinstance(teacher, AdaptsSolutions):
         return list(teacher.adapt_many([p for _, p, _ in kept], [s for _, _, s in kept], [module] * len(kept),
                                        adapter))
-    return [adapt_solution(p, solving_text(domain, p, s.text, adapter), s.raw, module, adapter, names,
-                           worked_steps(domain, p, expand, adapter)) for _, p, s in kept]
+    texts = []
+    for _, p, s in kept:
+        text = solving_text(domain, p, s.text, adapter)
+        texts.append(adapt_solution(p, text, s.raw, module, adapter, names, worked_steps(domain, p, expand, adapter),
+                                    domain_form=text != s.text))
+    return texts
 
 
 def _example(id_prefix: str, index: int, module: Module, problem: Problem, text: str, raw: str, kind: str,
