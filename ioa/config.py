@@ -157,13 +157,14 @@ class AdapterConfig(Section):
         "parts or looping), and on a default run division facts ended at 65% against 90% (the quotient read off "
         "the wrong line), so it is off (see README)")
     checked_steps: bool = Field(
-        False, description="train on the domain's solution in which a result the student would recall in one shot "
+        True, description="train on the domain's solution in which a result the student would recall in one shot "
         "is found by steps it can check (arithmetic: division facts by trying a quotient near the answer, checking "
         "its product against the dividend and moving one up or down; the mean by adding two numbers at a time) "
         "instead of the teacher's lines, where the domain has such a form; the LLM Adapter does not do it. After a "
         "default run on the teacher's lines most wrong division facts copied a guessed factor whose product the "
         "student wrote right and never compared with the dividend, and most wrong means summed the list wrongly "
-        "in one line")
+        "in one line. On: on the default preset (seeds 0-4, paired) deficient modules ahead of the teacher's lines "
+        "on every seed (bench/results/2026-12-05-checked-steps.md)")
     calibrate: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
 
