@@ -163,8 +163,9 @@ class AdapterConfig(Section):
         "instead of the teacher's lines, where the domain has such a form; the LLM Adapter does not do it. After a "
         "default run on the teacher's lines most wrong division facts copied a guessed factor whose product the "
         "student wrote right and never compared with the dividend, and most wrong means summed the list wrongly "
-        "in one line. On: on the default preset (seeds 0-4, paired) deficient modules ahead of the teacher's lines "
-        "on every seed (bench/results/2026-12-05-checked-steps.md)")
+        "in one line. On: on the default preset (seeds 0-4, paired) deficient modules +3.6 [-1.5, +9.2] over the "
+        "teacher's lines (4 of 5 seeds ahead), the mean +10.0 beyond noise, division facts +7.0 within noise; the "
+        "student did not learn the comparison word (bench/results/2026-12-05-checked-steps.md)")
     calibrate: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
 
