@@ -125,27 +125,26 @@ def worked_steps(domain: Domain, problem: Problem, expand: frozenset[str],
     return worked
 
 
+# The Adapter's switches for the domain's own forms of a problem, in the order solving_text tries them:
+# (AdapterConfig switch, domain capability, the capability's method).
+DOMAIN_FORMS = (
+    ("atomic_steps", WritesAtomicSteps, "atomic_lines"),
+    ("checked_steps", WritesCheckedSteps, "checked_lines"),
+    ("explicit_digits", WritesExplicitDigits, "explicit_lines"),
+    ("peel_columns", WritesPeeledColumns, "peeled_lines"),
+)
+
+
 def solving_text(domain: Domain, problem: Problem, text: str, adapter: AdapterConfig) -> str:
     """The solving lines the Adapter rewrites: the domain's atomic steps (`adapter.atomic_steps`), its
     checked steps (`adapter.checked_steps`), its explicit-digit form (`adapter.explicit_digits`) or its peeled
     columns (`adapter.peel_columns`) where it has them for this problem, else the teacher's own. The teacher's
     answer was checked already; these lines come from the problem itself and end on the same answer."""
-    if adapter.atomic_steps and isinstance(domain, WritesAtomicSteps):
-        lines = domain.atomic_lines(problem)
-        if lines:
-            return "\n".join(lines)
-    if adapter.checked_steps and isinstance(domain, WritesCheckedSteps):
-        lines = domain.checked_lines(problem)
-        if lines:
-            return "\n".join(lines)
-    if adapter.explicit_digits and isinstance(domain, WritesExplicitDigits):
-        lines = domain.explicit_lines(problem)
-        if lines:
-            return "\n".join(lines)
-    if adapter.peel_columns and isinstance(domain, WritesPeeledColumns):
-        lines = domain.peeled_lines(problem)
-        if lines:
-            return "\n".join(lines)
+    for switch, capability, form in DOMAIN_FORMS:
+        if getattr(adapter, switch) and isinstance(domain, capability):
+            lines = getattr(domain, form)(problem)
+            if lines:
+                return "\n".join(lines)
     return text
 
 

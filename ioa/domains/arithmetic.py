@@ -392,18 +392,15 @@ def division_by_checking_lines(n: int, b: int, first: int) -> list[str]:
     return lines + [f"Try {q}: {b} × {q} = {n}.", f"So {n} ÷ {b} = {q}."]
 
 
-def mean_by_running_sum_lines(values: list[int]) -> list[str]:
-    """The mean with the numbers added two at a time (`1 + 13 = 14.`, `14 + 6 = 20.`, ...), each line one
-    addition a student who knows the facts can take, instead of the teacher's one line that adds them all:
-    the sum of that line was the first wrong number in most wrong mean answers of a default run."""
-    total, lines = values[0], []
+def running_sum_lines(values: list[int]) -> list[str]:
+    """The numbers added two at a time (`1 + 13 = 14.`, `14 + 6 = 20.`, ...), each line one addition a
+    student who knows the facts can take, in place of the mean's one line that adds them all: the sum of
+    that line was the first wrong number in most wrong mean answers of a default run."""
+    total, lines = values[0], ["Add the numbers one at a time."]
     for v in values[1:]:
         lines.append(f"{total} + {v} = {total + v}.")
         total += v
-    count = len(values)
-    return (["Add the numbers one at a time."] + lines
-            + [f"There are {count} numbers.", f"Divide: {total} ÷ {count} = {total // count}.",
-               f"So the mean is {total // count}."])
+    return lines
 
 
 def draw_fractions(rng: random.Random, d: float) -> tuple[int, int, int, int]:
@@ -662,7 +659,8 @@ class ArithmeticDomain:
             first = random.Random(problem.id).choice([k for k in range(q - 2, q + 3) if k >= 1])
             return division_by_checking_lines(n, b, first)
         if problem.module == "mean":
-            return mean_by_running_sum_lines([int(v) for v in problem.meta["values"]])
+            # the running sums in place of the teacher's first line (the one-line sum), its other lines kept
+            return running_sum_lines([int(v) for v in problem.meta["values"]]) + problem.solution.splitlines()[1:]
         return None
 
     def explicit_lines(self, problem: Problem) -> list[str] | None:

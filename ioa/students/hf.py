@@ -210,8 +210,9 @@ class HFStudent:
         if not prompts:
             return []
         texts = [self.chat_text(p) for p in prompts] if chat else list(prompts)
-        lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=not chat)["input_ids"]]
-        order = sorted(range(len(texts)), key=lengths.__getitem__)  # similar lengths share a batch: less padding
+        token_ids = self.tokenizer(texts, add_special_tokens=not chat)["input_ids"]
+        # similar lengths share a batch: less padding
+        order = sorted(range(len(texts)), key=lambda j: len(token_ids[j]))
         outputs: list[str] = [""] * len(texts)
         size = self.cfg.gen_batch_size
         options = dict(
@@ -230,6 +231,7 @@ class HFStudent:
                 bar.update(reused)
                 waiting = [j for j in order if j not in (done or {})]
                 new_tokens = self._decode_continuous([texts[j] for j in waiting], waiting, outputs, bar, on_batch,
+                                                     prefix_ids=self._shared_prefix([token_ids[j] for j in waiting]),
                                                      **options)
             else:
                 for b, i in enumerate(range(0, len(order), size)):
@@ -290,7 +292,8 @@ class HFStudent:
         return set(ids)
 
     def _decode_continuous(self, texts: list[str], indices: list[int], outputs: list[str], bar, on_batch,
-                           *, max_new_tokens: int, stop: tuple[str, ...], answer_line_stop: bool, chat: bool,
+                           *, prefix_ids: list[int] | None, max_new_tokens: int, stop: tuple[str, ...],
+                           answer_line_stop: bool, chat: bool,
                            **_: Any) -> int:
         """Greedy completions of `texts` into `outputs[indices[k]]` by continuous batching; each one is
         reported through `on_batch([index], [completion])` as it finishes. Stops as `_generate_batch`'s."""
@@ -315,16 +318,15 @@ class HFStudent:
         return greedy_continuous(
             self.model, lambda batch: self.encode(batch, add_special_tokens=not chat), texts,
             max_new_tokens=max_new_tokens, batch_size=self.cfg.gen_batch_size, eos_ids=self.eos_ids(),
-            finished=finished, on_done=on_done, autocast=self.autocast(), prefix_ids=self._shared_prefix(texts, chat),
+            finished=finished, on_done=on_done, autocast=self.autocast(), prefix_ids=prefix_ids,
             **self._decode_step_options())
 
-    def _shared_prefix(self, texts: Sequence[str], chat: bool) -> list[int] | None:
-        """The token ids every text starts with (`student.prefill_shared_prefix`), where there are at least 8
-        and every text goes on after them; None otherwise."""
-        if not self.cfg.prefill_shared_prefix or len(texts) < 2:
+    def _shared_prefix(self, ids: Sequence[Sequence[int]]) -> list[int] | None:
+        """The token ids every prompt starts with (`student.prefill_shared_prefix`), where there are at least 8
+        and every prompt goes on after them; None otherwise."""
+        if not self.cfg.prefill_shared_prefix or len(ids) < 2:
             return None
-        ids = self.tokenizer(list(texts), add_special_tokens=not chat)["input_ids"]
-        shared = os.path.commonprefix(ids)
+        shared = os.path.commonprefix(list(ids))
         return list(shared) if len(shared) >= 8 and all(len(i) > len(shared) for i in ids) else None
 
     def _decode_step_options(self) -> dict[str, Any]:
