@@ -205,7 +205,7 @@ def adapt_solution(
 ) -> str:
     """The completion the student is trained on, built from the enabled transforms. `worked` holds the
     worked lines of the problem's steps to write out (`expand_steps`), keyed by step question;
-    `domain_form`: `solution` is the domain's own form of the problem (atomic, checked, explicit or peeled
+    `domain_form`: `solution` is the domain's own form of the problem (atomic, table, checked, explicit or peeled
     lines), not the teacher's lines, so it is trained on even with every text transform off."""
     if not (cfg.decompose or cfg.template or cfg.simplify or cfg.analogies or domain_form
             or (cfg.expand_steps and worked)):
@@ -231,7 +231,7 @@ def adapt_solution(
 
 RAW = {"decompose": False, "template": False, "simplify": False, "analogies": False, "expand_steps": False,
        "atomic_steps": False, "explicit_digits": False, "peel_columns": False,
-       "checked_steps": False}
+       "checked_steps": False, "table_steps": False}
 # Each candidate form of the calibration pilot (ioa.calibrate), keyed by the names config.ADAPTER_FORMS
 # validates (a test holds the two lists equal; config cannot import this module).
 FORM_CHANGES: dict[str, dict[str, object]] = {
@@ -245,6 +245,7 @@ FORM_CHANGES: dict[str, dict[str, object]] = {
     "peeled": {"peel_columns": True},
     "expand": {"expand_steps": True},
     "checked": {"checked_steps": True},
+    "table": {"table_steps": True},
 }
 
 

@@ -83,7 +83,7 @@ class OrganizerConfig(Section):
 
 
 ADAPTER_FORMS = ("configured", "raw", "goal", "anchor", "structured", "explicit", "atomic", "peeled", "expand",
-                 "checked")
+                 "checked", "table")
 
 
 class CalibrationConfig(Section):
@@ -98,8 +98,8 @@ class CalibrationConfig(Section):
         description="candidate forms, the first the default a module keeps on a tie: configured (the adapter as "
         "configured), raw (the teacher's lines), goal (+ goal line), anchor (+ anchor line), structured (the "
         "paper's layout), explicit (explicit digits), atomic (atomic steps), peeled (peel_columns), expand "
-        "(expand_steps), checked (checked_steps); a form that writes every pilot example as an earlier form does "
-        "is not trained")
+        "(expand_steps), checked (checked_steps), table (table_steps); a form that writes every pilot example as an "
+        "earlier form does is not trained")
     examples_per_module: int = Field(8, ge=1, le=10_000, description="pilot problems per target module, the same "
                                      "problems in every form (counted once against budget.max_examples)")
     steps: int = Field(2, ge=1, le=10_000, description="optimizer steps per trained form, from the student's "
@@ -166,6 +166,13 @@ class AdapterConfig(Section):
         "in one line. On: on the default preset (seeds 0-4, paired) deficient modules +3.6 [-1.5, +9.2] over the "
         "teacher's lines (4 of 5 seeds ahead), the mean +10.0 beyond noise, division facts +7.0 within noise; the "
         "student did not learn the comparison word (bench/results/2026-12-05-checked-steps.md)")
+    table_steps: bool = Field(
+        False, description="train on the domain's solution that writes a whole table of results built one from "
+        "the last and reads the answer off it (arithmetic: division facts by the divisor's times table written as "
+        "divisions through 10, `12 ÷ 6 = 2.`, then the line asked for again), where the domain has such a form; "
+        "it takes the place of the checked steps' division (the mean keeps its running sums); the LLM Adapter "
+        "does not do it. After the checked steps most wrong division facts walked the wrong way: the student "
+        "wrote the comparison word without comparing; the table asks for no comparison")
     calibrate: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
 

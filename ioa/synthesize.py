@@ -25,6 +25,7 @@ from ioa.domains.base import (
     WritesCheckedSteps,
     WritesExplicitDigits,
     WritesPeeledColumns,
+    WritesTableSteps,
 )
 from ioa.teachers.base import AdaptsSolutions, MakesProblemsInBatches, Metered, Teacher
 from ioa.types import Example, Module, Problem, Solution
@@ -129,6 +130,7 @@ def worked_steps(domain: Domain, problem: Problem, expand: frozenset[str],
 # (AdapterConfig switch, domain capability, the capability's method).
 DOMAIN_FORMS = (
     ("atomic_steps", WritesAtomicSteps, "atomic_lines"),
+    ("table_steps", WritesTableSteps, "table_lines"),
     ("checked_steps", WritesCheckedSteps, "checked_lines"),
     ("explicit_digits", WritesExplicitDigits, "explicit_lines"),
     ("peel_columns", WritesPeeledColumns, "peeled_lines"),
@@ -136,10 +138,10 @@ DOMAIN_FORMS = (
 
 
 def solving_text(domain: Domain, problem: Problem, text: str, adapter: AdapterConfig) -> str:
-    """The solving lines the Adapter rewrites: the domain's atomic steps (`adapter.atomic_steps`), its
-    checked steps (`adapter.checked_steps`), its explicit-digit form (`adapter.explicit_digits`) or its peeled
-    columns (`adapter.peel_columns`) where it has them for this problem, else the teacher's own. The teacher's
-    answer was checked already; these lines come from the problem itself and end on the same answer."""
+    """The solving lines the Adapter rewrites: the domain's own form of the problem for the first switch of
+    DOMAIN_FORMS that is on and has one (atomic steps, table steps, checked steps, explicit digits, peeled
+    columns), else the teacher's own. The teacher's answer was checked already; these lines come from the
+    problem itself and end on the same answer."""
     for switch, capability, form in DOMAIN_FORMS:
         if getattr(adapter, switch) and isinstance(domain, capability):
             lines = getattr(domain, form)(problem)

@@ -257,6 +257,22 @@ def test_anchor_line_copies_the_task_and_names_the_skill_before_the_solving_line
         assert extract_answer(text) == p.answer
 
 
+def test_table_steps_take_the_place_of_the_checked_division_and_leave_the_checked_mean():
+    from ioa.synthesize import synthesize
+    from ioa.teachers.procedural import ProceduralTeacher
+
+    picked = [MODULES["division_facts"], MODULES["mean"]]
+    counts = {m.id: [0.1, 0.3] for m in picked}
+    examples = synthesize(ProceduralTeacher(DOMAIN), DOMAIN, picked, counts,
+                          AdapterConfig(checked_steps=True, table_steps=True), set(), "t", "synth", 0).examples
+    assert len(examples) == 4
+    for e in examples:
+        problem = DOMAIN.generate(e.module, e.difficulty, int(e.problem_id.split("-")[1]))
+        form = DOMAIN.table_lines(problem) or DOMAIN.checked_lines(problem)
+        assert e.completion.splitlines() == form + [f"Answer: {e.answer}"]
+        assert ("times table" in e.completion) == (e.module == "division_facts")
+
+
 def test_checked_steps_train_division_facts_and_the_mean_on_the_domains_checked_lines_only():
     from ioa.config import RunConfig
     from ioa.methods.base import raw_solutions

@@ -389,6 +389,22 @@ def test_checked_division_tries_quotients_near_the_answer_and_compares_each_prod
     assert len(firsts) >= 3  # the first try is sometimes right, sometimes below and sometimes above
 
 
+def test_table_division_writes_the_whole_times_table_as_divisions_and_repeats_the_line_asked_for():
+    from ioa.domains.arithmetic import division_table_lines
+
+    assert division_table_lines(12, 4)[:3] == ["Go up the 4 times table.", "4 ÷ 4 = 1.", "8 ÷ 4 = 2."]
+    assert division_table_lines(12, 4)[-2:] == ["40 ÷ 4 = 10.", "So 12 ÷ 4 = 3."]
+    for p in [*problems("division_facts"), *(DOMAIN.generate("division_facts", 1.0, s) for s in range(20))]:
+        lines = DOMAIN.table_lines(p)
+        table = [tuple(map(int, m)) for m in re.findall(r"^(\d+) ÷ (\d+) = (\d+)\.$", "\n".join(lines), re.M)]
+        n, b, q = int(p.meta["a"]), int(p.meta["b"]), int(p.answer)
+        assert [k for _, _, k in table] == list(range(1, max(10, q) + 1))  # through 10, past n: no stop to decide
+        assert all(d == b * k and d2 == b for d, d2, k in table)
+        assert lines[-1] == f"So {n} ÷ {b} = {q}." and lines[-1][3:] in lines  # the answer repeats a table line
+        assert DOMAIN.check(p, "\n".join(lines) + "\nAnswer: " + p.answer)
+    assert DOMAIN.table_lines(DOMAIN.generate("mean", 0.3, 1)) is None
+
+
 def test_checked_mean_adds_two_numbers_at_a_time():
     for p in problems("mean"):
         lines = DOMAIN.checked_lines(p)

@@ -392,6 +392,18 @@ def division_by_checking_lines(n: int, b: int, first: int) -> list[str]:
     return lines + [f"Try {q}: {b} × {q} = {n}.", f"So {n} ÷ {b} = {q}."]
 
 
+def division_table_lines(n: int, b: int) -> list[str]:
+    """n ÷ b by writing b's times table as divisions (`6 ÷ 6 = 1.`, `12 ÷ 6 = 2.`, ...) through 10 (or
+    the quotient, when larger), then the line for n again. Each table line is the last dividend plus b
+    and the last quotient plus one, a step a student who knows the multiplication facts can take; the
+    table does not stop at n, so no line asks the student to compare numbers (a default run's student
+    trained on `division_by_checking_lines` wrote the comparison word without comparing), and the answer
+    line repeats a line of the table word for word, the lookup a transformer does best."""
+    q = n // b
+    return ([f"Go up the {b} times table."] + [f"{b * k} ÷ {b} = {k}." for k in range(1, max(10, q) + 1)]
+            + [f"So {n} ÷ {b} = {q}."])
+
+
 def running_sum_lines(values: list[int]) -> list[str]:
     """The numbers added two at a time (`1 + 13 = 14.`, `14 + 6 = 20.`, ...), each line one addition a
     student who knows the facts can take, in place of the mean's one line that adds them all: the sum of
@@ -648,6 +660,13 @@ class ArithmeticDomain:
         if problem.module != "multi_digit_multiplication":
             return None
         return multiplication_by_place_lines(int(problem.meta["a"]), int(problem.meta["b"]))
+
+    def table_lines(self, problem: Problem) -> list[str] | None:
+        """Division facts by the divisor's whole times table written as divisions
+        (`division_table_lines`); None for the other modules."""
+        if problem.module != "division_facts":
+            return None
+        return division_table_lines(int(problem.meta["a"]), int(problem.meta["b"]))
 
     def checked_lines(self, problem: Problem) -> list[str] | None:
         """Division facts by trying quotients and checking each product against the dividend, the

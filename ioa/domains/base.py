@@ -105,6 +105,18 @@ class WritesAtomicSteps(Protocol):
 
 
 @runtime_checkable
+class WritesTableSteps(Protocol):
+    """Optional domain capability: a problem's solution that writes out a whole table of results the
+    student can build one from the last (a times table written as divisions), so that the result asked
+    for is read off a line the table already holds (the Adapter's `table_steps` trains on these)."""
+
+    def table_lines(self, problem: Problem) -> list[str] | None:
+        """The solving lines, ending on a line that states the result; None for modules without such
+        a form."""
+        ...
+
+
+@runtime_checkable
 class WritesCheckedSteps(Protocol):
     """Optional domain capability: a problem's solution in which a result the student would have to
     recall in one shot is found by steps it can check with what it knows (the Adapter's `checked_steps`
