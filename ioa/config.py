@@ -212,6 +212,12 @@ class SynthesisConfig(Section):
         "of a stage (single-digit facts: the probes take most of them), the rest come from the next band up, as wide "
         "as the probe band and starting at its top, instead of the module being taught on fewer problems. On the "
         "default preset division facts got 19 problems where the column procedures got 64")
+    share_shortfall: bool = Field(
+        False, description="IOA only: the new examples a stage asked of a module whose band ran out of new problems "
+        "are made for the stage's other modules instead, in the same band, so the stage spends what it planned "
+        "(budget.max_examples split over its modules) on the modules that can use it. On the default preset the "
+        "one stage's share of division and subtraction facts (73 each) found 17-19 new problems, and the 100-odd "
+        "examples left unspent are what the column procedures and the mean could have had")
     candidates_per_example: int = Field(
         1, ge=1, le=8, description="IOA only: the teacher writes this many candidates for each new example of a round "
         "and the student's loss picks each module's hardest (ioa.select); the candidates cost teacher calls, only "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -183,7 +184,9 @@ def test_ablations_switch_off_one_part_each(tmp_path):
     assert len(stages) == 1 and len(list((no_org.rd.root / "stages" / "0").glob("round-*"))) == 1
     # no remedial rounds to spend it on: the one stage gets the whole equal budget, not IOA's per-stage share
     assert used["steps"] == CAPS["budget.max_steps"] > no_org.cfg.student.max_steps_per_stage
-    assert used["examples"] > no_org.cfg.synthesis.examples_per_module * len(stages[0]["modules"])
+    replayed = read_json(no_org.rd.round(0, 0).synthesis)["replayed"]
+    assert used["examples"] + replayed > no_org.cfg.synthesis.examples_per_module * len(stages[0]["modules"])
+    assert used["examples"] + replayed <= CAPS["budget.max_examples"]  # the replay made fresh stays in the cap
     difficulties = [e["difficulty"] for e in new_examples(no_org.rd) if e["module"] == stages[0]["modules"][0]]
     assert difficulties != sorted(difficulties)  # no easy-to-hard ramp
 
@@ -435,6 +438,37 @@ def test_step_up_fills_an_exhausted_band_from_the_next_band_up(tmp_path):
     test = {json.loads(line)["question"] for line in (ctx.rd.root / "test_items.jsonl").read_text().splitlines()}
     assert not {e["prompt"].split("\n\n")[0] for e in stepped} & (probes | test)
     assert len({e["prompt"] for e in stepped}) == len(stepped)
+
+
+def test_share_shortfall_gives_an_exhausted_modules_examples_to_the_stages_other_modules(tmp_path):
+    """`synthesis.share_shortfall`: what division facts' band cannot give is made for the stage's other
+    modules in the same band, so the one stage makes as many new examples as it planned; never a probe or
+    test prompt, never a duplicate."""
+    modules = ["multiplication_facts", "division_facts", "multi_digit_addition"]
+    start = {"multiplication_facts": 0.95, "division_facts": 0.3, "multi_digit_addition": 0.3}
+
+    def teach(name, share):
+        ctx = make_ctx(tmp_path, "ioa", name, **{
+            "modules": f"[{', '.join(modules)}]", "probe.difficulty": 0.15, "probe.difficulty_spread": 0.15,
+            "probe.items_per_module": 20, "synthesis.examples_per_module": 40, "organizer.interleave": True,
+            "synthesis.replay_fraction": 0.1, "budget.max_examples": 80, "budget.max_teacher_calls": 2000,
+            "synthesis.share_shortfall": share})
+        ctx.student = LearningFake(start, ctx.domain.declared_prerequisites())
+        run(ctx)
+        return ctx, Counter(e["module"] for e in new_examples(ctx.rd)), new_examples(ctx.rd)
+
+    _, plain, _ = teach("plain", False)
+    ctx, shared, examples = teach("shared", True)
+    planned = 80 - 8  # the cap less the replay share (10%) made on top of the new examples
+    assert plain["division_facts"] < planned // 2 and plain["multi_digit_addition"] == planned // 2  # not spent
+    assert shared["division_facts"] == plain["division_facts"]
+    assert shared["multi_digit_addition"] + shared["division_facts"] == planned  # the whole plan, no more
+    assert all(e["difficulty"] <= 0.3 for e in examples)
+    probes = {json.loads(line)["question"] for line in ctx.rd.probes.read_text().splitlines()}
+    test = {json.loads(line)["question"] for line in (ctx.rd.root / "test_items.jsonl").read_text().splitlines()}
+    assert not {e["prompt"].split("\n\n")[0] for e in examples} & (probes | test)
+    assert len({e["prompt"] for e in examples}) == len(examples)
+    assert json.loads((ctx.rd.root / "summary.json").read_text())["budget"]["used"]["examples"] <= 80
 
 
 def test_step_up_band_is_the_next_band_of_the_same_width():

@@ -207,7 +207,10 @@ class IOA:
         if rnd == 0:
             n = syn.examples_per_module if not stage.bridge else max(4, syn.examples_per_module // 4)
             if self.one_stage(ctx.cfg) and allowed is not None:
-                n = -(-allowed // len(modules))  # no remedial rounds to spend it on: the one stage gets it all
+                # no remedial rounds to spend it on: the one stage gets it all, less the replay share made on
+                # top of the new examples (which would otherwise take the run past the cap)
+                allowed -= round(allowed * syn.replay_fraction)
+                n = -(-allowed // len(modules))
             ramp = ctx.cfg.adapter.load_ramp
             # the calibration pilot's problems in the chosen form, paid for already: that many fewer new ones
             reuse = ({m.id: log.pilot.pop(m.id, []) for m in modules}
@@ -220,6 +223,8 @@ class IOA:
                               ctx.cfg.seed, progress=ctx.progress, expand=log.unmastered, adapters=log.adapters)
             if syn.step_up_when_exhausted and not stage.bridge:
                 made = self.step_up(ctx, log, modules, counts, made, prefix, kind)
+            if syn.share_shortfall and not stage.bridge:
+                made = self.share_shortfall(ctx, log, modules, counts, made, prefix, kind)
             pilot = [dataclasses.replace(e, id=f"{prefix}-pilot-{i:05d}", kind=kind)
                      for i, e in enumerate(e for m in modules for e in reuse.get(m.id, []))]
             made = dataclasses.replace(made, examples=pilot + made.examples, reused=len(pilot))
@@ -262,6 +267,27 @@ class IOA:
         up = {m: stage_difficulties(n, low, high, 1.0, ramp, ctx.cfg.seed) for m, n in short.items()}
         more = synthesize(ctx.teacher, ctx.domain, [m for m in modules if m.id in short], up, ctx.cfg.adapter,
                           ctx.seen, f"{prefix}-up", kind, ctx.cfg.seed, expand=log.unmastered, adapters=log.adapters)
+        return dataclasses.replace(made, examples=made.examples + more.examples, rejected=made.rejected + more.rejected,
+                                   duplicates=made.duplicates + more.duplicates)
+
+    @staticmethod
+    def share_shortfall(ctx: Context, log: StageLog, modules: Sequence[Module], counts: dict[str, list[float]],
+                        made: Synthesis, prefix: str, kind: str) -> Synthesis:
+        """`made` with the examples its exhausted modules' band could not give (`synthesis.share_shortfall`)
+        made for the stage's other modules instead, in the same band, split evenly over them."""
+        short = shortfalls(counts, made.examples)
+        takers = [m for m in modules if m.id in counts and m.id not in short]
+        missing = sum(short.values())
+        if not missing or not takers:
+            return made
+        low, high = probe_band(ctx.cfg)
+        more_counts = {m.id: stage_difficulties(missing // len(takers) + (i < missing % len(takers)), low, high, 1.0,
+                                                ctx.cfg.adapter.load_ramp, ctx.cfg.seed)
+                       for i, m in enumerate(takers)}
+        ctx.say(f"{missing} examples the band of {', '.join(sorted(short))} could not give go to "
+                f"{', '.join(m.id for m in takers)}")
+        more = synthesize(ctx.teacher, ctx.domain, takers, more_counts, ctx.cfg.adapter, ctx.seen, f"{prefix}-share",
+                          kind, ctx.cfg.seed, expand=log.unmastered, adapters=log.adapters)
         return dataclasses.replace(made, examples=made.examples + more.examples, rejected=made.rejected + more.rejected,
                                    duplicates=made.duplicates + more.duplicates)
 
