@@ -167,12 +167,15 @@ class AdapterConfig(Section):
         "teacher's lines (4 of 5 seeds ahead), the mean +10.0 beyond noise, division facts +7.0 within noise; the "
         "student did not learn the comparison word (bench/results/2026-12-05-checked-steps.md)")
     table_steps: bool = Field(
-        False, description="train on the domain's solution that writes a whole table of results built one from "
+        True, description="train on the domain's solution that writes a whole table of results built one from "
         "the last and reads the answer off it (arithmetic: division facts by the divisor's times table written as "
         "divisions through 10, `12 ÷ 6 = 2.`, then the line asked for again), where the domain has such a form; "
         "it takes the place of the checked steps' division (the mean keeps its running sums); the LLM Adapter "
-        "does not do it. After the checked steps most wrong division facts walked the wrong way: the student "
-        "wrote the comparison word without comparing; the table asks for no comparison")
+        "does not do it. After the checked steps most wrong division facts walked the wrong way (the student "
+        "wrote the comparison word without comparing); the table asks for no comparison. On: with "
+        "synthesis.share_shortfall on the default preset (5 seeds, paired) division facts 77 -> 91% (+14.0 [-2.0, "
+        "+30.0] over the checked steps, within noise; +21.0 [+9.0, +33.0] over vanilla); completions up to ~140 "
+        "tokens (bench/results/2026-12-06-division-table-shared-budget.md)")
     calibrate: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
 
@@ -215,9 +218,10 @@ class SynthesisConfig(Section):
     share_shortfall: bool = Field(
         False, description="IOA only: the new examples a stage asked of a module whose band ran out of new problems "
         "are made for the stage's other modules instead, in the same band, so the stage spends what it planned "
-        "(budget.max_examples split over its modules) on the modules that can use it. On the default preset the "
-        "one stage's share of division and subtraction facts (73 each) found 17-19 new problems, and the 100-odd "
-        "examples left unspent are what the column procedures and the mean could have had")
+        "on the modules that can use it. On in the default preset: its one stage's shares of division, "
+        "subtraction facts and the mean found 17-69 new problems, and the 97-115 examples left went to the "
+        "column procedures (113 each instead of 64); with adapter.table_steps, 5 seeds paired, deficient modules "
+        "+9.6 [+3.2, +16.1] over vanilla (bench/results/2026-12-06-division-table-shared-budget.md)")
     candidates_per_example: int = Field(
         1, ge=1, le=8, description="IOA only: the teacher writes this many candidates for each new example of a round "
         "and the student's loss picks each module's hardest (ioa.select); the candidates cost teacher calls, only "
@@ -446,8 +450,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "identifier": {"coverage": 1.0, "prior": "declared"},
         "organizer": {"interleave": True},
         "probe": {"items_per_module": 20, "difficulty": 0.15, "difficulty_spread": 0.15},
+        # share_shortfall: the one stage's examples that the facts' and the mean's bands cannot give go to the
+        # column procedures (bench/results/2026-12-06-division-table-shared-budget.md)
         "synthesis": {"examples_per_module": 64, "remedial_examples_per_module": 24, "max_remedial_rounds": 1,
-                      "replay_fraction": 0.1},
+                      "replay_fraction": 0.1, "share_shortfall": True},
         "student": {"max_steps_per_stage": 160, "epochs": 10.0, "max_new_tokens": 192},
         "budget": {"max_steps": 152},
     },

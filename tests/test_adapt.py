@@ -281,8 +281,8 @@ def test_checked_steps_train_division_facts_and_the_mean_on_the_domains_checked_
 
     picked = [MODULES["division_facts"], MODULES["mean"], MODULES["addition_facts"]]
     counts = {m.id: [0.1, 0.3] for m in picked}
-    examples = synthesize(ProceduralTeacher(DOMAIN), DOMAIN, picked, counts, AdapterConfig(checked_steps=True),
-                          set(), "t", "synth", 0).examples
+    examples = synthesize(ProceduralTeacher(DOMAIN), DOMAIN, picked, counts,
+                          AdapterConfig(checked_steps=True, table_steps=False), set(), "t", "synth", 0).examples
     assert len(examples) == 6
     for e in examples:
         lines = e.completion.splitlines()
@@ -292,3 +292,4 @@ def test_checked_steps_train_division_facts_and_the_mean_on_the_domains_checked_
         assert lines[:-1] == (checked or problem.solution.splitlines())  # the facts keep the teacher's lines
         assert ("Try " in e.completion or "one at a time" in e.completion) == (e.module != "addition_facts")
     assert raw_solutions(RunConfig(adapter={"checked_steps": True})).adapter.checked_steps is False
+    assert raw_solutions(RunConfig()).adapter.table_steps is False  # vanilla keeps the teacher's lines
