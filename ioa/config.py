@@ -384,6 +384,10 @@ class BaselineConfig(Section):
         "one is >= this")
     error_rounds: int = Field(
         3, ge=1, le=100, description="error-targeted: fine-tune -> collect errors -> new examples, this many times")
+    share_shortfall: bool = Field(
+        False, description="vanilla: the examples its even spread asked of a module whose band ran out of new "
+        "problems are made for the modules whose band has room (IOA's synthesis.share_shortfall, for a vanilla "
+        "that spends its whole example budget too)")
 
 
 class EvalConfig(Section):

@@ -297,6 +297,20 @@ def shortfalls(asked: Mapping[str, Sequence[float]], examples: Sequence[Example]
     return {module: len(ds) - made[module] for module, ds in asked.items() if len(ds) > made[module]}
 
 
+def shared_shortfall(asked: Mapping[str, Sequence[float]], examples: Sequence[Example], low: float, high: float,
+                     ramp: bool, seed: int) -> dict[str, list[float]]:
+    """Difficulties in [low, high] for the examples the modules of `asked` could not make (their band ran out of
+    new problems), split evenly over the modules that made all they were asked for, in `asked`'s order; empty
+    when nothing is short or no module can take it (`synthesis.share_shortfall`, `baseline.share_shortfall`)."""
+    short = shortfalls(asked, examples)
+    takers = [m for m in asked if m not in short and asked[m]]
+    missing = sum(short.values())
+    if not missing or not takers:
+        return {}
+    return {m: stage_difficulties(missing // len(takers) + (i < missing % len(takers)), low, high, 1.0, ramp, seed)
+            for i, m in enumerate(takers)}
+
+
 def remedial_targets(failed: Sequence[Problem], per_module: int) -> tuple[dict[str, list[float]], dict[str, list[str]]]:
     """Difficulties (and the failed item each answers) for remedial examples: like the student's errors."""
     by_module: dict[str, list[Problem]] = {}

@@ -19,7 +19,7 @@ from ioa.methods.error_targeted import like_failed
 from ioa.methods.registry import run
 from ioa.methods.self_instruct import RougeL
 from ioa.rundir import RunDir
-from ioa.synthesize import shortfalls, step_up_band
+from ioa.synthesize import shared_shortfall, shortfalls, step_up_band
 from ioa.teachers import load_teacher
 from ioa.types import Example
 
@@ -469,6 +469,37 @@ def test_share_shortfall_gives_an_exhausted_modules_examples_to_the_stages_other
     assert not {e["prompt"].split("\n\n")[0] for e in examples} & (probes | test)
     assert len({e["prompt"] for e in examples}) == len(examples)
     assert json.loads((ctx.rd.root / "summary.json").read_text())["budget"]["used"]["examples"] <= 80
+
+
+def test_vanilla_can_spend_what_its_even_spread_leaves_unspent(tmp_path):
+    """`baseline.share_shortfall`: vanilla's even spread asks every module for the same count; what the facts'
+    bands cannot give is made for the column procedure instead, within the example cap."""
+    modules = ["multiplication_facts", "division_facts", "multi_digit_addition"]
+
+    def teach(name, share):
+        ctx = make_ctx(tmp_path, "vanilla", name, **{
+            "modules": f"[{', '.join(modules)}]", "probe.difficulty": 0.15, "probe.difficulty_spread": 0.15,
+            "probe.items_per_module": 20, "budget.max_examples": 120, "budget.max_teacher_calls": 2000,
+            "baseline.share_shortfall": share})
+        run(ctx)
+        return Counter(e["module"] for e in new_examples(ctx.rd))
+
+    plain, shared = teach("plain", False), teach("shared", True)
+    assert plain["multi_digit_addition"] == 40 and sum(plain.values()) < 120  # the facts ran out
+    assert {m: shared[m] for m in modules[:2]} == {m: plain[m] for m in modules[:2]}
+    assert sum(shared.values()) == 120
+
+
+def test_shared_shortfall_splits_what_exhausted_modules_could_not_make_over_the_others():
+    def ex(module, i):
+        return Example(id=f"x{i}", module=module, prompt=f"p{module}{i}", completion="", answer="1", difficulty=0.1)
+    asked = {"division_facts": [0.1] * 5, "mean": [0.2] * 4, "multi_digit_addition": [0.2] * 4, "empty": []}
+    made = [ex("division_facts", i) for i in range(2)] + [ex("mean", i) for i in range(3)] + \
+        [ex("multi_digit_addition", i) for i in range(4)]
+    more = shared_shortfall(asked, made, 0.0, 0.3, False, 0)
+    assert {m: len(ds) for m, ds in more.items()} == {"multi_digit_addition": 4}  # 3 + 1 short, one taker
+    assert all(0.0 <= d <= 0.3 for d in more["multi_digit_addition"])
+    assert shared_shortfall(asked, made + [ex("division_facts", 9)] * 3 + [ex("mean", 9)], 0.0, 0.3, False, 0) == {}
 
 
 def test_step_up_band_is_the_next_band_of_the_same_width():

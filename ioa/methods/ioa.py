@@ -39,6 +39,7 @@ from ioa.synthesize import (
     remedial_targets,
     replay_counts,
     replay_shares,
+    shared_shortfall,
     shortfalls,
     stage_difficulties,
     step_up_band,
@@ -275,17 +276,13 @@ class IOA:
                         made: Synthesis, prefix: str, kind: str) -> Synthesis:
         """`made` with the examples its exhausted modules' band could not give (`synthesis.share_shortfall`)
         made for the stage's other modules instead, in the same band, split evenly over them."""
-        short = shortfalls(counts, made.examples)
-        takers = [m for m in modules if m.id in counts and m.id not in short]
-        missing = sum(short.values())
-        if not missing or not takers:
+        more_counts = shared_shortfall(counts, made.examples, *probe_band(ctx.cfg), ctx.cfg.adapter.load_ramp,
+                                       ctx.cfg.seed)
+        if not more_counts:
             return made
-        low, high = probe_band(ctx.cfg)
-        more_counts = {m.id: stage_difficulties(missing // len(takers) + (i < missing % len(takers)), low, high, 1.0,
-                                                ctx.cfg.adapter.load_ramp, ctx.cfg.seed)
-                       for i, m in enumerate(takers)}
-        ctx.say(f"{missing} examples the band of {', '.join(sorted(short))} could not give go to "
-                f"{', '.join(m.id for m in takers)}")
+        ctx.say(f"{sum(len(v) for v in more_counts.values())} examples the bands of exhausted modules could not "
+                f"give go to {', '.join(more_counts)}")
+        takers = [m for m in modules if m.id in more_counts]
         more = synthesize(ctx.teacher, ctx.domain, takers, more_counts, ctx.cfg.adapter, ctx.seen, f"{prefix}-share",
                           kind, ctx.cfg.seed, expand=log.unmastered, adapters=log.adapters)
         return dataclasses.replace(made, examples=made.examples + more.examples, rejected=made.rejected + more.rejected,

@@ -2,6 +2,8 @@
 modules in one stage, no gates."""
 from __future__ import annotations
 
+import dataclasses
+
 from ioa.context import Context
 from ioa.loop import probe_band, run_modules, single_stage, teacher_usage, usage_delta, write_round_data
 from ioa.methods.baselines import (
@@ -13,7 +15,7 @@ from ioa.methods.baselines import (
     planned_steps,
     train_if_budget,
 )
-from ioa.synthesize import synthesize
+from ioa.synthesize import shared_shortfall, synthesize
 from ioa.types import Curriculum, Diagnosis
 
 
@@ -30,6 +32,14 @@ class Vanilla(Baseline):
             counts = even_counts(modules, planned_examples(ctx, modules), low, high, ctx.cfg.seed)
             made = synthesize(ctx.teacher, ctx.domain, domain_modules(ctx, modules), counts, ctx.cfg.adapter,
                               ctx.seen, "s0r0", "synth", ctx.cfg.seed, progress=ctx.progress)
+            more_counts = (shared_shortfall(counts, made.examples, low, high, False, ctx.cfg.seed)
+                           if ctx.cfg.baseline.share_shortfall else {})
+            if more_counts:  # the even spread's unspent examples, made for the modules whose band has room
+                more = synthesize(ctx.teacher, ctx.domain, domain_modules(ctx, list(more_counts)), more_counts,
+                                  ctx.cfg.adapter, ctx.seen, "s0r0-share", "synth", ctx.cfg.seed)
+                made = dataclasses.replace(made, examples=made.examples + more.examples,
+                                           rejected=made.rejected + more.rejected,
+                                           duplicates=made.duplicates + more.duplicates)
             examples = made.examples
             write_round_data(rdir, examples, made, usage_delta(before, ctx.teacher))
         train_if_budget(ctx, rdir, examples, planned_steps(ctx))
