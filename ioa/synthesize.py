@@ -6,6 +6,7 @@ counted, not trained on. The teacher's raw output is kept on every example.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from collections import Counter
@@ -46,6 +47,11 @@ class Synthesis:
     duplicates: int = 0
     candidates: int = 0  # examples written before `synthesis.candidates_per_example` kept the hardest (0: no choice)
     reused: int = 0  # of `examples`, those paid for earlier (the calibration pilot's): not counted again
+
+    def plus(self, more: "Synthesis") -> "Synthesis":
+        """These examples followed by `more`'s, their rejected and duplicate counts added."""
+        return dataclasses.replace(self, examples=self.examples + more.examples, rejected=self.rejected + more.rejected,
+                                   duplicates=self.duplicates + more.duplicates)
 
 
 def make_many(teacher: Teacher, specs: Sequence[tuple[str, float, int]]) -> list[Problem]:

@@ -209,7 +209,8 @@ class IOA:
             n = syn.examples_per_module if not stage.bridge else max(4, syn.examples_per_module // 4)
             if self.one_stage(ctx.cfg) and allowed is not None:
                 # no remedial rounds to spend it on: the one stage gets it all, less the replay share made on
-                # top of the new examples (which would otherwise take the run past the cap)
+                # top of the new examples (which would otherwise take the run past the cap; unspent when the
+                # stage has nothing to replay)
                 allowed -= round(allowed * syn.replay_fraction)
                 n = -(-allowed // len(modules))
             ramp = ctx.cfg.adapter.load_ramp
@@ -268,8 +269,7 @@ class IOA:
         up = {m: stage_difficulties(n, low, high, 1.0, ramp, ctx.cfg.seed) for m, n in short.items()}
         more = synthesize(ctx.teacher, ctx.domain, [m for m in modules if m.id in short], up, ctx.cfg.adapter,
                           ctx.seen, f"{prefix}-up", kind, ctx.cfg.seed, expand=log.unmastered, adapters=log.adapters)
-        return dataclasses.replace(made, examples=made.examples + more.examples, rejected=made.rejected + more.rejected,
-                                   duplicates=made.duplicates + more.duplicates)
+        return made.plus(more)
 
     @staticmethod
     def share_shortfall(ctx: Context, log: StageLog, modules: Sequence[Module], counts: dict[str, list[float]],
@@ -285,8 +285,7 @@ class IOA:
         takers = [m for m in modules if m.id in more_counts]
         more = synthesize(ctx.teacher, ctx.domain, takers, more_counts, ctx.cfg.adapter, ctx.seen, f"{prefix}-share",
                           kind, ctx.cfg.seed, expand=log.unmastered, adapters=log.adapters)
-        return dataclasses.replace(made, examples=made.examples + more.examples, rejected=made.rejected + more.rejected,
-                                   duplicates=made.duplicates + more.duplicates)
+        return made.plus(more)
 
     @staticmethod
     def keep_hardest(ctx: Context, made: Synthesis, k: int) -> Synthesis:

@@ -2,8 +2,6 @@
 modules in one stage, no gates."""
 from __future__ import annotations
 
-import dataclasses
-
 from ioa.context import Context
 from ioa.loop import probe_band, run_modules, single_stage, teacher_usage, usage_delta, write_round_data
 from ioa.methods.baselines import (
@@ -37,9 +35,7 @@ class Vanilla(Baseline):
             if more_counts:  # the even spread's unspent examples, made for the modules whose band has room
                 more = synthesize(ctx.teacher, ctx.domain, domain_modules(ctx, list(more_counts)), more_counts,
                                   ctx.cfg.adapter, ctx.seen, "s0r0-share", "synth", ctx.cfg.seed)
-                made = dataclasses.replace(made, examples=made.examples + more.examples,
-                                           rejected=made.rejected + more.rejected,
-                                           duplicates=made.duplicates + more.duplicates)
+                made = made.plus(more)
             examples = made.examples
             write_round_data(rdir, examples, made, usage_delta(before, ctx.teacher))
         train_if_budget(ctx, rdir, examples, planned_steps(ctx))
