@@ -411,21 +411,37 @@ def test_candidates_need_a_student_that_scores_them(tmp_path):
         run(ctx)
 
 
+EXHAUSTED_BAND = ["multiplication_facts", "division_facts", "multi_digit_addition"]
+
+
+def teach_exhausted_band(tmp_path, name, **over):
+    """IOA in one stage on the default's band (d in [0, 0.3]), where division facts hold about 40 problems and
+    the probes take 20: the setting of the exhausted-band switches."""
+    ctx = make_ctx(tmp_path, "ioa", name, **{
+        "modules": f"[{', '.join(EXHAUSTED_BAND)}]", "probe.difficulty": 0.15, "probe.difficulty_spread": 0.15,
+        "probe.items_per_module": 20, "synthesis.examples_per_module": 40, "organizer.interleave": True,
+        "budget.max_teacher_calls": 2000, **over})
+    start = {"multiplication_facts": 0.95, "division_facts": 0.3, "multi_digit_addition": 0.3}
+    ctx.student = LearningFake(start, ctx.domain.declared_prerequisites())
+    run(ctx)
+    return ctx
+
+
+def assert_fresh_prompts(ctx, examples):
+    """No example is a probe or test item, and none repeats another."""
+    probes = {json.loads(line)["question"] for line in ctx.rd.probes.read_text().splitlines()}
+    test = {json.loads(line)["question"] for line in (ctx.rd.root / "test_items.jsonl").read_text().splitlines()}
+    assert not {e["prompt"].split("\n\n")[0] for e in examples} & (probes | test)
+    assert len({e["prompt"] for e in examples}) == len(examples)
+
+
 def test_step_up_fills_an_exhausted_band_from_the_next_band_up(tmp_path):
     """`synthesis.step_up_when_exhausted`: division facts at the default's band (d in [0, 0.3]) hold about 40
     problems and the probes take 20, so the module is taught on fewer than its share; with the switch the
     rest come from the band above ([0.3, 0.6]), never a probe or test prompt."""
-    modules = ["multiplication_facts", "division_facts", "multi_digit_addition"]
-    start = {"multiplication_facts": 0.95, "division_facts": 0.3, "multi_digit_addition": 0.3}
-
     def teach(name, step_up):
-        ctx = make_ctx(tmp_path, "ioa", name, **{
-            "modules": f"[{', '.join(modules)}]", "probe.difficulty": 0.15, "probe.difficulty_spread": 0.15,
-            "probe.items_per_module": 20, "synthesis.examples_per_module": 40, "organizer.interleave": True,
-            "budget.max_examples": 400, "budget.max_teacher_calls": 2000,
-            "synthesis.step_up_when_exhausted": step_up})
-        ctx.student = LearningFake(start, ctx.domain.declared_prerequisites())
-        run(ctx)
+        ctx = teach_exhausted_band(tmp_path, name, **{"budget.max_examples": 400,
+                                                      "synthesis.step_up_when_exhausted": step_up})
         return ctx, [e for e in new_examples(ctx.rd) if e["module"] == "division_facts"]
 
     _, plain = teach("plain", False)
@@ -434,27 +450,16 @@ def test_step_up_fills_an_exhausted_band_from_the_next_band_up(tmp_path):
     above = [e for e in stepped if e["difficulty"] > 0.3]
     assert len(stepped) - len(above) == len(plain) and len(above) >= 15  # the band's own problems, then more
     assert all(e["difficulty"] <= 0.6 for e in above)
-    probes = {json.loads(line)["question"] for line in ctx.rd.probes.read_text().splitlines()}
-    test = {json.loads(line)["question"] for line in (ctx.rd.root / "test_items.jsonl").read_text().splitlines()}
-    assert not {e["prompt"].split("\n\n")[0] for e in stepped} & (probes | test)
-    assert len({e["prompt"] for e in stepped}) == len(stepped)
+    assert_fresh_prompts(ctx, stepped)
 
 
 def test_share_shortfall_gives_an_exhausted_modules_examples_to_the_stages_other_modules(tmp_path):
     """`synthesis.share_shortfall`: what division facts' band cannot give is made for the stage's other
     modules in the same band, so the one stage makes as many new examples as it planned; never a probe or
     test prompt, never a duplicate."""
-    modules = ["multiplication_facts", "division_facts", "multi_digit_addition"]
-    start = {"multiplication_facts": 0.95, "division_facts": 0.3, "multi_digit_addition": 0.3}
-
     def teach(name, share):
-        ctx = make_ctx(tmp_path, "ioa", name, **{
-            "modules": f"[{', '.join(modules)}]", "probe.difficulty": 0.15, "probe.difficulty_spread": 0.15,
-            "probe.items_per_module": 20, "synthesis.examples_per_module": 40, "organizer.interleave": True,
-            "synthesis.replay_fraction": 0.1, "budget.max_examples": 80, "budget.max_teacher_calls": 2000,
-            "synthesis.share_shortfall": share})
-        ctx.student = LearningFake(start, ctx.domain.declared_prerequisites())
-        run(ctx)
+        ctx = teach_exhausted_band(tmp_path, name, **{"synthesis.replay_fraction": 0.1, "budget.max_examples": 80,
+                                                      "synthesis.share_shortfall": share})
         return ctx, Counter(e["module"] for e in new_examples(ctx.rd)), new_examples(ctx.rd)
 
     _, plain, _ = teach("plain", False)
@@ -464,21 +469,16 @@ def test_share_shortfall_gives_an_exhausted_modules_examples_to_the_stages_other
     assert shared["division_facts"] == plain["division_facts"]
     assert shared["multi_digit_addition"] + shared["division_facts"] == planned  # the whole plan, no more
     assert all(e["difficulty"] <= 0.3 for e in examples)
-    probes = {json.loads(line)["question"] for line in ctx.rd.probes.read_text().splitlines()}
-    test = {json.loads(line)["question"] for line in (ctx.rd.root / "test_items.jsonl").read_text().splitlines()}
-    assert not {e["prompt"].split("\n\n")[0] for e in examples} & (probes | test)
-    assert len({e["prompt"] for e in examples}) == len(examples)
+    assert_fresh_prompts(ctx, examples)
     assert json.loads((ctx.rd.root / "summary.json").read_text())["budget"]["used"]["examples"] <= 80
 
 
 def test_vanilla_can_spend_what_its_even_spread_leaves_unspent(tmp_path):
     """`baseline.share_shortfall`: vanilla's even spread asks every module for the same count; what the facts'
     bands cannot give is made for the column procedure instead, within the example cap."""
-    modules = ["multiplication_facts", "division_facts", "multi_digit_addition"]
-
     def teach(name, share):
         ctx = make_ctx(tmp_path, "vanilla", name, **{
-            "modules": f"[{', '.join(modules)}]", "probe.difficulty": 0.15, "probe.difficulty_spread": 0.15,
+            "modules": f"[{', '.join(EXHAUSTED_BAND)}]", "probe.difficulty": 0.15, "probe.difficulty_spread": 0.15,
             "probe.items_per_module": 20, "budget.max_examples": 120, "budget.max_teacher_calls": 2000,
             "baseline.share_shortfall": share})
         run(ctx)
@@ -486,7 +486,7 @@ def test_vanilla_can_spend_what_its_even_spread_leaves_unspent(tmp_path):
 
     plain, shared = teach("plain", False), teach("shared", True)
     assert plain["multi_digit_addition"] == 40 and sum(plain.values()) < 120  # the facts ran out
-    assert {m: shared[m] for m in modules[:2]} == {m: plain[m] for m in modules[:2]}
+    assert {m: shared[m] for m in EXHAUSTED_BAND[:2]} == {m: plain[m] for m in EXHAUSTED_BAND[:2]}
     assert sum(shared.values()) == 120
 
 
