@@ -22,8 +22,9 @@ Then (d), on a default run's own data mix (the procedural teacher's solutions fo
 modules over its probe band, prompts under the chat template, batches of 8 in the trainer's own random
 order): `HFStudent.train` with the LM head on the completion positions only (today's path) against the
 full-logits head it replaced (pinned here by switching `decoder_and_head` off, shapes unpadded), the completion
-head with the frozen weights cast to bf16 once per round (`student.cast_frozen_weights`), and today's path (that,
-with bf16 shapes padded to `student.shape_multiple`), the same examples and steps; reported as loss-bearing
+head with the frozen weights cast to bf16 once per round (`student.cast_frozen_weights`), that with bf16 shapes
+padded to `student.shape_multiple` (the path until 2026-12-06), and today's path (that, with eager attention in
+training, `student.train_attention`), the same examples and steps; reported as loss-bearing
 (completion) tokens/s and all tokens/s, and the ratios to the full-logits path.
 
 Run: .venv/bin/python bench/train_throughput.py [--steps 6] [--mix-steps 8]; the last line printed is JSON.
@@ -197,22 +198,27 @@ def main() -> None:
     mix = run_mix_examples(mix_cfg.batch_size * (args.mix_steps + 1))
     share = loss_token_share(HFStudent(mix_cfg, cache, progress=False), mix)
     heads = {}
-    # (name, completion head, frozen weights cast once, shape multiple): the path until 2026-12-03 (full logits,
-    # autocast recasting every frozen weight per matmul, unpadded shapes), the completion head alone, with the
-    # cast, and today's path (all three and bf16 shapes padded to student.shape_multiple)
-    variants = (("full_logits", False, False, 1), ("completion_head", True, False, 1),
-                ("completion_head_cast_once", True, True, 1), ("today", True, True, StudentConfig().shape_multiple),
-                ("full_logits_again", False, False, 1))
-    for name, flag, cast, multiple in variants:
-        variant_cfg = mix_cfg.model_copy(update={"cast_frozen_weights": cast, "shape_multiple": multiple})
+    # (name, completion head, frozen weights cast once, shape multiple, training attention): the path until
+    # 2026-12-03 (full logits, autocast recasting every frozen weight per matmul, unpadded shapes, the model's
+    # fused sdpa attention), the completion head alone, with the cast, the same with bf16 shapes padded to
+    # student.shape_multiple (the path until 2026-12-06), and today's (that, with eager attention in training)
+    multiple = StudentConfig().shape_multiple
+    variants = (("full_logits", False, False, 1, "sdpa"), ("completion_head", True, False, 1, "sdpa"),
+                ("completion_head_cast_once", True, True, 1, "sdpa"), ("padded_sdpa", True, True, multiple, "sdpa"),
+                ("today", True, True, multiple, "auto"), ("full_logits_again", False, False, 1, "sdpa"))
+    for name, flag, cast, multiple, attention in variants:
+        variant_cfg = mix_cfg.model_copy(update={"cast_frozen_weights": cast, "shape_multiple": multiple,
+                                                 "train_attention": attention})
         heads[name] = train_mix(HFStudent(variant_cfg, cache, progress=False), mix, args.mix_steps + 1, flag, share)
         print(f"run mix, {name}: {heads[name]}")
     baseline = max((heads["full_logits"], heads["full_logits_again"]), key=lambda h: h["loss_tokens_per_s"])
     head_ratio = heads["completion_head"]["loss_tokens_per_s"] / baseline["loss_tokens_per_s"]
     cast_ratio = heads["completion_head_cast_once"]["loss_tokens_per_s"] / baseline["loss_tokens_per_s"]
+    padded_ratio = heads["padded_sdpa"]["loss_tokens_per_s"] / baseline["loss_tokens_per_s"]
     today_ratio = heads["today"]["loss_tokens_per_s"] / baseline["loss_tokens_per_s"]
     print(f"run mix: completion head / full logits = {head_ratio:.2f}, with the frozen weights cast once "
-          f"{cast_ratio:.2f}, today's path (and shapes padded) {today_ratio:.2f} (loss-bearing tokens/s)")
+          f"{cast_ratio:.2f}, and shapes padded {padded_ratio:.2f}, today's path (and eager attention in training) "
+          f"{today_ratio:.2f} (loss-bearing tokens/s)")
 
     peak = peak_bf16 if bf16 else peak_fp32
     mfu = {k: 4 * n_params * v["tokens_per_s"] / (peak * 1e9) for k, v in (("bare", bare), ("framework", frame))}
@@ -232,6 +238,7 @@ def main() -> None:
         "flops_per_token": "4*N (LoRA: forward 2N + activation grads 2N)",
         "run_mix": {**heads, "completion_head_over_full_logits": round(head_ratio, 3),
                     "cast_once_over_full_logits": round(cast_ratio, 3),
+                    "padded_over_full_logits": round(padded_ratio, 3),
                     "today_over_full_logits": round(today_ratio, 3)},
     }))
 

@@ -276,6 +276,10 @@ class StudentConfig(Section):
         "head sees, to a multiple of this (1: no padding), so the CPU's bf16 kernels (oneDNN, one cached kernel and "
         "its buffers per matrix shape) meet a few shapes instead of one per batch: a fresh student's peak over 40 "
         "steps of a default run's data 2.84 -> 2.15 GB at the same speed (214 vs 219 s). fp32 training is not padded")
+    train_attention: Literal["auto", "eager", "sdpa"] = Field(
+        "auto", description="attention kernel of training rounds (generation keeps the model's own). auto: eager on "
+        "a CPU, where PyTorch's fused (flash) attention backward is slow at these lengths, the model's own elsewhere. "
+        "The same loss within bf16 rounding")
     max_new_tokens: int = Field(160, ge=1, le=32768)
     gen_batch_size: int = Field(64, ge=1, le=4096, description="sequences decoded at once (continuous decoding: "
                                 "a decode step costs about a fixed 65 ms plus 7 ms a row on one CPU thread, so wide "

@@ -11,7 +11,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from ioa.students.hf_train import completion_loss, decoder_and_head
+from ioa.students.hf_train import completion_loss, decoder_and_head, training_attention
 
 VOCAB = 64
 
@@ -83,3 +83,36 @@ def test_models_with_processed_logits_keep_their_own_loss():
     capped = tiny_llama()
     capped.config.final_logit_softcapping = 30.0
     assert decoder_and_head(capped) is None
+
+
+@pytest.mark.parametrize("device_type,choice,during", [("cpu", "auto", "eager"), ("cuda", "auto", "sdpa"),
+                                                        ("cpu", "sdpa", "sdpa"), ("cuda", "eager", "eager")])
+def test_training_attention_picks_the_kernel_for_the_block_and_puts_it_back(device_type, choice, during):
+    model = get_peft_model(tiny_llama(attn_implementation="sdpa"),
+                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
+    base = model.get_base_model()
+    with training_attention(model, choice, device_type):
+        assert base.config._attn_implementation == during
+    assert base.config._attn_implementation == "sdpa"
+
+
+def test_eager_training_attention_gives_the_fused_kernels_loss_and_gradients():
+    """`student.train_attention` auto picks the eager kernel on a CPU for speed: in fp32 it must train on the same
+    loss and gradients as the fused (sdpa) kernel the model loads with, padding and masked prompts included."""
+    model = get_peft_model(tiny_llama(attn_implementation="sdpa"),
+                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.1)
+    inputs = padded(batch(), 8)
+    fused = completion_loss(*decoder_and_head(model), inputs)
+    fused.backward()
+    expected = grads(model)
+    with training_attention(model, "auto", "cpu"):
+        eager = completion_loss(*decoder_and_head(model), inputs)
+        eager.backward()
+    got = grads(model)
+    assert torch.allclose(eager, fused, atol=1e-6, rtol=1e-5)
+    for name in got:
+        assert torch.allclose(got[name], expected[name], atol=1e-6, rtol=1e-4), name

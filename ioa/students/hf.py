@@ -2,7 +2,8 @@
 
 Master weights stay fp32; where the hardware has bf16 (a CUDA GPU that supports it, or a CPU with
 AVX-512 BF16 / AMX) training and generation run under bf16 autocast, with the frozen linear weights cast
-to bf16 once per round or generation rather than at every matmul (ioa/students/cast_weights.py). LoRA
+to bf16 once per round or generation rather than at every matmul (ioa/students/cast_weights.py); on a CPU
+training rounds use the eager attention kernel, whose backward is faster there (`student.train_attention`). LoRA
 keeps one PEFT model for the student's whole life, so the adapter accumulates stage after stage;
 `save_state`/`load_state` persist that trainable state between stages and `save` writes the merged model
 for `from_pretrained` or vLLM.
@@ -30,7 +31,15 @@ from ioa.students.base import STATE_FILE, world_size
 from ioa.students.cast_weights import DecodeWeights, frozen_weights_cast
 from ioa.students.decode import greedy_continuous
 from ioa.students.hf_convert import StudentLoadError, load_pretrained
-from ioa.students.hf_train import adamw, lora_config, plan_steps, prepared_dataset, run_decay, run_sft
+from ioa.students.hf_train import (
+    adamw,
+    lora_config,
+    plan_steps,
+    prepared_dataset,
+    run_decay,
+    run_sft,
+    training_attention,
+)
 from ioa.students.memory import release_freed_memory
 from ioa.types import Example, Problem
 
@@ -418,7 +427,7 @@ class HFStudent:
             optimizer = adamw(self.model, self.cfg, self.optimizer_state if self.cfg.carry_optimizer else None)
             start, horizon = lr_window if lr_window is not None else (0, steps)
             optimizers = (optimizer, run_decay(optimizer, start, horizon))
-        with self.frozen_cast():
+        with self.frozen_cast(), training_attention(self.model, self.cfg.train_attention, self.device.type):
             metrics = run_sft(
                 self.model, self.tokenizer, examples, self.cfg, Path(out_dir),
                 steps=steps, progress=self.progress, seed=self.seed, optimizers=optimizers, **self._train_kwargs(),
