@@ -74,12 +74,25 @@ class OrganizerConfig(Section):
         "stages (3 of 3 paired seeds): a later stage's column subtraction overwrote the column addition an earlier "
         "stage taught (75% -> 40%), and each stage got a fraction of the steps "
         "(bench/results/2026-12-05-one-interleaved-stage.md)")
+    cumulative: bool = Field(
+        False, description="stages in dependency order, each teaching its new modules together with every module an "
+        "earlier stage introduced (a cumulative curriculum: a prerequisite comes first and is practised to the end "
+        "instead of being left to replay, which let a later stage's column subtraction overwrite the column addition "
+        "an earlier stage taught). As in one interleaved stage: no bridges, no remedial rounds, no load ramp; with "
+        "budget.max_examples each stage makes its share of the examples left in proportion to its steps. Excludes "
+        "interleave")
     min_stage_steps: int = Field(
         20, ge=0, le=1_000_000, description="with budget.max_steps and the by-stage plan: bridges are dropped and "
         "neighbouring stages merged until every stage's share is at least this many steps (0: off). Measured on the "
         "compare chain (column addition under multi-digit multiplication, 20 steps): five stages of 2-7 steps and "
         "two of 10 both lost much of what the first stage taught (column addition 24% and 20-30%, against 52% in "
         "one stage of 20; see README)")
+
+    @model_validator(mode="after")
+    def _one_kind_of_stages(self) -> "OrganizerConfig":
+        if self.cumulative and self.interleave:
+            raise ValueError("organizer.cumulative and organizer.interleave exclude each other (set one to false)")
+        return self
 
 
 ADAPTER_FORMS = ("configured", "raw", "goal", "anchor", "structured", "explicit", "atomic", "peeled", "expand",

@@ -80,6 +80,17 @@ def layer_stages(
     return stages
 
 
+def cumulative_groups(groups: list[list[str]]) -> list[list[str]]:
+    """Each stage's modules with every module an earlier stage introduced before them (`organizer.cumulative`):
+    [[a, b], [c], [d]] -> [[a, b], [a, b, c], [a, b, c, d]]. The dependency order is kept, as a module's
+    prerequisites are introduced no later than it."""
+    out: list[list[str]] = []
+    for group in groups:
+        earlier = out[-1] if out else []
+        out.append(earlier + [m for m in group if m not in earlier])
+    return out
+
+
 def bridge(stages: list[Stage], tau_zpd: float) -> list[Stage]:
     """Insert bridging stages so adjacent difficulties differ by at most tau_zpd; re-index."""
     out: list[Stage] = []
@@ -105,12 +116,14 @@ def organize(diagnosis: Diagnosis, cfg: OrganizerConfig, coverage: float = 1.0,
     selected = with_needed_prerequisites(diagnosis, targets, cfg.tau_mastery)
     by_id = {m.id: m for m in diagnosis.modules}
     groups = layer_stages(selected, ancestors(diagnosis), by_id, cfg.max_modules_per_stage)
+    if cfg.cumulative:
+        groups = cumulative_groups(groups)
     stages = [
         Stage(index=i, modules=tuple(g), difficulty=round(sum(by_id[k].difficulty for k in g) / len(g), 6),
               mastery_threshold=cfg.tau_mastery)
         for i, g in enumerate(groups)
     ]
-    planned = bridge(stages, cfg.tau_zpd)
+    planned = stages if cfg.cumulative else bridge(stages, cfg.tau_zpd)
     if cfg.step_plan == "by-stage":
         planned = fit_to_steps(planned, total_steps, cfg.min_stage_steps)
     return Curriculum(stages=tuple(planned))

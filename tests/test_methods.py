@@ -216,6 +216,32 @@ def test_interleave_teaches_the_organizers_modules_in_one_stage_like_the_ablatio
     assert used["steps"] == CAPS["budget.max_steps"] > interleaved.cfg.student.max_steps_per_stage
 
 
+def test_cumulative_stages_reteach_earlier_modules_with_their_share_of_the_budget(tmp_path):
+    """`organizer.cumulative`: stages in dependency order, each teaching every module introduced so far (new
+    examples, not replay), one round a stage, and a capped budget split over the stages by their steps."""
+    # one new module a stage, so the two deficient modules (no edge between them here) make two stages
+    over = {"organizer.cumulative": True, "organizer.min_stage_steps": 4, "organizer.max_modules_per_stage": 1,
+            "student.max_steps_per_stage": 12,
+            "budget.max_examples": 60}
+    ctx = make_ctx(tmp_path, "ioa", "cumulative", **over)
+    summary = run(ctx)
+    stages = read_json(ctx.rd.curriculum)["stages"]
+    assert len(stages) >= 2
+    for earlier, later in zip(stages, stages[1:]):
+        assert later["modules"][: len(earlier["modules"])] == earlier["modules"]
+        assert len(later["modules"]) > len(earlier["modules"])
+    assert all(len(list((ctx.rd.root / "stages" / str(s["index"])).glob("round-*"))) == 1 for s in stages)
+    taught = Counter((f.parts[-3], e["module"]) for f in sorted((ctx.rd.root / "stages").rglob("train.jsonl"))
+                     for e in read_jsonl(f) if e["kind"] != "replay")
+    first = stages[0]["modules"][0]
+    assert all(taught[(str(s["index"]), first)] > 0 for s in stages)  # re-taught in every stage, not replayed
+    used = summary["budget"]["used"]
+    assert used["examples"] <= 60 and used["steps"] == CAPS["budget.max_steps"]
+    per_stage = Counter(f.parts[-3] for f in (ctx.rd.root / "stages").rglob("train.jsonl")
+                        for e in read_jsonl(f) if e["kind"] != "replay")
+    assert per_stage[str(stages[-1]["index"])] > 0 and per_stage["0"] < used["examples"]
+
+
 def test_easy_to_hard_teaches_every_module_by_level_with_rising_numbers(tmp_path):
     ctx = make_ctx(tmp_path, "easy-to-hard")
     summary = run(ctx)

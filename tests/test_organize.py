@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from ioa.config import OrganizerConfig
 from ioa.grading import mastery_ratio
@@ -192,3 +194,20 @@ def test_organize_fits_the_curriculum_to_a_step_budget():
     assert not any(s.bridge for s in tight.stages) and len(tight.stages) == 3
     off = organize(d, OrganizerConfig(max_modules_per_stage=1, min_stage_steps=0), coverage=1.0, total_steps=20)
     assert off == free
+
+
+def test_cumulative_stages_keep_every_earlier_module_in_dependency_order():
+    # k00 -> k02 -> k03, k01 independent; all deficient. Blocked: [k00, k01] -> [k02] -> [k03] with bridges.
+    d = make_diagnosis(4, [(0, 2), (2, 3)], [0.0] * 4, [1.0] * 4, [0.5] * 4)
+    cfg = OrganizerConfig(max_modules_per_stage=2, cumulative=True)
+    cur = organize(d, cfg, coverage=1.0)
+    assert [s.modules for s in cur.stages] == [("k00", "k01"), ("k00", "k01", "k02"), ("k00", "k01", "k02", "k03")]
+    assert not any(s.bridge for s in cur.stages) and [s.index for s in cur.stages] == [0, 1, 2]
+    # fitted to 40 steps with at least 12 a stage (shares by modules: 9, 13, 18): the first two merge into one
+    fitted = organize(d, cfg.model_copy(update={"min_stage_steps": 12}), coverage=1.0, total_steps=40)
+    assert [s.modules for s in fitted.stages] == [("k00", "k01", "k02"), ("k00", "k01", "k02", "k03")]
+
+
+def test_cumulative_and_interleave_exclude_each_other():
+    with pytest.raises(ValidationError, match="exclude each other"):
+        OrganizerConfig(cumulative=True, interleave=True)

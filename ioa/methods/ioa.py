@@ -78,7 +78,7 @@ class IOA:
     def configure(self, cfg: RunConfig) -> RunConfig:
         if not self.adapt:
             cfg = raw_solutions(cfg)
-        if self.one_stage(cfg):
+        if self.one_stage(cfg) or (self.organize and cfg.organizer.cumulative):
             cfg = cfg.model_copy(update={
                 "adapter": cfg.adapter.model_copy(update={"load_ramp": False}),
                 "synthesis": cfg.synthesis.model_copy(update={"max_remedial_rounds": 0}),
@@ -134,8 +134,9 @@ class IOA:
             steps = self.round_steps(ctx, curriculum, stage)
             if steps == 0 and not state_saved(rdir.state):
                 break  # the stage's share of the step budget is spent
+            share = self.example_share(ctx, curriculum, stage)
             examples = ctx.timed("synthesize", lambda: self.round_examples(
-                ctx, stage, rnd, reach, last_eval, failing, log))  # noqa: B023 (called at once)
+                ctx, stage, rnd, reach, last_eval, failing, log, share))  # noqa: B023 (called at once)
             if not examples:  # nothing left to remediate (e.g. the teacher could not verify any answer)
                 break
             new = [e for e in examples if e.kind != "replay"]
@@ -187,9 +188,19 @@ class IOA:
                 if m in stage.modules and mastered(acc, ctx.p_teacher.get(m, 0.0), stage.mastery_threshold):
                     log.mastered[m] = acc
 
+    def example_share(self, ctx: Context, curriculum: Curriculum, stage: Stage) -> float | None:
+        """The share of the examples left that a cumulative stage's round 0 may make (`organizer.cumulative`): its
+        steps over the steps left; None (no share, the round's own counts) otherwise or without a step budget."""
+        if not (self.organize and ctx.cfg.organizer.cumulative):
+            return None
+        own = self.stage_steps_left(ctx, curriculum, stage)
+        left = steps_left(ctx.cfg.budget, spent(ctx.rd))
+        return None if own is None or not left else min(1.0, own / left)
+
     def round_examples(self, ctx: Context, stage: Stage, rnd: int, reach: float, last_eval: RoundEval | None,
-                       failing: Sequence[str], log: StageLog) -> list[Example]:
-        """The round's training data: synthesized (round 0) or remedial (later), plus replay."""
+                       failing: Sequence[str], log: StageLog, share: float | None = None) -> list[Example]:
+        """The round's training data: synthesized (round 0) or remedial (later), plus replay. With `share` (a
+        cumulative stage) round 0 makes that share of the examples the budget has left."""
         rdir = ctx.rd.round(stage.index, rnd)
         path = rdir.train
         if path.exists():
@@ -207,10 +218,11 @@ class IOA:
         before = teacher_usage(ctx.teacher)
         if rnd == 0:
             n = syn.examples_per_module if not stage.bridge else max(4, syn.examples_per_module // 4)
-            if self.one_stage(ctx.cfg) and allowed is not None:
-                # no remedial rounds to spend it on: the one stage gets it all, less the replay share made on
-                # top of the new examples (which would otherwise take the run past the cap; unspent when the
-                # stage has nothing to replay)
+            if (self.one_stage(ctx.cfg) or share is not None) and allowed is not None:
+                # no remedial rounds to spend it on: the one stage gets it all (a cumulative stage its share),
+                # less the replay share made on top of the new examples (which would otherwise take the run
+                # past the cap; unspent when the stage has nothing to replay)
+                allowed = round(allowed * share) if share is not None else allowed
                 allowed -= round(allowed * syn.replay_fraction)
                 n = -(-allowed // len(modules))
             ramp = ctx.cfg.adapter.load_ramp
