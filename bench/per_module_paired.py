@@ -1,0 +1,60 @@
+"""Per-module paired differences between two methods' finished runs, with the bootstrap `ioa compare` uses.
+
+`ioa compare` reports groups (deficient, known, all modules); the question after a comparison is usually which
+module carried a difference. For each module deficient in every seed's reference run (or every module with
+`--all`), this prints both methods' mean accuracy after, the paired difference over the seeds both ran with its
+95% interval (seeds, then items within a seed; ioa.stats.paired_bootstrap) and how many seeds the method was
+ahead, level or behind.
+
+Run: .venv/bin/python bench/per_module_paired.py RUNS_DIR METHOD REFERENCE [--seeds 0,1,2] [--all]
+     e.g. bench/per_module_paired.py runs/dflt ioa-cumul ioa   (run folders RUNS_DIR/<method>-s<seed>)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ioa.compare import load_result  # noqa: E402
+from ioa.stats import paired_bootstrap  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", type=Path)
+    parser.add_argument("method")
+    parser.add_argument("reference")
+    parser.add_argument("--seeds", default=None, help="comma-separated; default: every seed both finished")
+    parser.add_argument("--all", action="store_true", help="every module, not only those deficient in every seed")
+    args = parser.parse_args()
+    seeds = ([int(s) for s in args.seeds.split(",")] if args.seeds else
+             sorted(int(p.name.rsplit("-s", 1)[1]) for p in args.runs.glob(f"{args.reference}-s*")
+                    if (p / "summary.json").exists() and (args.runs / f"{args.method}-s{p.name.rsplit('-s', 1)[1]}"
+                                                          / "summary.json").exists()))
+    if not seeds:
+        raise SystemExit(f"{args.runs}: no seed with both {args.method}-s<seed> and {args.reference}-s<seed> finished")
+    pairs = [(load_result(args.runs / f"{args.method}-s{s}"), load_result(args.runs / f"{args.reference}-s{s}"))
+             for s in seeds]
+    modules = sorted(set.intersection(*(set(ref.after) if args.all else set(ref.deficient) for _, ref in pairs)))
+    print(f"{args.method} - {args.reference}, seeds {','.join(map(str, seeds))} (points; 95% interval)")
+    for m in modules:
+        seed_pairs = []
+        ahead = level = behind = 0
+        for mine, ref in pairs:
+            a, b = mine.items.get(m, {}), ref.items.get(m, {})
+            shared = sorted(set(a) & set(b))
+            seed_pairs.append({m: ([a[i] for i in shared], [b[i] for i in shared])})
+            d = mine.after.get(m, 0.0) - ref.after.get(m, 0.0)
+            ahead, level, behind = ahead + (d > 1e-9), level + (abs(d) <= 1e-9), behind + (d < -1e-9)
+        ci = paired_bootstrap(seed_pairs)
+        mean_a = 100 * sum(mine.after.get(m, 0.0) for mine, _ in pairs) / len(pairs)
+        mean_b = 100 * sum(ref.after.get(m, 0.0) for _, ref in pairs) / len(pairs)
+        interval = f"{100 * ci.mean:+.1f} [{100 * ci.low:+.1f}, {100 * ci.high:+.1f}] {ci.verdict}" if ci else "n/a"
+        print(f"  {m:28s} {mean_a:5.1f} vs {mean_b:5.1f}  {interval}  {ahead}/{level}/{behind}")
+
+
+if __name__ == "__main__":
+    main()
