@@ -215,7 +215,8 @@ def write_round_data(rdir: RoundDir, examples: Sequence[Example], made, usage: d
         "examples": len(made.examples) - made.reused, "replayed": len(examples) - len(made.examples),
         "rejected": made.rejected, "duplicates": made.duplicates,
         **({"candidates": made.candidates} if made.candidates else {}),
-        **({"reused": made.reused} if made.reused else {}), **usage})
+        **({"reused": made.reused} if made.reused else {}), **({"planned": made.planned} if made.planned else {}),
+        **usage})
 
 
 def train_round(ctx: Context, rdir: RoundDir, examples: list[Example], max_steps: int | None = None) -> None:

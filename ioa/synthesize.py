@@ -47,6 +47,7 @@ class Synthesis:
     duplicates: int = 0
     candidates: int = 0  # examples written before `synthesis.candidates_per_example` kept the hardest (0: no choice)
     reused: int = 0  # of `examples`, those paid for earlier (the calibration pilot's): not counted again
+    planned: int = 0  # new examples the round asked for (0: not recorded); fewer are made when a band runs out
 
     def plus(self, more: "Synthesis") -> "Synthesis":
         """These examples followed by `more`'s, their rejected and duplicate counts added."""

@@ -16,6 +16,7 @@ from ioa.io import read_json, read_jsonl
 from ioa.methods.baselines import even_counts
 from ioa.methods.budget import Usage, evenly_spaced, examples_left, spent, trim_counts
 from ioa.methods.error_targeted import like_failed
+from ioa.methods.ioa import steps_for_made
 from ioa.methods.registry import run
 from ioa.methods.self_instruct import RougeL
 from ioa.rundir import RunDir
@@ -240,6 +241,20 @@ def test_cumulative_stages_reteach_earlier_modules_with_their_share_of_the_budge
     per_stage = Counter(f.parts[-3] for f in (ctx.rd.root / "stages").rglob("train.jsonl")
                         for e in read_jsonl(f) if e["kind"] != "replay")
     assert per_stage[str(stages[-1]["index"])] > 0 and per_stage["0"] < used["examples"]
+
+
+def test_a_cumulative_stage_that_made_fewer_examples_trains_fewer_steps(tmp_path):
+    """A first stage whose modules' bands ran out (43 of 110 planned) trains that share of its steps, so its
+    examples are not gone over nine times; a stage that made its plan, or a record without a plan, keeps them."""
+    rdir = RunDir(tmp_path / "run").round(0, 0)
+    rdir.path.mkdir(parents=True)
+    rdir.synthesis.write_text(json.dumps({"examples": 43, "planned": 110, "replayed": 5}))
+    assert steps_for_made(rdir, 51) == 20
+    assert steps_for_made(rdir, None) is None
+    rdir.synthesis.write_text(json.dumps({"examples": 110, "planned": 110}))
+    assert steps_for_made(rdir, 51) == 51
+    rdir.synthesis.write_text(json.dumps({"examples": 3}))
+    assert steps_for_made(rdir, 51) == 51
 
 
 def test_easy_to_hard_teaches_every_module_by_level_with_rising_numbers(tmp_path):

@@ -157,6 +157,8 @@ class IOA:
                     + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")")
             # no remedial rounds to spend them on: the one stage may take every step the budget has left
             whole = self.one_stage(ctx.cfg)
+            if share is not None and stage.index != curriculum.stages[-1].index:
+                steps = steps_for_made(rdir, steps)
             train_round(ctx, rdir, examples, steps_left(ctx.cfg.budget, spent(ctx.rd)) if whole else steps)
             if stage.bridge:
                 return
@@ -241,7 +243,8 @@ class IOA:
                 made = self.share_shortfall(ctx, log, modules, counts, made, prefix, kind)
             pilot = [dataclasses.replace(e, id=f"{prefix}-pilot-{i:05d}", kind=kind)
                      for i, e in enumerate(e for m in modules for e in reuse.get(m.id, []))]
-            made = dataclasses.replace(made, examples=pilot + made.examples, reused=len(pilot))
+            made = dataclasses.replace(made, examples=pilot + made.examples, reused=len(pilot),
+                                       planned=sum(len(ds) for ds in counts.values()) // syn.candidates_per_example)
         else:
             correct = {it["id"]: it["correct"] for it in last_eval.items}
             wrong = [x for x in ctx.probe_items(failing) if not correct.get(x.id, True)]
@@ -354,6 +357,19 @@ class StageLog:
     def dropped(self) -> list[str]:
         """Mastered or kept modules whose accuracy at the latest gate is below what it was."""
         return [m for m, acc in self.mastered.items() if m in self.latest and self.latest[m] < acc - 1e-9]
+
+
+def steps_for_made(rdir: RoundDir, steps: int | None) -> int | None:
+    """A cumulative stage's step share shrunk by the share of its planned new examples that were made
+    (synthesis.json), so its examples are not trained over more often than the run's plan has them; the
+    steps it leaves carry to the next stage. A seed's first stage of three facts (prerequisites of the column
+    procedures) found 43 new problems of the 110 planned, and its 51-step share would have gone over them
+    nine times."""
+    record = read_json(rdir.synthesis) if rdir.synthesis.exists() else {}
+    planned, made = record.get("planned", 0), record.get("examples", 0)
+    if steps is None or not planned or made >= planned:
+        return steps
+    return max(1, round(steps * made / planned))
 
 
 def bridge_reach(curriculum: Curriculum, stage: Stage) -> float:
