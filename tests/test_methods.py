@@ -16,13 +16,13 @@ from ioa.io import read_json, read_jsonl
 from ioa.methods.baselines import even_counts
 from ioa.methods.budget import Usage, evenly_spaced, examples_left, spent, trim_counts
 from ioa.methods.error_targeted import like_failed
-from ioa.methods.ioa import steps_for_made
+from ioa.methods.ioa import StageLog, carried_rehearsal, steps_for_made
 from ioa.methods.registry import run
 from ioa.methods.self_instruct import RougeL
 from ioa.rundir import RunDir
 from ioa.synthesize import shared_shortfall, shortfalls, step_up_band
 from ioa.teachers import load_teacher
-from ioa.types import Example
+from ioa.types import Example, Stage
 
 MODULES = ["addition_facts", "place_value", "multi_digit_addition", "multiplication_facts"]
 START = {"addition_facts": 0.95, "place_value": 0.95, "multi_digit_addition": 0.3, "multiplication_facts": 0.4}
@@ -255,6 +255,22 @@ def test_a_cumulative_stage_that_made_fewer_examples_trains_fewer_steps(tmp_path
     assert steps_for_made(rdir, 51) == 51
     rdir.synthesis.write_text(json.dumps({"examples": 3}))
     assert steps_for_made(rdir, 51) == 51
+
+
+def test_a_later_cumulative_stage_practises_earlier_examples_of_a_module_whose_band_ran_out():
+    def ex(i, module, kind="synth"):
+        return Example(id=f"{module}-{i}", module=module, prompt=f"p{i}", completion="c", answer="1", difficulty=0.1,
+                       kind=kind)
+
+    log = StageLog(examples=[ex(i, "division_facts") for i in range(5)] + [ex(i, "addition_facts") for i in range(3)]
+                   + [ex(9, "division_facts", "replay")], taught=["division_facts", "addition_facts"])
+    stage = Stage(index=1, modules=("division_facts", "addition_facts", "mean"), difficulty=0.3, mastery_threshold=0.9)
+    # division facts 12 short: all 5 earlier new examples (not the replayed one); addition facts 2 short: 2 of 3;
+    # the mean is new in this stage, so its shortfall is not rehearsed
+    got = carried_rehearsal(log, stage, {"division_facts": 12, "addition_facts": 2, "mean": 4}, 0, "s1r0")
+    assert sorted(e.id for e in got if e.module == "division_facts") == [f"division_facts-{i}" for i in range(5)]
+    assert len([e for e in got if e.module == "addition_facts"]) == 2 and all(e.kind == "synth" for e in got)
+    assert carried_rehearsal(log, stage, {}, 0, "s1r0") == []
 
 
 def test_easy_to_hard_teaches_every_module_by_level_with_rising_numbers(tmp_path):

@@ -259,6 +259,9 @@ class IOA:
                               adapters=log.adapters)
         made = self.keep_hardest(ctx, made, syn.candidates_per_example)
         rehearsal: list[Example] = []
+        if rnd == 0 and share is not None and stage.index > 0:
+            asked = {m: ds[: len(ds) // syn.candidates_per_example] for m, ds in counts.items()}
+            rehearsal = carried_rehearsal(log, stage, shortfalls(asked, made.examples), ctx.cfg.seed, prefix)
         if rnd > 0:  # rehearse the stage's own earlier examples 1:1, so remediation does not narrow the student
             own = [e for e in log.examples if e.module in stage.modules and e.id.startswith(f"s{stage.index}r")]
             rng = random.Random(f"rehearse:{ctx.cfg.seed}:{prefix}")
@@ -357,6 +360,22 @@ class StageLog:
     def dropped(self) -> list[str]:
         """Mastered or kept modules whose accuracy at the latest gate is below what it was."""
         return [m for m, acc in self.mastered.items() if m in self.latest and self.latest[m] < acc - 1e-9]
+
+
+def carried_rehearsal(log: StageLog, stage: Stage, short: dict[str, int], seed: int, prefix: str) -> list[Example]:
+    """For a later cumulative stage: each module an earlier stage introduced whose band gave fewer new problems
+    than asked (`short`: module -> how many fewer) practises its earlier examples again, up to that many (reused
+    data, trained as replay, not counted as new examples). Without it a fact taught in the first stage got no
+    practice in the 130 steps after (its band was used up there) and fell (subtraction facts 100 -> 80,
+    division facts 75 where one interleaved stage kept them at 100)."""
+    rng = random.Random(f"carried:{seed}:{prefix}")
+    out: list[Example] = []
+    for module in stage.modules:
+        if module not in log.taught or not short.get(module):
+            continue
+        earlier = [e for e in log.examples if e.module == module and e.kind != "replay"]
+        out += rng.sample(earlier, min(short[module], len(earlier)))
+    return out
 
 
 def steps_for_made(rdir: RoundDir, steps: int | None) -> int | None:
