@@ -79,8 +79,10 @@ class OrganizerConfig(Section):
         "earlier stage introduced (a cumulative curriculum: a prerequisite comes first and is practised to the end "
         "instead of being left to replay, which let a later stage's column subtraction overwrite the column addition "
         "an earlier stage taught). As in one interleaved stage: no bridges, no remedial rounds, no load ramp; with "
-        "budget.max_examples each stage makes its share of the examples left in proportion to its steps. Excludes "
-        "interleave")
+        "budget.max_examples each stage makes its share of the examples left in proportion to its steps; a stage "
+        "that made fewer new examples than planned trains that share of its steps (the rest carry on), and a module "
+        "an earlier stage introduced whose band has no new problems left practises its earlier examples again. "
+        "Excludes interleave")
     min_stage_steps: int = Field(
         20, ge=0, le=1_000_000, description="with budget.max_steps and the by-stage plan: bridges are dropped and "
         "neighbouring stages merged until every stage's share is at least this many steps (0: off). Measured on the "

@@ -57,8 +57,10 @@ class IOA:
                       remedial rounds) and no difficulty ramp; under an equal budget that one stage gets
                       every example and step the budget allows (as the one-stage baselines do) instead
                       of a stage's share, so the comparison measures the curriculum, not a smaller budget
-      (`organizer.interleave` gives the full method the same one interleaved stage: the default preset's
-      choice, measured in bench/results/2026-12-05-one-interleaved-stage.md)
+      (`organizer.interleave` gives the full method the same one interleaved stage, measured in
+      bench/results/2026-12-05-one-interleaved-stage.md; `organizer.cumulative` keeps the stages in dependency
+      order, each teaching its new modules with every module introduced before, also without gates' remedial
+      rounds; see `example_share`, `steps_for_made` and `carried_rehearsal`)
       adapt=False     ioa-no-adapter: the teacher's raw solutions (no decompose, template, simplify,
                       analogies or expand_steps); the load ramp stays, as it orders difficulty rather
                       than rewriting text
