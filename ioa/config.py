@@ -81,8 +81,9 @@ class OrganizerConfig(Section):
         "an earlier stage taught). As in one interleaved stage: no bridges, no remedial rounds, no load ramp; with "
         "budget.max_examples each stage makes its share of the examples left in proportion to its steps; a stage "
         "that made fewer new examples than planned trains that share of its steps (the rest carry on), and a module "
-        "an earlier stage introduced whose band has no new problems left practises its earlier examples again. "
-        "Excludes interleave")
+        "an earlier stage introduced whose band has no new problems left practises its earlier examples again; "
+        "the stages share one AdamW and, with budget.max_steps, one learning-rate decay (student.carry_optimizer, "
+        "student.lr_schedule: run), so they train as one run whose data change at each stage. Excludes interleave")
     min_stage_steps: int = Field(
         20, ge=0, le=1_000_000, description="with budget.max_steps and the by-stage plan: bridges are dropped and "
         "neighbouring stages merged until every stage's share is at least this many steps (0: off). Measured on the "
@@ -463,10 +464,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # run had one stage); the declared prerequisites are the prior that the probes confirm or reject
     # (seed 0's confirmed multi_digit_addition -> mean; seed 1's confirmed division_facts -> mean and
     # rejected multi_digit_addition -> mean).
-    # Since 2026-12-05 the selected modules are taught in one interleaved stage (organizer.interleave) with 10%
+    # From 2026-12-05 the selected modules were taught in one interleaved stage (organizer.interleave) with 10%
     # replay over a 152-step budget (epochs enough to spend it): on seeds 0-2, paired, +17.8 [+6.5, +28.1]
     # deficient-module points over the blocked stages with 30% replay that the default ran before, which
-    # spent the same 152 steps (bench/results/2026-12-05-one-interleaved-stage.md).
+    # spent the same 152 steps (bench/results/2026-12-05-one-interleaved-stage.md). Cumulative stages in
+    # dependency order (organizer.cumulative) formed 2-3 stages on every seed but taught the deficient modules
+    # -2.5 [-9.1, +3.9] points less than the one stage (5 seeds, behind in 3), so the one stage stays
+    # (bench/results/2026-12-06-cumulative-stages.md).
     "default": {
         "modules": ["addition_facts", "subtraction_facts", "multiplication_facts", "division_facts",
                     "multi_digit_addition", "multi_digit_subtraction", "mean"],

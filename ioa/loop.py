@@ -28,7 +28,7 @@ from ioa.phase_memory import PhaseMemory
 from ioa.probe import SEED_BASES, expand_groups, generate_many, grade, probe_problems
 from ioa.records import CurvePoint, FinalEval, Item, RoundEval
 from ioa.rundir import RoundDir
-from ioa.students.base import state_saved, world_size
+from ioa.students.base import TakesTrainingSettings, state_saved, world_size
 from ioa.summary import summarize
 from ioa.teachers.base import Metered, Teacher
 from ioa.teachers.metered import MeteredTeacher
@@ -298,6 +298,8 @@ def run(ctx: Context, method: Method) -> dict[str, Any]:
     if method.name != ctx.cfg.method:
         raise ValueError(f"method {method.name!r} asked to run a run configured for {ctx.cfg.method!r}")
     ctx.cfg = method.configure(ctx.cfg)
+    if isinstance(ctx.student, TakesTrainingSettings):
+        ctx.student.use_training_settings(ctx.cfg.student)
     ctx.timings = Timings(ctx.rd.timings)
     ctx.memory = PhaseMemory(ctx.rd.memory)
     meter_teacher(ctx)

@@ -17,6 +17,7 @@ from ioa.methods.baselines import even_counts
 from ioa.methods.budget import Usage, evenly_spaced, examples_left, spent, trim_counts
 from ioa.methods.error_targeted import like_failed
 from ioa.methods.ioa import StageLog, carried_rehearsal, steps_for_made
+from ioa.methods.registry import METHODS as REGISTRY
 from ioa.methods.registry import run
 from ioa.methods.self_instruct import RougeL
 from ioa.rundir import RunDir
@@ -241,6 +242,15 @@ def test_cumulative_stages_reteach_earlier_modules_with_their_share_of_the_budge
     per_stage = Counter(f.parts[-3] for f in (ctx.rd.root / "stages").rglob("train.jsonl")
                         for e in read_jsonl(f) if e["kind"] != "replay")
     assert per_stage[str(stages[-1]["index"])] > 0 and per_stage["0"] < used["examples"]
+
+
+def test_cumulative_stages_train_as_one_run_and_leave_the_baselines_recipe_alone():
+    cfg = load_config(None, "default", ["organizer.interleave=false", "organizer.cumulative=true"])
+    assert not cfg.student.carry_optimizer and cfg.student.lr_schedule == "round"
+    ioa_cfg = REGISTRY["ioa"].configure(cfg)
+    assert ioa_cfg.student.carry_optimizer and ioa_cfg.student.lr_schedule == "run"
+    assert ioa_cfg.synthesis.max_remedial_rounds == 0 and not ioa_cfg.adapter.load_ramp
+    assert REGISTRY["vanilla"].configure(cfg).student == cfg.student
 
 
 def test_a_cumulative_stage_that_made_fewer_examples_trains_fewer_steps(tmp_path):

@@ -85,6 +85,10 @@ class IOA:
                 "adapter": cfg.adapter.model_copy(update={"load_ramp": False}),
                 "synthesis": cfg.synthesis.model_copy(update={"max_remedial_rounds": 0}),
             })
+        if self.organize and cfg.organizer.cumulative:  # the stages train as one run: one AdamW, one decay
+            schedule = "run" if cfg.budget.max_steps is not None else cfg.student.lr_schedule
+            cfg = cfg.model_copy(update={"student": cfg.student.model_copy(
+                update={"carry_optimizer": True, "lr_schedule": schedule})})
         return cfg
 
     def targeted(self, diagnosis: Diagnosis) -> Diagnosis:

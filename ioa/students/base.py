@@ -71,6 +71,16 @@ class Generator(Protocol):
 
 
 @runtime_checkable
+class TakesTrainingSettings(Protocol):
+    """Optional: a student built from the run's settings takes the ones the method runs with (`Method.configure`:
+    IOA's cumulative stages carry one AdamW across rounds) before it trains."""
+
+    def use_training_settings(self, cfg: Any) -> None:
+        """Train from now on with `cfg` (a StudentConfig: the same model, precision and paths)."""
+        ...
+
+
+@runtime_checkable
 class ReportsSource(Protocol):
     """Optional: what was actually loaded (a hub id, or the folder a GGUF was converted into)."""
 

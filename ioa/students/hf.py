@@ -162,6 +162,15 @@ class HFStudent:
 
     # ---- answering -------------------------------------------------------------------------------
 
+
+    def use_training_settings(self, cfg: StudentConfig) -> None:
+        """The training settings the method runs with (ioa.students.base.TakesTrainingSettings); only the
+        recipe may differ, not what was loaded."""
+        fixed = ("model", "precision", "max_seq_len")
+        changed = [k for k in fixed if getattr(cfg, k) != getattr(self.cfg, k)]
+        if changed:
+            raise ValueError(f"student.{changed[0]}: a method may change how the student trains, not what it loaded")
+        self.cfg = cfg
     def autocast(self) -> AbstractContextManager:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
