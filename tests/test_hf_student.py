@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from ioa.config import StudentConfig
+from ioa.students.base import TakesTrainingSettings
 from ioa.students.hf import HFStudent, StudentLoadError, cpu_has_native_bf16, resolve_precision
 from ioa.types import Example, Problem
 
@@ -313,3 +314,15 @@ def test_frozen_weights_cast_once_change_nothing_in_bf16(cache_dir, tmp_path):
     assert outputs[0] == outputs[1]
     assert losses[0] == losses[1]
     assert same_state(states[0], states[1])
+
+
+def test_a_method_changes_the_students_recipe_not_what_it_loaded(cache_dir):
+    """`use_training_settings` (IOA's cumulative stages carry one AdamW): the recipe is taken, a different model,
+    device, precision or sequence length is refused by name."""
+    own = HFStudent(StudentConfig(), cache_dir, progress=False)
+    assert isinstance(own, TakesTrainingSettings)
+    own.use_training_settings(own.cfg.model_copy(update={"carry_optimizer": True, "lr_schedule": "run"}))
+    assert own.cfg.carry_optimizer and own.cfg.lr_schedule == "run"
+    with pytest.raises(ValueError, match="student.max_seq_len"):
+        own.use_training_settings(own.cfg.model_copy(update={"max_seq_len": 64}))
+    assert own.cfg.max_seq_len == StudentConfig().max_seq_len

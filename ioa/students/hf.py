@@ -160,17 +160,17 @@ class HFStudent:
         self.last_generation: dict[str, float] = {}
         self.optimizer_state: dict[str, Any] | None = None  # AdamW's moments after the latest round (carried)
 
-    # ---- answering -------------------------------------------------------------------------------
-
-
     def use_training_settings(self, cfg: StudentConfig) -> None:
         """The training settings the method runs with (ioa.students.base.TakesTrainingSettings); only the
         recipe may differ, not what was loaded."""
-        fixed = ("model", "precision", "max_seq_len")
+        fixed = ("model", "device", "precision", "max_seq_len")
         changed = [k for k in fixed if getattr(cfg, k) != getattr(self.cfg, k)]
         if changed:
             raise ValueError(f"student.{changed[0]}: a method may change how the student trains, not what it loaded")
         self.cfg = cfg
+
+    # ---- answering -------------------------------------------------------------------------------
+
     def autocast(self) -> AbstractContextManager:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
