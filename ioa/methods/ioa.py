@@ -201,8 +201,9 @@ class IOA:
         steps over the steps left; None (no share, the round's own counts) otherwise or without a step budget."""
         if not (self.organize and ctx.cfg.organizer.cumulative):
             return None
-        own = self.stage_steps_left(ctx, curriculum, stage)
-        left = steps_left(ctx.cfg.budget, spent(ctx.rd))
+        used = spent(ctx.rd)
+        own = self.stage_steps_left(ctx, curriculum, stage, used)
+        left = steps_left(ctx.cfg.budget, used)
         return None if own is None or not left else min(1.0, own / left)
 
     def round_examples(self, ctx: Context, stage: Stage, rnd: int, reach: float, last_eval: RoundEval | None,
@@ -237,9 +238,9 @@ class IOA:
             # the calibration pilot's problems in the chosen form, paid for already: that many fewer new ones
             reuse = ({m.id: log.pilot.pop(m.id, []) for m in modules}
                      if not stage.bridge and syn.candidates_per_example == 1 else {})
-            counts = trim_counts({m.id: stage_difficulties(max(0, n - len(reuse.get(m.id, []))), low, high, reach, ramp,
-                                                           ctx.cfg.seed) for m in modules}, allowed)
-            counts = with_candidates(counts, syn.candidates_per_example)
+            asked = trim_counts({m.id: stage_difficulties(max(0, n - len(reuse.get(m.id, []))), low, high, reach, ramp,
+                                                          ctx.cfg.seed) for m in modules}, allowed)
+            counts = with_candidates(asked, syn.candidates_per_example)
             kind = "bridge" if stage.bridge else "synth"
             made = synthesize(ctx.teacher, ctx.domain, modules, counts, ctx.cfg.adapter, ctx.seen, prefix, kind,
                               ctx.cfg.seed, progress=ctx.progress, expand=log.unmastered, adapters=log.adapters)
@@ -250,7 +251,7 @@ class IOA:
             pilot = [dataclasses.replace(e, id=f"{prefix}-pilot-{i:05d}", kind=kind)
                      for i, e in enumerate(e for m in modules for e in reuse.get(m.id, []))]
             made = dataclasses.replace(made, examples=pilot + made.examples, reused=len(pilot),
-                                       planned=sum(len(ds) for ds in counts.values()) // syn.candidates_per_example)
+                                       planned=sum(len(ds) for ds in asked.values()))
         else:
             correct = {it["id"]: it["correct"] for it in last_eval.items}
             wrong = [x for x in ctx.probe_items(failing) if not correct.get(x.id, True)]
@@ -266,7 +267,6 @@ class IOA:
         made = self.keep_hardest(ctx, made, syn.candidates_per_example)
         rehearsal: list[Example] = []
         if rnd == 0 and share is not None and stage.index > 0:
-            asked = {m: ds[: len(ds) // syn.candidates_per_example] for m, ds in counts.items()}
             rehearsal = carried_rehearsal(log, stage, shortfalls(asked, made.examples), ctx.cfg.seed, prefix)
         if rnd > 0:  # rehearse the stage's own earlier examples 1:1, so remediation does not narrow the student
             own = [e for e in log.examples if e.module in stage.modules and e.id.startswith(f"s{stage.index}r")]
