@@ -308,6 +308,11 @@ class StudentConfig(Section):
     cast_frozen_weights: bool = Field(
         True, description="in bf16, cast the frozen linear weights to bf16 once per generation or training round "
         "instead of autocast recasting them at every matmul: the same numbers, faster (ioa/students/cast_weights.py)")
+    bf16_base_weights: bool = Field(
+        True, description="in bf16 with LoRA, the frozen base's linear weights are held in bf16 only, from loading "
+        "on: every matmul saw them as bf16 anyway, so training computes the same numbers while 0.43 GB of fp32 "
+        "copies (SmolLM2-135M) go; decoding merges the adapter into bf16 copies instead of into the base "
+        "(ioa/students/cast_weights.py); the saved model merges in fp32 from the bf16 base. Off: fp32 base as loaded")
     prefill_shared_prefix: bool = Field(
         True, description="continuous decoding prefills the tokens every prompt starts with (the chat template's "
         "system message and turn header: 26 of a default probe prompt's 63 tokens) once, and each batch only what "

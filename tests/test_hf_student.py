@@ -10,6 +10,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -166,8 +167,10 @@ def test_save_writes_merged_model_that_reloads(student, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "final", dtype=torch.float32)
     assert not any("lora" in k for k in model.state_dict())
     enc = student.encode([student.chat_text("What is 6 + 1?")])
+    # the student in fp32 with its adapter beside the base (a bf16-held base upcast): the merge must agree
+    reference = copy.deepcopy(student.model).float()
     with torch.no_grad():
-        expected = student.model(**enc).logits
+        expected = reference(**enc).logits
         got = model(**enc.to("cpu")).logits
     assert torch.allclose(expected.cpu(), got, atol=1e-3)
     out = model.generate(**enc.to("cpu"), max_new_tokens=8, do_sample=False)
@@ -305,7 +308,8 @@ def test_frozen_weights_cast_once_change_nothing_in_bf16(cache_dir, tmp_path):
     states, outputs, losses = [], [], []
     prompts = [f"What is {a} + {b}? End with a line 'Answer: <number>'." for a, b in [(2, 3), (17, 25), (108, 96)]]
     for cast in (True, False):
-        config = bf16.model_copy(update={"cast_frozen_weights": cast, "bf16_decode_steps": False})
+        config = bf16.model_copy(update={"cast_frozen_weights": cast, "bf16_decode_steps": False,
+                                         "bf16_base_weights": False})
         student = HFStudent(config, cache_dir, progress=False, seed=3)
         metrics = student.train(make_examples(8), tmp_path / f"cast-{cast}", max_steps=2)
         states.append(student.trainable_state())
@@ -314,6 +318,47 @@ def test_frozen_weights_cast_once_change_nothing_in_bf16(cache_dir, tmp_path):
     assert outputs[0] == outputs[1]
     assert losses[0] == losses[1]
     assert same_state(states[0], states[1])
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="bf16 on this CPU is emulated: minutes, not seconds")
+def test_bf16_base_trains_the_same_numbers_and_decodes_from_merged_copies(cache_dir, tmp_path):
+    """A LoRA student in bf16 holds its frozen base's linear weights in bf16 only (the default) against the fp32
+    base as loaded: the same adapter init, losses and trained adapter; decoding merges the adapter into copies,
+    so the base is bit for bit what it was, and the saved model is fp32 (base + delta merged in fp32)."""
+    from torch import nn
+
+    bf16 = CFG.model_copy(update={"precision": "bf16", "max_new_tokens": 24})
+    students, losses = [], []
+    for held in (True, False):
+        student = HFStudent(bf16.model_copy(update={"bf16_base_weights": held}), cache_dir, progress=False, seed=5)
+        losses.append(student.train(make_examples(8), tmp_path / f"held-{held}", max_steps=2)["train_loss"])
+        students.append(student)
+    held, loaded = students
+    assert losses[0] == losses[1]
+    assert same_state(held.trainable_state(), loaded.trainable_state())
+    base = held.model.get_base_model()
+    frozen = [m.weight for m in base.modules() if isinstance(m, nn.Linear) and not m.weight.requires_grad
+              and m.weight is not base.get_input_embeddings().weight]
+    assert frozen and all(w.dtype == torch.bfloat16 for w in frozen)
+    assert all(p.dtype == torch.float32 for p in held.model.parameters() if p.requires_grad)  # the adapter
+    assert all(w.dtype == torch.float32 for m in loaded.model.modules() if isinstance(m, nn.Linear)
+               for w in [m.weight])
+    before = [w.clone() for w in frozen]
+    prompts = ["What is 17 + 25?", "What is 9 - 4?"]
+    first = held.generate(prompts)
+    assert held.generate(prompts) == first
+    assert all(torch.equal(a, b) for a, b in zip(before, frozen))  # no merge/unmerge round trip on the base
+    assert not any(getattr(m, "merged", False) for m in held.model.modules())
+    held.save(tmp_path / "saved")
+    from transformers import AutoModelForCausalLM
+
+    saved = AutoModelForCausalLM.from_pretrained(tmp_path / "saved")
+    assert all(p.dtype == torch.float32 for p in saved.parameters())
+    layer = next(m for m in held.model.modules() if hasattr(m, "lora_A") and "default" in m.lora_A)
+    name = next(n for n, m in held.model.named_modules() if m is layer)
+    path = name.replace("base_model.model.", "") + ".weight"
+    expected = layer.get_base_layer().weight.float() + layer.get_delta_weight("default")
+    assert torch.allclose(saved.state_dict()[path], expected, atol=1e-6)
 
 
 def test_a_method_changes_the_students_recipe_not_what_it_loaded(cache_dir):

@@ -21,7 +21,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-__all__ = ["DecodeWeights", "frozen_weights_cast", "cast_cache"]
+__all__ = ["DecodeWeights", "frozen_weights_cast", "cast_cache", "hold_linear_weights_in", "merged_lora_copies"]
 
 
 def _castable(module: nn.Module, dtype: torch.dtype, trainable: bool) -> bool:
@@ -53,6 +53,62 @@ def frozen_weights_cast(model: nn.Module, dtype: torch.dtype = torch.bfloat16, e
     finally:
         for module, original in reversed(swapped):
             module.weight = original
+
+
+def hold_linear_weights_in(model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> int:
+    """Every frozen linear weight of `model` (one that does not require grad) replaced by a `dtype` copy, for
+    good (returns how many). Meant for the base of a LoRA student trained and run in bf16: those weights only
+    ever reach a matmul as bf16 (autocast, frozen_weights_cast), so holding them as fp32 besides costs memory
+    (0.43 GB for SmolLM2-135M) and changes no number. An output head tied to the input embedding is left
+    alone (the embedding stays fp32, as do the norms): frozen_weights_cast gives it its bf16 copy for a block.
+    The fp32 tensors left are copied into memory of their own: transformers maps the checkpoint file, and
+    while any tensor points into the mapping, every page of it read so far stays resident (0.54 GB).
+    Not for full fine-tuning, whose updates need the fp32 weights."""
+    inputs = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    tied = getattr(inputs, "weight", None)
+    count = 0
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if (isinstance(module, nn.Linear) and isinstance(weight, torch.Tensor) and weight is not tied
+                and not weight.requires_grad and weight.is_floating_point() and weight.dtype != dtype):
+            module.weight = nn.Parameter(weight.detach().to(dtype), requires_grad=False)
+            count += 1
+    if count:
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.dtype != dtype:
+                tensor.data = tensor.data.clone()
+    return count
+
+
+@contextmanager
+def merged_lora_copies(model: nn.Module) -> Iterator[int]:
+    """For the block, each LoRA layer's base weight is a new tensor holding base + the adapter's delta (computed
+    in fp32, stored in the base's dtype) and the adapters are off: the merged model, built beside the base
+    instead of in it. PEFT's merge_adapter adds the delta in place and unmerge subtracts it; on a bf16 base
+    that round trip rounds twice, so the base would drift a little with every generation. Yields the number
+    of layers merged; on leaving every base layer gets its own weight back, untouched."""
+    from peft.tuners.lora.layer import LoraLayer
+
+    swapped: list[tuple[nn.Module, nn.Parameter]] = []
+    try:
+        for module in model.modules():
+            if not isinstance(module, LoraLayer) or module.merged:
+                continue
+            active = [name for name in module.active_adapters if name in module.lora_A]
+            if not active:
+                continue
+            base = module.get_base_layer()
+            original = base.weight
+            merged = original.detach().float()
+            for name in active:
+                merged = merged + module.get_delta_weight(name).float()
+            swapped.append((base, original))
+            base.weight = nn.Parameter(merged.to(original.dtype), requires_grad=False)
+        with model.disable_adapter():
+            yield len(swapped)
+    finally:
+        for base, original in reversed(swapped):
+            base.weight = original
 
 
 class DecodeWeights:

@@ -28,7 +28,7 @@ from ioa.config import StudentConfig
 from ioa.grading import FINISHED_ANSWER_LINE
 from ioa.io import atomic_dir, atomic_write_json
 from ioa.students.base import STATE_FILE, world_size
-from ioa.students.cast_weights import DecodeWeights, frozen_weights_cast
+from ioa.students.cast_weights import DecodeWeights, frozen_weights_cast, hold_linear_weights_in, merged_lora_copies
 from ioa.students.decode import greedy_continuous
 from ioa.students.hf_convert import StudentLoadError, load_pretrained
 from ioa.students.hf_train import (
@@ -156,6 +156,7 @@ class HFStudent:
         self.model, self.tokenizer = load_pretrained(cfg.model, self.cache_dir)
         self.source = self.model.name_or_path  # the hub id or folder actually loaded (the converted GGUF)
         self.model.to(self.device).eval()
+        self.bf16_base = self.precision == "bf16" and self.is_lora and cfg.bf16_base_weights
         self.load_seconds = time.perf_counter() - start
         self.last_generation: dict[str, float] = {}
         self.optimizer_state: dict[str, Any] | None = None  # AdamW's moments after the latest round (carried)
@@ -163,7 +164,7 @@ class HFStudent:
     def use_training_settings(self, cfg: StudentConfig) -> None:
         """The training settings the method runs with (ioa.students.base.TakesTrainingSettings); only the
         recipe may differ, not what was loaded."""
-        fixed = ("model", "device", "precision", "max_seq_len")
+        fixed = ("model", "device", "precision", "max_seq_len", "finetune", "bf16_base_weights")
         changed = [k for k in fixed if getattr(cfg, k) != getattr(self.cfg, k)]
         if changed:
             raise ValueError(f"student.{changed[0]}: a method may change how the student trains, not what it loaded")
@@ -283,11 +284,16 @@ class HFStudent:
     @contextmanager
     def merged_adapter(self) -> Iterator[None]:
         """LoRA merged into the base weights for the block: decoding runs ~25% faster on CPU than with the
-        adapter beside every layer. Unmerging restores the base weights to within fp32 rounding."""
+        adapter beside every layer. Unmerging restores the base weights to within fp32 rounding. A base held
+        in bf16 gets merged copies instead (cast_weights.merged_lora_copies): no in-place round trip."""
         from peft import PeftModel
 
         if not isinstance(self.model, PeftModel):
             yield
+            return
+        if self.bf16_base:
+            with merged_lora_copies(self.model):
+                yield
             return
         self.model.merge_adapter()
         try:
@@ -409,6 +415,9 @@ class HFStudent:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
                 self.model = get_peft_model(self.model, lora_config(self.cfg))
+            if self.bf16_base:  # after the adapter is made: made beside a bf16 base, its init would be rounded
+                hold_linear_weights_in(self.model, torch.bfloat16)
+                release_freed_memory()
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Detached CPU copies of the trainable tensors (LoRA weights, or all weights for full FT)."""
@@ -511,8 +520,8 @@ class HFStudent:
         """The model with any LoRA adapter merged into the base weights (a copy; the student is untouched)."""
         from peft import PeftModel
 
-        if isinstance(self.model, PeftModel):
-            return copy.deepcopy(self.model).merge_and_unload()
+        if isinstance(self.model, PeftModel):  # a bf16 base merges in fp32, as the saved model is fp32
+            return copy.deepcopy(self.model).float().merge_and_unload()
         return self.model
 
     def save(self, path: Path) -> None:
