@@ -292,6 +292,11 @@ class StudentConfig(Section):
         "head sees, to a multiple of this (1: no padding), so the CPU's bf16 kernels (oneDNN, one cached kernel and "
         "its buffers per matrix shape) meet a few shapes instead of one per batch: a fresh student's peak over 40 "
         "steps of a default run's data 2.84 -> 2.15 GB at the same speed (214 vs 219 s). fp32 training is not padded")
+    head_chunk_rows: int = Field(
+        128, ge=0, le=1_000_000, description="training on a CPU runs the LM head and the loss on this many completion "
+        "rows at a time and recomputes each chunk's logits in the backward instead of keeping them (0: all at once): "
+        "the same loss, ~2% more FLOPs, the logits' share of a step's peak memory cut to one chunk's "
+        "(ioa/students/hf_train.head_cross_entropy)")
     train_attention: Literal["auto", "eager", "sdpa"] = Field(
         "auto", description="attention kernel of training rounds (generation keeps the model's own). auto: eager on "
         "a CPU, where PyTorch's fused (flash) attention backward is slow at these lengths, the model's own elsewhere. "

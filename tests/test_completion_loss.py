@@ -51,10 +51,12 @@ def padded(inputs: dict[str, torch.Tensor], multiple: int) -> dict[str, torch.Te
     return {k: torch.nn.functional.pad(v, (0, extra), value=fill[k]) for k, v in inputs.items()}
 
 
-@pytest.mark.parametrize("num_items,multiple", [(None, 1), (11, 1), (None, 8), (11, 8)])
-def test_completion_loss_and_gradients_equal_the_models_own(num_items, multiple):
+@pytest.mark.parametrize("num_items,multiple,chunk", [(None, 1, 0), (11, 1, 0), (None, 8, 0), (11, 8, 0),
+                                                     (None, 1, 5), (11, 8, 5)])
+def test_completion_loss_and_gradients_equal_the_models_own(num_items, multiple, chunk):
     """Also with the shapes padded (`student.shape_multiple`): the batch to a multiple of 8 positions and the
-    head's 16 completion rows to 24: the padding changes no loss and no gradient."""
+    head's 16 completion rows to 24: the padding changes no loss and no gradient; nor does running the head in
+    checkpointed chunks of 5 rows (`student.head_chunk_rows`), the last one short."""
     model = get_peft_model(tiny_llama(), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
     with torch.no_grad():  # LoRA's B starts at zero: give it weights so its gradients are not trivially equal
         for name, p in model.named_parameters():
@@ -69,7 +71,7 @@ def test_completion_loss_and_gradients_equal_the_models_own(num_items, multiple)
     parts = decoder_and_head(model)
     assert parts is not None
     ours = completion_loss(*parts, padded(inputs, multiple), None if num_items is None else torch.tensor(num_items),
-                           row_multiple=multiple * 3)
+                           row_multiple=multiple * 3, chunk_rows=chunk)
     ours.backward()
     got = grads(model)
     assert torch.allclose(ours, own, atol=1e-6, rtol=1e-5)

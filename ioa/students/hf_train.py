@@ -155,7 +155,7 @@ def decoder_and_head(model):
     return (decoder, head) if decoder is not None and head is not None else None
 
 
-def completion_loss(decoder, head, inputs, num_items_in_batch=None, row_multiple: int = 1):
+def completion_loss(decoder, head, inputs, num_items_in_batch=None, row_multiple: int = 1, chunk_rows: int = 0):
     """The causal-LM cross-entropy with the LM head applied only where a label follows (the completion).
 
     The same loss as the model's own (labels shifted by one, -100 ignored, summed over `num_items_in_batch`
@@ -163,20 +163,40 @@ def completion_loss(decoder, head, inputs, num_items_in_batch=None, row_multiple
     mix two thirds of the tokens are prompt, so this skips two thirds of the head's FLOPs (a 49,152-word
     vocabulary, about a fifth of SmolLM2-135M's) and of the logits' memory. `row_multiple`: the head's rows
     padded with zero rows (ignored by the loss) to a multiple of it, so the head sees few distinct shapes.
+    `chunk_rows` > 0: the head and the loss run on that many rows at a time (`head_cross_entropy`).
     """
-    import torch.nn.functional as F
-
-    logits, targets, where = completion_logits(decoder, head, inputs, row_multiple)
-    total = F.cross_entropy(logits, targets, reduction="sum", ignore_index=-100)
+    rows, targets, where = completion_rows(decoder, inputs, row_multiple)
+    total = head_cross_entropy(head, rows, targets, chunk_rows)
     if num_items_in_batch is not None:
         return total / num_items_in_batch
     return total / where.sum().clamp(min=1)
 
 
-def completion_logits(decoder, head, inputs, row_multiple: int = 1):
-    """(logits, targets, where): the LM head applied to the hidden states whose next label is not -100,
-    those labels, and the (rows, positions - 1) mask that picked them. With `row_multiple` > 1 the rows are
-    padded with zeros to a multiple of it and their targets are -100."""
+def head_cross_entropy(head, rows, targets, chunk_rows: int = 0):
+    """The summed cross-entropy of `head(rows)` against `targets` (-100 ignored).
+
+    With `chunk_rows` > 0 and gradients on, the rows go through the head in chunks whose logits are
+    recomputed in the backward instead of kept (activation checkpointing): a micro-batch of 4 completions
+    of ~140 tokens holds ~560 x 49,152 logits in bf16, in fp32, their log-softmax and its gradient at once,
+    ~0.4 GB at the top of the step's memory; a chunk of 128 rows holds a quarter of it. The price is the
+    head's forward again on the completion rows, about 2% of a step's FLOPs. The same sum in another order."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.checkpoint import checkpoint
+
+    def summed(part, wanted):
+        return F.cross_entropy(head(part).float(), wanted, reduction="sum", ignore_index=-100)
+
+    if chunk_rows <= 0 or rows.shape[0] <= chunk_rows or not torch.is_grad_enabled():
+        return summed(rows, targets)
+    return sum(checkpoint(summed, rows[start:start + chunk_rows], targets[start:start + chunk_rows],
+                          use_reentrant=False) for start in range(0, rows.shape[0], chunk_rows))
+
+
+def completion_rows(decoder, inputs, row_multiple: int = 1):
+    """(rows, targets, where): the decoder's last hidden states whose next label is not -100, those labels,
+    and the (rows, positions - 1) mask that picked them. With `row_multiple` > 1 the rows are padded with
+    zeros to a multiple of it and their targets are -100."""
     import torch
 
     kept = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
@@ -188,6 +208,12 @@ def completion_logits(decoder, head, inputs, row_multiple: int = 1):
     if pad:
         rows = torch.cat([rows, rows.new_zeros(pad, rows.shape[1])])
         picked = torch.cat([picked, picked.new_full((pad,), -100)])
+    return rows, picked, where
+
+
+def completion_logits(decoder, head, inputs, row_multiple: int = 1):
+    """(logits, targets, where): the LM head applied to `completion_rows`, those rows' targets and the mask."""
+    rows, picked, where = completion_rows(decoder, inputs, row_multiple)
     return head(rows).float(), picked, where
 
 
@@ -241,6 +267,8 @@ class PlainLossSFTTrainer(SFTTrainer):
     model's own loss. Used on CPU only. Token counting is kept so `num_tokens` is still logged.
     """
 
+    head_chunk_rows = 0  # run_sft sets it from student.head_chunk_rows
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs["use_cache"] = False
         if model.training and "attention_mask" in inputs:
@@ -252,7 +280,7 @@ class PlainLossSFTTrainer(SFTTrainer):
             return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
         items = num_items_in_batch if self.model_accepts_loss_kwargs else None
         with self.accelerator.autocast():  # accelerate puts autocast on the model's forward, which this skips
-            loss = completion_loss(*parts, inputs, items, self.args.pad_to_multiple_of or 1)
+            loss = completion_loss(*parts, inputs, items, self.args.pad_to_multiple_of or 1, self.head_chunk_rows)
         if self.args.average_tokens_across_devices and items is not None:
             loss = loss * self.accelerator.num_processes
         return loss
@@ -433,6 +461,7 @@ def run_sft(
                     callbacks=[clock],
                     **({"optimizers": optimizers} if optimizers is not None else {}),
                 )
+            trainer.head_chunk_rows = cfg.head_chunk_rows
             if not progress:  # with tqdm off, transformers prints every step's raw log dict instead
                 from transformers.trainer_callback import PrinterCallback
 
