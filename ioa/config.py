@@ -297,10 +297,12 @@ class StudentConfig(Section):
         "rows at a time and recomputes each chunk's logits in the backward instead of keeping them (0: all at once): "
         "the same loss, ~2% more FLOPs, the logits' share of a step's peak memory cut to one chunk's "
         "(ioa/students/hf_train.head_cross_entropy)")
-    train_attention: Literal["auto", "eager", "sdpa"] = Field(
-        "auto", description="attention kernel of training rounds (generation keeps the model's own). auto: eager on "
-        "a CPU, where PyTorch's fused (flash) attention backward is slow at these lengths, the model's own elsewhere. "
-        "The same loss within bf16 rounding")
+    train_attention: Literal["auto", "lean", "eager", "sdpa"] = Field(
+        "auto", description="attention kernel of training rounds (generation keeps the model's own). auto: lean on "
+        "a CPU, the model's own elsewhere. eager: transformers' eager kernel, faster than PyTorch's fused (flash) "
+        "attention on a CPU, whose backward is slow at these lengths; lean: the eager kernel holding its attention "
+        "probabilities once, in bf16, instead of in fp32 and bf16 (ioa/students/lean_attention.py). The same loss "
+        "within bf16 rounding")
     max_new_tokens: int = Field(160, ge=1, le=32768)
     gen_batch_size: int = Field(64, ge=1, le=4096, description="sequences decoded at once (continuous decoding: "
                                 "a decode step costs about a fixed 65 ms plus 7 ms a row on one CPU thread, so wide "

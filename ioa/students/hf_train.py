@@ -387,14 +387,19 @@ PATCHED = ("forward", "_original_forward")
 
 @contextmanager
 def training_attention(model, choice: str, device_type: str):
-    """For the block, the attention kernel `student.train_attention` picks (auto: eager on a CPU), put back after.
+    """For the block, the attention kernel `student.train_attention` picks (auto: lean eager on a CPU), put back
+    after (lean: ioa.students.lean_attention, the eager kernel holding its probabilities once).
 
     On a CPU, PyTorch's fused attention (`sdpa`, flash for CPU) runs its backward about ten times slower than
     its forward at these lengths (2 rows x 9 heads x 128 tokens: 11-20 ms a layer against 7-9 ms for the eager
     kernel's forward and backward), a fifth of a training step in a profile. Generation keeps the model's own
     kernel, whose forward is the fast one."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    wanted = ("eager" if device_type == "cpu" else None) if choice == "auto" else choice
+    wanted = ("lean" if device_type == "cpu" else None) if choice == "auto" else choice
+    if wanted == "lean":
+        from ioa.students.lean_attention import register
+
+        wanted = register()
     before = getattr(getattr(base, "config", None), "_attn_implementation", None)
     if wanted is None or before is None or wanted == before or not hasattr(base, "set_attn_implementation"):
         yield
