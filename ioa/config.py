@@ -263,13 +263,15 @@ class StudentConfig(Section):
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     learning_rate: float | None = Field(
         None, gt=0.0, le=1.0, description="default: 1e-3 for LoRA, 2e-5 for full fine-tuning")
-    # 2 x 4 accumulated, not 8 in one pass: the same 8 examples per optimizer step and the same loss (summed over
+    # 4 x 2 accumulated, not 8 in one pass: the same 8 examples per optimizer step and the same loss (summed over
     # the micro-batches, divided by their completion tokens). 8 -> 4 x 2 (2026-12-03): peak 3.43 -> 2.47 GB over six
     # training steps, no slower (bench/peak_memory.py). 4 x 2 -> 2 x 4 (2026-12-05, a default-preset student, RSS
     # sampled): a training round's peak 3.21 -> 2.19 GB, 35.2 vs 35.7 s a step on the default data mix with the same
-    # final loss (0.5385). On a GPU, raise batch_size and lower grad_accum: small batches waste it.
-    batch_size: int = Field(2, ge=1, le=4096, description="examples per forward pass (per process)")
-    grad_accum: int = Field(4, ge=1, le=1024, description="forward passes per optimizer step")
+    # final loss (0.5385). 2 x 4 -> 4 x 2 again (2026-12-06), once the bf16 base, the chunked head and the lean
+    # attention had cut what a micro-batch holds: 1.11x the loss-bearing tokens/s of 2 x 4 (bench/train_throughput.py),
+    # the default make run's training peak 2.76 GB. On a GPU, raise batch_size and lower grad_accum.
+    batch_size: int = Field(4, ge=1, le=4096, description="examples per forward pass (per process)")
+    grad_accum: int = Field(2, ge=1, le=1024, description="forward passes per optimizer step")
     epochs: float = Field(2.0, gt=0.0, le=1000.0)
     warmup_ratio: float = Field(
         0.0, ge=0.0, lt=1.0, description="share of each training round's steps over which the learning rate rises "
