@@ -99,7 +99,7 @@ class OrganizerConfig(Section):
 
 
 ADAPTER_FORMS = ("configured", "raw", "goal", "anchor", "structured", "explicit", "atomic", "peeled", "expand",
-                 "checked", "table")
+                 "checked", "table", "long")
 
 
 class CalibrationConfig(Section):
@@ -114,8 +114,8 @@ class CalibrationConfig(Section):
         description="candidate forms, the first the default a module keeps on a tie: configured (the adapter as "
         "configured), raw (the teacher's lines), goal (+ goal line), anchor (+ anchor line), structured (the "
         "paper's layout), explicit (explicit digits), atomic (atomic steps), peeled (peel_columns), expand "
-        "(expand_steps), checked (checked_steps), table (table_steps); a form that writes every pilot example as an "
-        "earlier form does is not trained")
+        "(expand_steps), checked (checked_steps), table (table_steps), long (long_division); a form that writes "
+        "every pilot example as an earlier form does is not trained")
     examples_per_module: int = Field(8, ge=1, le=10_000, description="pilot problems per target module, the same "
                                      "problems in every form (counted once against budget.max_examples)")
     steps: int = Field(2, ge=1, le=10_000, description="optimizer steps per trained form, from the student's "
@@ -192,6 +192,13 @@ class AdapterConfig(Section):
         "synthesis.share_shortfall on the default preset (5 seeds, paired) division facts 77 -> 91% (+14.0 [-2.0, "
         "+30.0] over the checked steps, within noise; +21.0 [+9.0, +33.0] over vanilla); completions up to ~140 "
         "tokens (bench/results/2026-12-06-division-table-shared-budget.md)")
+    long_division: bool = Field(
+        False, description="train on the domain's solution that finds a division's quotient one digit at a time, "
+        "each digit a times-table product and a remainder under 10 x the divisor, then the next digit brought down "
+        "(arithmetic: division with remainder), where the teacher's line states the whole quotient at once (`172 x 6 "
+        "= 1032, and 173 x 6 = 1038 is too big.`), which a trained student copied as a guess (2.5% for IOA and vanilla "
+        "on a module set with it, bench/results/2026-12-06-module-set-b.md); the LLM Adapter does not do it. Off "
+        "until measured")
     calibrate: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
 

@@ -25,6 +25,7 @@ from ioa.domains.base import (
     WritesAtomicSteps,
     WritesCheckedSteps,
     WritesExplicitDigits,
+    WritesLongDivision,
     WritesPeeledColumns,
     WritesTableSteps,
 )
@@ -138,6 +139,7 @@ def worked_steps(domain: Domain, problem: Problem, expand: frozenset[str],
 DOMAIN_FORMS = (
     ("atomic_steps", WritesAtomicSteps, "atomic_lines"),
     ("table_steps", WritesTableSteps, "table_lines"),
+    ("long_division", WritesLongDivision, "long_division_lines"),
     ("checked_steps", WritesCheckedSteps, "checked_lines"),
     ("explicit_digits", WritesExplicitDigits, "explicit_lines"),
     ("peel_columns", WritesPeeledColumns, "peeled_lines"),

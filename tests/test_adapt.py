@@ -273,6 +273,23 @@ def test_table_steps_take_the_place_of_the_checked_division_and_leave_the_checke
         assert ("times table" in e.completion) == (e.module == "division_facts")
 
 
+def test_long_division_takes_the_place_of_the_teachers_one_line_quotient_only_when_on():
+    from ioa.synthesize import synthesize
+    from ioa.teachers.procedural import ProceduralTeacher
+
+    picked = [MODULES["division_with_remainder"], MODULES["division_facts"]]
+    counts = {m.id: [0.1, 0.3] for m in picked}
+    for on in (True, False):
+        examples = synthesize(ProceduralTeacher(DOMAIN), DOMAIN, picked, counts,
+                              AdapterConfig(long_division=on), set(), "t", "synth", 0).examples
+        assert len(examples) == 4
+        for e in examples:
+            problem = DOMAIN.generate(e.module, e.difficulty, int(e.problem_id.split("-")[1]))
+            if on and e.module == "division_with_remainder":
+                assert e.completion.splitlines() == DOMAIN.long_division_lines(problem) + [f"Answer: {e.answer}"]
+            assert ("one digit at a time" in e.completion) == (on and e.module == "division_with_remainder")
+
+
 def test_checked_steps_train_division_facts_and_the_mean_on_the_domains_checked_lines_only():
     from ioa.config import RunConfig
     from ioa.methods.base import raw_solutions

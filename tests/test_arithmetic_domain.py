@@ -405,6 +405,27 @@ def test_table_division_writes_the_whole_times_table_as_divisions_and_repeats_th
     assert DOMAIN.table_lines(DOMAIN.generate("mean", 0.3, 1)) is None
 
 
+def test_long_division_finds_the_quotient_one_digit_at_a_time_from_times_table_facts():
+    from ioa.domains.arithmetic import long_division_lines
+
+    assert long_division_lines(1035, 6) == [
+        "Divide 1035 by 6 one digit at a time.", "Start with 10.", "6 × 1 = 6, remainder 10 - 6 = 4.",
+        "Bring down 3: 43.", "6 × 7 = 42, remainder 43 - 42 = 1.", "Bring down 5: 15.",
+        "6 × 2 = 12, remainder 15 - 12 = 3.", "The quotient digits are 1, 7, 2.", "So 1035 ÷ 6 = 172 R 3."]
+    assert long_division_lines(1203, 6)[-2:] == ["The quotient digits are 2, 0, 0.", "So 1203 ÷ 6 = 200 R 3."]
+    for p in [*problems("division_with_remainder"), *(DOMAIN.generate("division_with_remainder", 1.0, s)
+                                                      for s in range(30))]:
+        lines = DOMAIN.long_division_lines(p)
+        n, b = int(p.meta["a"]), int(p.meta["b"])
+        steps = [tuple(map(int, m)) for m in re.findall(r"^(\d) × (\d) = (\d+), remainder (\d+) - (\d+) = (\d+)\.$",
+                                                        "\n".join(lines), re.M)]
+        assert steps and all(d == b and d * q == prod == sub and 0 <= whole - prod == r < b
+                             for d, q, prod, whole, sub, r in steps)  # a times-table fact, a remainder under b
+        assert "".join(str(q) for _, q, *_ in steps).lstrip("0") == str(n // b)
+        assert DOMAIN.check(p, "\n".join(lines) + "\nAnswer: " + p.answer)
+    assert DOMAIN.long_division_lines(DOMAIN.generate("division_facts", 0.3, 1)) is None
+
+
 def test_checked_mean_adds_two_numbers_at_a_time():
     for p in problems("mean"):
         lines = DOMAIN.checked_lines(p)

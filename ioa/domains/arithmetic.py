@@ -404,6 +404,27 @@ def division_table_lines(n: int, b: int) -> list[str]:
             + [f"So {n} ÷ {b} = {q}."])
 
 
+def long_division_lines(n: int, b: int) -> list[str]:
+    """n ÷ b (b a single digit) one quotient digit at a time: start with the fewest leading digits of n that hold
+    b, then at each step the product of b's times table that fits and the remainder, and bring down the next
+    digit. Every step is a multiplication fact and a subtraction under 10 × b, where the teacher's line states the
+    whole quotient at once (`172 × 6 = 1032, and 173 × 6 = 1038 is too big.`), the line a default student copied as
+    a guess. The quotient digits are gathered in order before the answer line."""
+    digits = str(n)
+    take = next((k for k in range(1, len(digits) + 1) if int(digits[:k]) >= b), len(digits))
+    part, quotient = int(digits[:take]), []
+    lines = [f"Divide {n} by {b} one digit at a time.", f"Start with {part}."]
+    for position in range(take, len(digits) + 1):
+        q = part // b
+        quotient.append(str(q))
+        lines.append(f"{b} × {q} = {b * q}, remainder {part} - {b * q} = {part - b * q}.")
+        if position < len(digits):
+            part = (part - b * q) * 10 + int(digits[position])
+            lines.append(f"Bring down {digits[position]}: {part}.")
+    q, r = divmod(n, b)
+    return lines + [f"The quotient digits are {', '.join(quotient)}.", f"So {n} ÷ {b} = {q} R {r}."]
+
+
 def running_sum_lines(values: list[int]) -> list[str]:
     """The numbers added two at a time (`1 + 13 = 14.`, `14 + 6 = 20.`, ...), each line one addition a
     student who knows the facts can take, in place of the mean's one line that adds them all: the sum of
@@ -667,6 +688,13 @@ class ArithmeticDomain:
         if problem.module != "division_facts":
             return None
         return division_table_lines(int(problem.meta["a"]), int(problem.meta["b"]))
+
+    def long_division_lines(self, problem: Problem) -> list[str] | None:
+        """Division with remainder one quotient digit at a time (`long_division_lines`); None for the other
+        modules."""
+        if problem.module != "division_with_remainder":
+            return None
+        return long_division_lines(int(problem.meta["a"]), int(problem.meta["b"]))
 
     def checked_lines(self, problem: Problem) -> list[str] | None:
         """Division facts by trying quotients and checking each product against the dividend, the

@@ -117,6 +117,17 @@ class WritesTableSteps(Protocol):
 
 
 @runtime_checkable
+class WritesLongDivision(Protocol):
+    """Optional domain capability: a division whose quotient the teacher states in one line, found instead one
+    quotient digit at a time, each digit a times-table fact and a small subtraction (the Adapter's
+    `long_division` trains on these)."""
+
+    def long_division_lines(self, problem: Problem) -> list[str] | None:
+        """The solving lines, ending on a line that states the result; None for modules without such a form."""
+        ...
+
+
+@runtime_checkable
 class WritesCheckedSteps(Protocol):
     """Optional domain capability: a problem's solution in which a result the student would have to
     recall in one shot is found by steps it can check with what it knows (the Adapter's `checked_steps`
