@@ -23,6 +23,18 @@ def tiny_llama(**extra) -> LlamaForCausalLM:
     return LlamaForCausalLM(cfg)
 
 
+def lora_llama(**extra):
+    """`tiny_llama` under a LoRA adapter on every linear layer, as the student trains, with LoRA's B (zero at
+    init) given weights so that the adapter's gradients are not trivially equal."""
+    model = get_peft_model(tiny_llama(**extra),
+                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.1)
+    return model
+
+
 def batch() -> dict[str, torch.Tensor]:
     """Three sequences (prompt, completion, right padding) of different lengths."""
     g = torch.Generator().manual_seed(3)
@@ -57,11 +69,7 @@ def test_completion_loss_and_gradients_equal_the_models_own(num_items, multiple,
     """Also with the shapes padded (`student.shape_multiple`): the batch to a multiple of 8 positions and the
     head's 16 completion rows to 24: the padding changes no loss and no gradient; nor does running the head in
     checkpointed chunks of 5 rows (`student.head_chunk_rows`), the last one short."""
-    model = get_peft_model(tiny_llama(), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
-    with torch.no_grad():  # LoRA's B starts at zero: give it weights so its gradients are not trivially equal
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(std=0.1)
+    model = lora_llama()
     inputs = batch()
     kwargs = {} if num_items is None else {"num_items_in_batch": torch.tensor(num_items)}
     own = model(**inputs, **kwargs).loss
@@ -104,12 +112,7 @@ def test_eager_training_attention_gives_the_fused_kernels_loss_and_gradients(cho
     """`student.train_attention` auto picks the lean eager kernel on a CPU for speed (eager: transformers' own): in
     fp32 either must train on the same loss and gradients as the fused (sdpa) kernel the model loads with, padding
     and masked prompts included."""
-    model = get_peft_model(tiny_llama(attn_implementation="sdpa"),
-                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(std=0.1)
+    model = lora_llama(attn_implementation="sdpa")
     inputs = padded(batch(), 8)
     fused = completion_loss(*decoder_and_head(model), inputs)
     fused.backward()
@@ -141,12 +144,7 @@ def test_lean_attention_keeps_less_for_the_same_bf16_forward():
     """Under bf16 autocast the lean kernel gives the eager kernel's loss exactly (the same bf16 probabilities meet
     the values), keeps less for the backward (no fp32 copy of the probabilities: 4 heads x 24 x 24 positions x 4
     bytes x 3 rows x 2 layers), and its gradients differ only by the rounding of the probabilities to bf16."""
-    model = get_peft_model(tiny_llama(attn_implementation="sdpa"),
-                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(std=0.1)
+    model = lora_llama(attn_implementation="sdpa")
     inputs = padded(batch(), 8)
     with training_attention(model, "eager", "cpu"):
         eager_loss, eager_kept, eager_grads = saved_bytes(model, inputs)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.models.llama.modeling_llama import repeat_kv
 
 NAME = "ioa_lean_eager"
 
@@ -35,14 +36,6 @@ class SoftmaxTo(torch.autograd.Function):
         (probs,) = ctx.saved_tensors
         p, g = probs.float(), grad.float()
         return (p * (g - (g * p).sum(dim=-1, keepdim=True))).to(ctx.scores_dtype), None
-
-
-def repeat_kv(states: torch.Tensor, groups: int) -> torch.Tensor:
-    """(batch, kv_heads, length, dim) -> (batch, kv_heads * groups, length, dim), as transformers' Llama does."""
-    if groups == 1:
-        return states
-    batch, heads, length, dim = states.shape
-    return states[:, :, None].expand(batch, heads, groups, length, dim).reshape(batch, heads * groups, length, dim)
 
 
 def matmul_dtype(query: torch.Tensor) -> torch.dtype:
