@@ -231,7 +231,7 @@ def adapt_solution(
 
 RAW = {"decompose": False, "template": False, "simplify": False, "analogies": False, "expand_steps": False,
        "atomic_steps": False, "explicit_digits": False, "peel_columns": False,
-       "checked_steps": False, "table_steps": False, "long_division": False}
+       "checked_steps": False, "table_steps": False, "table_stop": False, "long_division": False}
 # Each candidate form of the calibration pilot (ioa.calibrate), keyed by the names config.ADAPTER_FORMS
 # validates (a test holds the two lists equal; config cannot import this module).
 FORM_CHANGES: dict[str, dict[str, object]] = {
@@ -246,6 +246,7 @@ FORM_CHANGES: dict[str, dict[str, object]] = {
     "expand": {"expand_steps": True},
     "checked": {"checked_steps": True},
     "table": {"table_steps": True},
+    "table-stop": {"table_stop": True},
     "long": {"long_division": True},
 }
 

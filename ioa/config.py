@@ -99,7 +99,7 @@ class OrganizerConfig(Section):
 
 
 ADAPTER_FORMS = ("configured", "raw", "goal", "anchor", "structured", "explicit", "atomic", "peeled", "expand",
-                 "checked", "table", "long")
+                 "checked", "table", "table-stop", "long")
 
 
 class CalibrationConfig(Section):
@@ -114,7 +114,8 @@ class CalibrationConfig(Section):
         description="candidate forms, the first the default a module keeps on a tie: configured (the adapter as "
         "configured), raw (the teacher's lines), goal (+ goal line), anchor (+ anchor line), structured (the "
         "paper's layout), explicit (explicit digits), atomic (atomic steps), peeled (peel_columns), expand "
-        "(expand_steps), checked (checked_steps), table (table_steps), long (long_division); a form that writes "
+        "(expand_steps), checked (checked_steps), table (table_steps), table-stop (table_stop), long (long_division); "
+        "a form that writes "
         "every pilot example as an earlier form does is not trained")
     examples_per_module: int = Field(8, ge=1, le=10_000, description="pilot problems per target module, the same "
                                      "problems in every form (counted once against budget.max_examples)")
@@ -192,6 +193,13 @@ class AdapterConfig(Section):
         "synthesis.share_shortfall on the default preset (5 seeds, paired) division facts 77 -> 91% (+14.0 [-2.0, "
         "+30.0] over the checked steps, within noise; +21.0 [+9.0, +33.0] over vanilla); completions up to ~140 "
         "tokens (bench/results/2026-12-06-division-table-shared-budget.md)")
+    table_stop: bool = Field(
+        False, description="train on the domain's table written only up to the line that holds the result, which "
+        "the answer line repeats (arithmetic: division facts, `Go up the 7 times table.` through `28 ÷ 7 = 4.`, "
+        "then `So 28 ÷ 7 = 4.`), where the domain has such a form; it takes the place of table_steps' whole table. "
+        "Under the whole table a student that lost its place read a neighbouring line (`So 6 ÷ 3 = 7.`); here the "
+        "answer is the line above and the only decision is whether a dividend equals the one asked about. Off "
+        "until measured")
     long_division: bool = Field(
         False, description="train on the domain's solution that finds a division's quotient one digit at a time, "
         "each digit a times-table product and a remainder under 10 x the divisor, then the next digit brought down "

@@ -27,6 +27,7 @@ from ioa.domains.base import (
     WritesExplicitDigits,
     WritesLongDivision,
     WritesPeeledColumns,
+    WritesStoppedTable,
     WritesTableSteps,
 )
 from ioa.teachers.base import AdaptsSolutions, MakesProblemsInBatches, Metered, Teacher
@@ -138,6 +139,7 @@ def worked_steps(domain: Domain, problem: Problem, expand: frozenset[str],
 # (AdapterConfig switch, domain capability, the capability's method).
 DOMAIN_FORMS = (
     ("atomic_steps", WritesAtomicSteps, "atomic_lines"),
+    ("table_stop", WritesStoppedTable, "stopped_table_lines"),
     ("table_steps", WritesTableSteps, "table_lines"),
     ("long_division", WritesLongDivision, "long_division_lines"),
     ("checked_steps", WritesCheckedSteps, "checked_lines"),
@@ -148,9 +150,9 @@ DOMAIN_FORMS = (
 
 def solving_text(domain: Domain, problem: Problem, text: str, adapter: AdapterConfig) -> str:
     """The solving lines the Adapter rewrites: the domain's own form of the problem for the first switch of
-    DOMAIN_FORMS that is on and has one (atomic steps, table steps, checked steps, explicit digits, peeled
-    columns), else the teacher's own. The teacher's answer was checked already; these lines come from the
-    problem itself and end on the same answer."""
+    DOMAIN_FORMS that is on and has one (atomic steps, stopped table, table steps, long division, checked steps,
+    explicit digits, peeled columns), else the teacher's own. The teacher's answer was checked already; these
+    lines come from the problem itself and end on the same answer."""
     for switch, capability, form in DOMAIN_FORMS:
         if getattr(adapter, switch) and isinstance(domain, capability):
             lines = getattr(domain, form)(problem)

@@ -273,6 +273,24 @@ def test_table_steps_take_the_place_of_the_checked_division_and_leave_the_checke
         assert ("times table" in e.completion) == (e.module == "division_facts")
 
 
+def test_the_stopped_table_takes_the_place_of_the_whole_table_for_division_facts_only():
+    from ioa.synthesize import synthesize
+    from ioa.teachers.procedural import ProceduralTeacher
+
+    picked = [MODULES["division_facts"], MODULES["mean"]]
+    counts = {m.id: [0.1, 0.3] for m in picked}
+    examples = synthesize(ProceduralTeacher(DOMAIN), DOMAIN, picked, counts,
+                          AdapterConfig(checked_steps=True, table_steps=True, table_stop=True), set(), "t", "synth",
+                          0).examples
+    assert len(examples) == 4
+    for e in examples:
+        problem = DOMAIN.generate(e.module, e.difficulty, int(e.problem_id.split("-")[1]))
+        form = DOMAIN.stopped_table_lines(problem) or DOMAIN.checked_lines(problem)
+        assert e.completion.splitlines() == form + [f"Answer: {e.answer}"]
+        if e.module == "division_facts":
+            assert len(form) < len(DOMAIN.table_lines(problem)) or int(e.answer) >= 9
+
+
 def test_long_division_takes_the_place_of_the_teachers_one_line_quotient_only_when_on():
     from ioa.synthesize import synthesize
     from ioa.teachers.procedural import ProceduralTeacher

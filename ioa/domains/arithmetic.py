@@ -404,6 +404,17 @@ def division_table_lines(n: int, b: int) -> list[str]:
             + [f"So {n} ÷ {b} = {q}."])
 
 
+def division_stopped_table_lines(n: int, b: int) -> list[str]:
+    """n ÷ b by b's times table written as divisions up to the line whose dividend is n, then that line
+    again. The whole table (`division_table_lines`) makes the answer line a lookup among ten lines, and a
+    trained student that lost its place picked a neighbour (`So 6 ÷ 3 = 7.` under a correct table); here the
+    answer line repeats the line just above it, and the only new decision, where to stop, is whether a
+    dividend equals the one asked about: a copy, not a comparison. About half the tokens of the whole table."""
+    q = n // b
+    return ([f"Go up the {b} times table."] + [f"{b * k} ÷ {b} = {k}." for k in range(1, q + 1)]
+            + [f"So {n} ÷ {b} = {q}."])
+
+
 def long_division_lines(n: int, b: int) -> list[str]:
     """n ÷ b (b a single digit) one quotient digit at a time: start with the fewest leading digits of n that hold
     b, then at each step the product of b's times table that fits and the remainder, and bring down the next
@@ -688,6 +699,13 @@ class ArithmeticDomain:
         if problem.module != "division_facts":
             return None
         return division_table_lines(int(problem.meta["a"]), int(problem.meta["b"]))
+
+    def stopped_table_lines(self, problem: Problem) -> list[str] | None:
+        """Division facts by the divisor's times table up to the dividend (`division_stopped_table_lines`);
+        None for the other modules."""
+        if problem.module != "division_facts":
+            return None
+        return division_stopped_table_lines(int(problem.meta["a"]), int(problem.meta["b"]))
 
     def long_division_lines(self, problem: Problem) -> list[str] | None:
         """Division with remainder one quotient digit at a time (`long_division_lines`); None for the other

@@ -117,6 +117,17 @@ class WritesTableSteps(Protocol):
 
 
 @runtime_checkable
+class WritesStoppedTable(Protocol):
+    """Optional domain capability: a table of results built one from the last, written only up to the line
+    that holds the result asked for, which the answer line then repeats (the Adapter's `table_stop`)."""
+
+    def stopped_table_lines(self, problem: Problem) -> list[str] | None:
+        """The solving lines, ending on a line that states the result; None for modules without such
+        a form."""
+        ...
+
+
+@runtime_checkable
 class WritesLongDivision(Protocol):
     """Optional domain capability: a division whose quotient the teacher states in one line, found instead one
     quotient digit at a time, each digit a times-table fact and a small subtraction (the Adapter's
