@@ -23,8 +23,10 @@ modules over its probe band, prompts under the chat template, batches of 8 in th
 order): `HFStudent.train` with the LM head on the completion positions only (today's path) against the
 full-logits head it replaced (pinned here by switching `decoder_and_head` off, shapes unpadded), the completion
 head with the frozen weights cast to bf16 once per round (`student.cast_frozen_weights`), that with bf16 shapes
-padded to `student.shape_multiple` (the path until 2026-12-06), and today's path (that, with eager attention in
-training, `student.train_attention`), the same examples and steps; reported as loss-bearing
+padded to `student.shape_multiple` (the path until 2026-12-06), that with the bf16 base, chunked head and lean
+attention at 2 x 4 and at 4 x 2 micro-batches, that with each norm's output cast once for the layers that read it
+(`student.cast_layer_inputs`), and today's path (that, with the fused LoRA forward, `student.fused_lora`), the same
+examples and steps; the lean kernel's mask in bf16 is in every lean variant; reported as loss-bearing
 (completion) tokens/s and all tokens/s, and the ratios to the full-logits path.
 
 Run: .venv/bin/python bench/train_throughput.py [--steps 6] [--mix-steps 8]; the last line printed is JSON.
@@ -199,36 +201,38 @@ def main() -> None:
     mix = run_mix_examples(mix_cfg.batch_size * (args.mix_steps + 1))
     share = loss_token_share(HFStudent(mix_cfg, cache, progress=False), mix)
     heads = {}
-    # (name, completion head, frozen weights cast once, shape multiple, training attention, bf16 base, rows per
-    # micro-batch of the 8 a step): the path until
-    # 2026-12-03 (full logits, autocast recasting every frozen weight per matmul, unpadded shapes, the model's
-    # fused sdpa attention), the completion head alone, with the cast, the same with bf16 shapes padded to
-    # student.shape_multiple (the path until 2026-12-06), and today's (that, with eager attention in training)
-    multiple = StudentConfig().shape_multiple
-    variants = (("full_logits", False, False, 1, "sdpa", False, 2),
-                ("completion_head", True, False, 1, "sdpa", False, 2),
-                ("completion_head_cast_once", True, True, 1, "sdpa", False, 2),
-                ("padded_sdpa", True, True, multiple, "sdpa", False, 2),
-                ("today", True, True, multiple, "auto", True, 2),
-                ("today_4x2", True, True, multiple, "auto", True, 4),
-                ("full_logits_again", False, False, 1, "sdpa", False, 2))
-    for name, flag, cast, multiple, attention, held, rows in variants:
-        variant_cfg = mix_cfg.model_copy(update={"cast_frozen_weights": cast, "shape_multiple": multiple,
-                                                 "train_attention": attention, "bf16_base_weights": held,
-                                                 "batch_size": rows, "grad_accum": 8 // rows})
+    # Each variant: (name, completion head, the settings it changes from the full-logits path's). The path until
+    # 2026-12-03 (full logits, autocast recasting every frozen weight per matmul, unpadded shapes, the model's fused
+    # sdpa attention, 2 x 4 micro-batches, PEFT's own LoRA forward and input casts), the completion head alone,
+    # with the frozen weights cast once, with bf16 shapes padded to student.shape_multiple, with the bf16 base,
+    # chunked head and lean attention at 2 x 4 and at 4 x 2, with the layer inputs cast once at the norms, and
+    # today's (that, with the fused LoRA forward).
+    old = {"cast_frozen_weights": False, "shape_multiple": 1, "train_attention": "sdpa", "bf16_base_weights": False,
+           "batch_size": 2, "grad_accum": 4, "cast_layer_inputs": False, "fused_lora": False}
+    lean = {"cast_frozen_weights": True, "shape_multiple": StudentConfig().shape_multiple, "train_attention": "auto",
+            "bf16_base_weights": True}
+    variants = (("full_logits", False, {}),
+                ("completion_head", True, {}),
+                ("completion_head_cast_once", True, {"cast_frozen_weights": True}),
+                ("padded_sdpa", True, {"cast_frozen_weights": True, "shape_multiple": lean["shape_multiple"]}),
+                ("lean_2x4", True, lean),
+                ("lean_4x2", True, {**lean, "batch_size": 4, "grad_accum": 2}),
+                ("layer_inputs_cast_4x2", True, {**lean, "batch_size": 4, "grad_accum": 2, "cast_layer_inputs": True}),
+                ("today", True, {**lean, "batch_size": 4, "grad_accum": 2, "cast_layer_inputs": True,
+                                 "fused_lora": True}),
+                ("full_logits_again", False, {}))
+    for name, completion_head, changes in variants:
+        variant_cfg = mix_cfg.model_copy(update={**old, **changes})
         reset_high_water()
-        heads[name] = train_mix(HFStudent(variant_cfg, cache, progress=False), mix, args.mix_steps + 1, flag, share)
+        heads[name] = train_mix(HFStudent(variant_cfg, cache, progress=False), mix, args.mix_steps + 1,
+                                completion_head, share)
         heads[name]["peak_mb_since_reset"] = high_water_mb()
         print(f"run mix, {name}: {heads[name]}")
     baseline = max((heads["full_logits"], heads["full_logits_again"]), key=lambda h: h["loss_tokens_per_s"])
-    head_ratio = heads["completion_head"]["loss_tokens_per_s"] / baseline["loss_tokens_per_s"]
-    cast_ratio = heads["completion_head_cast_once"]["loss_tokens_per_s"] / baseline["loss_tokens_per_s"]
-    padded_ratio = heads["padded_sdpa"]["loss_tokens_per_s"] / baseline["loss_tokens_per_s"]
-    today_ratio = heads["today"]["loss_tokens_per_s"] / baseline["loss_tokens_per_s"]
-    wide_ratio = heads["today_4x2"]["loss_tokens_per_s"] / baseline["loss_tokens_per_s"]
-    print(f"run mix: completion head / full logits = {head_ratio:.2f}, with the frozen weights cast once "
-          f"{cast_ratio:.2f}, and shapes padded {padded_ratio:.2f}, today's path (and eager attention in training) "
-          f"{today_ratio:.2f}, with micro-batches of 4 x 2 {wide_ratio:.2f} (loss-bearing tokens/s)")
+    ratios = {name: round(heads[name]["loss_tokens_per_s"] / baseline["loss_tokens_per_s"], 3)
+              for name, _, _ in variants if not name.startswith("full_logits")}
+    print("run mix, loss-bearing tokens/s over the full-logits path: "
+          + ", ".join(f"{name} {ratio:.2f}" for name, ratio in ratios.items()))
 
     peak = peak_bf16 if bf16 else peak_fp32
     mfu = {k: 4 * n_params * v["tokens_per_s"] / (peak * 1e9) for k, v in (("bare", bare), ("framework", frame))}
@@ -246,11 +250,7 @@ def main() -> None:
         "framework_over_bare": round(ratio, 3),
         "mfu_bare": round(mfu["bare"], 4), "mfu_framework": round(mfu["framework"], 4),
         "flops_per_token": "4*N (LoRA: forward 2N + activation grads 2N)",
-        "run_mix": {**heads, "completion_head_over_full_logits": round(head_ratio, 3),
-                    "cast_once_over_full_logits": round(cast_ratio, 3),
-                    "padded_over_full_logits": round(padded_ratio, 3),
-                    "today_over_full_logits": round(today_ratio, 3),
-                    "today_4x2_over_full_logits": round(wide_ratio, 3)},
+        "run_mix": {**heads, "over_full_logits": ratios},
     }))
 
 

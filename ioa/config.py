@@ -314,6 +314,17 @@ class StudentConfig(Section):
         "rows at a time and recomputes each chunk's logits in the backward instead of keeping them (0: all at once): "
         "the same loss, ~2% more FLOPs, the logits' share of a step's peak memory cut to one chunk's "
         "(ioa/students/hf_train.head_cross_entropy)")
+    cast_layer_inputs: bool = Field(
+        True, description="bf16 training casts each norm's output to bf16 once for the linear layers that read it, "
+        "and LoRA layers keep their input's dtype, instead of every layer and adapter casting the same tensor again "
+        "(six copies for q, k, v and their adapters; o_proj's and down_proj's bf16 input cast up to fp32 by PEFT "
+        "and down again by autocast): the same matmul inputs, the gradients of a norm's readers summed in bf16 "
+        "(ioa/students/cast_weights.layer_inputs_cast)")
+    fused_lora: bool = Field(
+        True, description="training runs each LoRA layer as addmm(base(x), lora_A(x) * scaling, B^T): the scaling on "
+        "the rank-r product and the sum inside the matmul, instead of PEFT's scaling and sum over the layer's whole "
+        "output (two passes over memory per layer, forward and backward). The same function; in bf16 one rounding "
+        "fewer (ioa/students/fused_lora.py)")
     train_attention: Literal["auto", "lean", "eager", "sdpa"] = Field(
         "auto", description="attention kernel of training rounds (generation keeps the model's own). auto: lean on "
         "a CPU, the model's own elsewhere. eager: transformers' eager kernel, faster than PyTorch's fused (flash) "

@@ -155,3 +155,16 @@ def test_lean_attention_keeps_less_for_the_same_bf16_forward():
     assert eager_kept - lean_kept >= 3 * 4 * positions * positions * 4 * 2
     for name in eager_grads:
         assert torch.allclose(lean_grads[name], eager_grads[name], atol=1e-3, rtol=5e-2), name
+
+
+def test_the_lean_kernels_mask_in_bf16_keeps_a_fully_masked_row_finite():
+    """fp32's most negative value (transformers' masked score) rounds to -inf in bf16; the lean kernel's mask must
+    not, or a row with every position masked gives NaN (equal weights, as the fp32 mask gives)."""
+    from ioa.students.lean_attention import additive_mask_in
+
+    mask = torch.tensor([[0.0, torch.finfo(torch.float32).min], [torch.finfo(torch.float32).min] * 2])
+    assert torch.isinf(mask.to(torch.bfloat16)).any()
+    cast = additive_mask_in(mask, torch.bfloat16)
+    assert cast.dtype == torch.bfloat16 and torch.isfinite(cast).all() and cast[0, 0] == 0
+    probs = torch.softmax((torch.zeros(2, 2, dtype=torch.bfloat16) + cast).float(), dim=-1)
+    assert torch.equal(probs, torch.tensor([[1.0, 0.0], [0.5, 0.5]]))

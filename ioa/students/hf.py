@@ -28,8 +28,15 @@ from ioa.config import StudentConfig
 from ioa.grading import FINISHED_ANSWER_LINE
 from ioa.io import atomic_dir, atomic_write_json
 from ioa.students.base import STATE_FILE, world_size
-from ioa.students.cast_weights import DecodeWeights, frozen_weights_cast, hold_linear_weights_in, merged_lora_copies
+from ioa.students.cast_weights import (
+    DecodeWeights,
+    frozen_weights_cast,
+    hold_linear_weights_in,
+    layer_inputs_cast,
+    merged_lora_copies,
+)
 from ioa.students.decode import greedy_continuous
+from ioa.students.fused_lora import fused_lora_layers
 from ioa.students.hf_convert import StudentLoadError, load_pretrained
 from ioa.students.hf_train import (
     adamw,
@@ -180,6 +187,12 @@ class HFStudent:
         `inference`: every linear weight, trainable or not (a block that computes no gradient)."""
         return frozen_weights_cast(self.model, torch.bfloat16, trainable=inference,
                                    enabled=self.precision == "bf16" and self.cfg.cast_frozen_weights)
+
+    def layer_inputs_cast(self) -> AbstractContextManager:
+        """Each norm's output cast to bf16 once for the linear layers that read it (bf16 precision only): see
+        cast_weights.layer_inputs_cast."""
+        return layer_inputs_cast(self.model, torch.bfloat16,
+                                 enabled=self.precision == "bf16" and self.cfg.cast_layer_inputs)
 
     def respond(self, problems: Sequence[Problem]) -> list[str]:
         line = all(asks_answer_line(answer_format_of(p)) for p in problems)  # code or free text: no early stop
@@ -445,7 +458,8 @@ class HFStudent:
             optimizer = adamw(self.model, self.cfg, self.optimizer_state if self.cfg.carry_optimizer else None)
             start, horizon = lr_window if lr_window is not None else (0, steps)
             optimizers = (optimizer, run_decay(optimizer, start, horizon))
-        with self.frozen_cast(), training_attention(self.model, self.cfg.train_attention, self.device.type):
+        with (self.frozen_cast(), self.layer_inputs_cast(), fused_lora_layers(self.model, self.cfg.fused_lora),
+              training_attention(self.model, self.cfg.train_attention, self.device.type)):
             metrics = run_sft(
                 self.model, self.tokenizer, examples, self.cfg, Path(out_dir),
                 steps=steps, progress=self.progress, seed=self.seed, optimizers=optimizers, **self._train_kwargs(),
