@@ -198,8 +198,10 @@ class AdapterConfig(Section):
         "the answer line repeats (arithmetic: division facts, `Go up the 7 times table.` through `28 ÷ 7 = 4.`, "
         "then `So 28 ÷ 7 = 4.`), where the domain has such a form; it takes the place of table_steps' whole table. "
         "Under the whole table a student that lost its place read a neighbouring line (`So 6 ÷ 3 = 7.`); here the "
-        "answer is the line above and the only decision is whether a dividend equals the one asked about. Off "
-        "until measured")
+        "answer is the line above and the only decision is whether a dividend equals the one asked about. Off: "
+        "5 seeds paired on the default preset, deficient modules -1.2 [-7.5, +5.2] against the whole table, division "
+        "facts 86 vs 92%: the stopped table drills the high multiples less "
+        "(bench/results/2026-12-06-table-stop-5seeds.md)")
     long_division: bool = Field(
         False, description="train on the domain's solution that finds a division's quotient one digit at a time, "
         "each digit a times-table product and a remainder under 10 x the divisor, then the next digit brought down "
