@@ -316,6 +316,11 @@ class StudentConfig(Section):
         "rows at a time and recomputes each chunk's logits in the backward instead of keeping them (0: all at once): "
         "the same loss, ~2% more FLOPs, the logits' share of a step's peak memory cut to one chunk's "
         "(ioa/students/hf_train.head_cross_entropy)")
+    regroup_steps: bool = Field(
+        True, description="each optimizer step's examples (the same random draw as without it) are sorted by length "
+        "and split into micro-batches of balanced cost (transformers' batch_rebalance sampler, seeded by the run's "
+        "seed; micro-batch sizes vary around batch_size), so rows padded together have similar lengths: the same "
+        "update (the step's loss is the sum over its completion tokens over their count), fewer padded positions")
     cast_layer_inputs: bool = Field(
         True, description="bf16 training casts each norm's output to bf16 once for the linear layers that read it, "
         "and LoRA layers keep their input's dtype, instead of every layer and adapter casting the same tensor again "

@@ -13,6 +13,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import copy
 import json
 import math
+from dataclasses import replace as dataclass_replace
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -318,6 +319,48 @@ def test_frozen_weights_cast_once_change_nothing_in_bf16(cache_dir, tmp_path):
     assert outputs[0] == outputs[1]
     assert losses[0] == losses[1]
     assert same_state(states[0], states[1])
+
+
+def test_regrouped_steps_train_the_same_update(cache_dir, tmp_path):
+    """`student.regroup_steps`: a step's examples sorted by length into micro-batches of balanced cost (sizes vary)
+    give the same update as the random split: one step over all 8 examples of different lengths, fp32, the same
+    loss and adapter within float rounding, and a micro-batch split that really differs."""
+    fp32 = CFG.model_copy(update={"precision": "fp32"})
+    examples = [dataclass_replace(e, completion=" ".join(["step"] * (3 * i)) + "\n" + e.completion)
+                for i, e in enumerate(make_examples(8))]
+    states, losses = [], []
+    for regroup in (False, True):
+        student = HFStudent(fp32.model_copy(update={"regroup_steps": regroup}), cache_dir, progress=False, seed=5)
+        metrics = student.train(examples, tmp_path / f"regroup-{regroup}", max_steps=1)
+        states.append(student.trainable_state())
+        losses.append(metrics["train_loss"][0])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert states[0].keys() == states[1].keys()
+    # AdamW's first step moves each weight by lr * g / |g|: where a gradient is ~0, float rounding may flip its sign,
+    # so a few weights differ by 2 * lr; the rest must agree
+    differing = sum(int((~torch.isclose(states[0][k], states[1][k], atol=1e-6, rtol=1e-4)).sum()) for k in states[0])
+    total = sum(v.numel() for v in states[0].values())
+    assert differing <= total * 1e-3, (differing, total)
+
+
+def test_the_regrouping_sampler_follows_the_runs_seed(student, tmp_path):
+    """transformers builds its batch_rebalance sampler with seed 42 whatever the run's seed; ours takes the run's."""
+    from transformers.trainer_pt_utils import BatchRebalanceSampler
+
+    from ioa.students.hf_train import PlainLossSFTTrainer, original_forward, sft_args, to_dataset
+
+    orders = []
+    for seed in (1, 2, 1):
+        args = sft_args(CFG.model_copy(update={"regroup_steps": True}), tmp_path, 1, bf16=False, use_cpu=True,
+                        progress=False, seed=seed)
+        with original_forward(student.model):
+            trainer = PlainLossSFTTrainer(model=student.model, args=args, train_dataset=to_dataset(make_examples(16)),
+                                          processing_class=student.tokenizer)
+            sampler = trainer._get_train_sampler()
+        student.tokenizer.padding_side = "left"
+        assert isinstance(sampler, BatchRebalanceSampler) and sampler.seed == seed
+        orders.append([list(b) for b in sampler])
+    assert orders[0] != orders[1] and orders[0] == orders[2]
 
 
 @pytest.mark.skipif(not cpu_has_native_bf16(), reason="bf16 on this CPU is emulated: minutes, not seconds")

@@ -106,6 +106,11 @@ def sft_args(cfg: StudentConfig, out_dir: Path, steps: int, *, bf16: bool, use_c
         # Padding to 32 took a fresh student's peak over 40 such steps from 2.84 to 2.15 GB at the same speed
         # (214 vs 219 s). fp32 matmuls cache nothing per shape, so there it would only add padded positions.
         pad_to_multiple_of=cfg.shape_multiple if bf16 and cfg.shape_multiple > 1 else None,
+        # regroup_steps: each optimizer step's examples (the same random draw) sorted by length and split into
+        # micro-batches of balanced cost (transformers' BatchRebalanceSampler; sizes vary, e.g. 5 short and 3 long),
+        # so a micro-batch pads its rows to similar lengths. The step's loss is a sum over its completion tokens
+        # divided by their count, whichever micro-batch each row is in: the same update.
+        train_sampling_strategy="batch_rebalance" if cfg.regroup_steps else "random",
         # TRL turns gradient checkpointing on by default; a small student fits without it and runs faster.
         # (transformers 5.23 renamed it activation_checkpointing; the old name warns.)
         activation_checkpointing=False,
@@ -256,7 +261,21 @@ def completion_losses(model, rows, pad_id: int, autocast, batch_size: int = 16) 
     return out
 
 
-class PlainLossSFTTrainer(SFTTrainer):
+class SeededSFTTrainer(SFTTrainer):
+    """SFTTrainer whose step-regrouping sampler (`train_sampling_strategy="batch_rebalance"`, `student.regroup_steps`)
+    draws each run's order from the run's seed: transformers builds it with a fixed seed of 42, so every run would
+    see its examples in the same order whatever `seed` says, where the default random sampler follows the seed."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        from transformers.trainer_pt_utils import BatchRebalanceSampler
+
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, BatchRebalanceSampler):
+            sampler.seed = self.args.seed
+        return sampler
+
+
+class PlainLossSFTTrainer(SeededSFTTrainer):
     """SFTTrainer computing the model's own cross-entropy instead of TRL's fused, chunked LM head.
 
     The fused head's custom backward runs outside autocast, so on CPU the LM-head gradients are done in
@@ -449,7 +468,7 @@ def run_sft(
 
     `optimizers`: an (optimizer, scheduler) pair to train with instead of the trainer's fresh AdamW and
     per-round linear decay; a checkpoint inside `out_dir` still restores their state on a resume."""
-    trainer_class = PlainLossSFTTrainer if use_cpu else SFTTrainer
+    trainer_class = PlainLossSFTTrainer if use_cpu else SeededSFTTrainer
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     args = sft_args(cfg, out_dir, steps, bf16=bf16, use_cpu=use_cpu, progress=progress, seed=seed)
