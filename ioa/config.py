@@ -307,10 +307,13 @@ class StudentConfig(Section):
     max_steps_per_stage: int = Field(60, ge=1, le=1_000_000, description="cap on optimizer steps per training round")
     max_seq_len: int = Field(256, ge=16, le=131072)
     shape_multiple: int = Field(
-        32, ge=1, le=1024, description="bf16 training pads each micro-batch's length, and the rows the completion "
+        16, ge=1, le=1024, description="bf16 training pads each micro-batch's length, and the rows the completion "
         "head sees, to a multiple of this (1: no padding), so the CPU's bf16 kernels (oneDNN, one cached kernel and "
         "its buffers per matrix shape) meet a few shapes instead of one per batch: a fresh student's peak over 40 "
-        "steps of a default run's data 2.84 -> 2.15 GB at the same speed (214 vs 219 s). fp32 training is not padded")
+        "steps of a default run's data 2.84 -> 2.15 GB at the same speed (214 vs 219 s, a multiple of 32). 32 until "
+        "2026-12-06; 16 since regrouped steps (regroup_steps) pad rows of similar lengths: 1.19x the real tokens "
+        "computed against 1.28x, 1.07x the loss-bearing tokens/s over 12 steps of a default run's data "
+        "(bench/train_variants.py). fp32 training is not padded")
     head_chunk_rows: int = Field(
         128, ge=0, le=1_000_000, description="training on a CPU runs the LM head and the loss on this many completion "
         "rows at a time and recomputes each chunk's logits in the backward instead of keeping them (0: all at once): "
