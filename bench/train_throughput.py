@@ -25,8 +25,10 @@ full-logits head it replaced (pinned here by switching `decoder_and_head` off, s
 head with the frozen weights cast to bf16 once per round (`student.cast_frozen_weights`), that with bf16 shapes
 padded to `student.shape_multiple` (the path until 2026-12-06), that with the bf16 base, chunked head and lean
 attention at 2 x 4 and at 4 x 2 micro-batches, that with each norm's output cast once for the layers that read it
-(`student.cast_layer_inputs`), and today's path (that, with the fused LoRA forward, `student.fused_lora`), the same
-examples and steps; the lean kernel's mask in bf16 is in every lean variant; reported as loss-bearing
+(`student.cast_layer_inputs`), that with the fused LoRA forward (`student.fused_lora`), and today's path (that, with
+each step's rows regrouped by length, `student.regroup_steps`, and shapes padded to 16), the same examples and
+steps (the regrouping sampler draws its own order from the seed); the lean kernel's mask in bf16 is in every lean
+variant; reported as loss-bearing
 (completion) tokens/s and all tokens/s, and the ratios to the full-logits path.
 
 Run: .venv/bin/python bench/train_throughput.py [--steps 6] [--mix-steps 8]; the last line printed is JSON.
@@ -203,23 +205,24 @@ def main() -> None:
     heads = {}
     # Each variant: (name, completion head, the settings it changes from the full-logits path's). The path until
     # 2026-12-03 (full logits, autocast recasting every frozen weight per matmul, unpadded shapes, the model's fused
-    # sdpa attention, 2 x 4 micro-batches, PEFT's own LoRA forward and input casts), the completion head alone,
-    # with the frozen weights cast once, with bf16 shapes padded to student.shape_multiple, with the bf16 base,
-    # chunked head and lean attention at 2 x 4 and at 4 x 2, with the layer inputs cast once at the norms, and
-    # today's (that, with the fused LoRA forward).
+    # sdpa attention, 2 x 4 micro-batches of random rows, PEFT's own LoRA forward and input casts), the completion
+    # head alone, with the frozen weights cast once, with bf16 shapes padded to 32, with the bf16 base, chunked head
+    # and lean attention at 2 x 4 and at 4 x 2, with the layer inputs cast once at the norms, with the fused LoRA
+    # forward, and today's (that, with each step's rows regrouped by length and shapes padded to 16).
     old = {"cast_frozen_weights": False, "shape_multiple": 1, "train_attention": "sdpa", "bf16_base_weights": False,
-           "batch_size": 2, "grad_accum": 4, "cast_layer_inputs": False, "fused_lora": False}
-    lean = {"cast_frozen_weights": True, "shape_multiple": StudentConfig().shape_multiple, "train_attention": "auto",
-            "bf16_base_weights": True}
+           "batch_size": 2, "grad_accum": 4, "cast_layer_inputs": False, "fused_lora": False, "regroup_steps": False}
+    lean = {"cast_frozen_weights": True, "shape_multiple": 32, "train_attention": "auto", "bf16_base_weights": True}
+    wide = {**lean, "batch_size": 4, "grad_accum": 2}
     variants = (("full_logits", False, {}),
                 ("completion_head", True, {}),
                 ("completion_head_cast_once", True, {"cast_frozen_weights": True}),
-                ("padded_sdpa", True, {"cast_frozen_weights": True, "shape_multiple": lean["shape_multiple"]}),
+                ("padded_sdpa", True, {"cast_frozen_weights": True, "shape_multiple": 32}),
                 ("lean_2x4", True, lean),
-                ("lean_4x2", True, {**lean, "batch_size": 4, "grad_accum": 2}),
-                ("layer_inputs_cast_4x2", True, {**lean, "batch_size": 4, "grad_accum": 2, "cast_layer_inputs": True}),
-                ("today", True, {**lean, "batch_size": 4, "grad_accum": 2, "cast_layer_inputs": True,
-                                 "fused_lora": True}),
+                ("lean_4x2", True, wide),
+                ("layer_inputs_cast_4x2", True, {**wide, "cast_layer_inputs": True}),
+                ("fused_lora_4x2", True, {**wide, "cast_layer_inputs": True, "fused_lora": True}),
+                ("today", True, {**wide, "cast_layer_inputs": True, "fused_lora": True, "regroup_steps": True,
+                                 "shape_multiple": StudentConfig().shape_multiple}),
                 ("full_logits_again", False, {}))
     for name, completion_head, changes in variants:
         variant_cfg = mix_cfg.model_copy(update={**old, **changes})
