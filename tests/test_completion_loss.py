@@ -168,3 +168,31 @@ def test_the_lean_kernels_mask_in_bf16_keeps_a_fully_masked_row_finite():
     assert cast.dtype == torch.bfloat16 and torch.isfinite(cast).all() and cast[0, 0] == 0
     probs = torch.softmax((torch.zeros(2, 2, dtype=torch.bfloat16) + cast).float(), dim=-1)
     assert torch.equal(probs, torch.tensor([[1.0, 0.0], [0.5, 0.5]]))
+
+
+def test_layer_inputs_cast_once_gives_the_same_bf16_loss_with_fewer_copies():
+    """`student.cast_layer_inputs`: each norm's output cast to bf16 once for the layers (and LoRA adapters) that read
+    it, which take their input as it comes: the matmuls see the same bf16 numbers, so the bf16 loss is the same
+    exactly, the gradients differ only by where the readers' gradients are summed (bf16), and fewer casts run."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from ioa.students.cast_weights import layer_inputs_cast
+
+    model = lora_llama(attn_implementation="sdpa")
+    inputs = padded(batch(), 8)
+    results = []
+    for cast in (False, True):
+        with layer_inputs_cast(model, enabled=cast) as hooked, profile(activities=[ProfilerActivity.CPU]) as prof:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = completion_loss(*decoder_and_head(model), inputs)
+            loss.backward()
+        copies = sum(e.count for e in prof.key_averages() if e.key == "aten::_to_copy")
+        results.append((loss.detach(), grads(model), copies, hooked))
+    (plain_loss, plain_grads, plain_copies, _), (cast_loss, cast_grads, cast_copies, hooked) = results
+    assert hooked == 2 * 2 + 1  # two norms a layer and the final one
+    assert torch.equal(cast_loss, plain_loss)
+    # per layer, forward alone: q, k, v and gate, up cast the normed tensor once each for the base and once for the
+    # adapter (10 casts, now 2), and PEFT cast o_proj's and down_proj's bf16 inputs up and autocast down (4, now 0)
+    assert plain_copies - cast_copies >= 2 * 10, (cast_copies, plain_copies)
+    for name in plain_grads:
+        assert torch.allclose(cast_grads[name], plain_grads[name], atol=1e-3, rtol=5e-2), name
