@@ -115,8 +115,7 @@ class CalibrationConfig(Section):
         "configured), raw (the teacher's lines), goal (+ goal line), anchor (+ anchor line), structured (the "
         "paper's layout), explicit (explicit digits), atomic (atomic steps), peeled (peel_columns), expand "
         "(expand_steps), checked (checked_steps), table (table_steps), table-stop (table_stop), long (long_division); "
-        "a form that writes "
-        "every pilot example as an earlier form does is not trained")
+        "a form that writes every pilot example as an earlier form does is not trained")
     examples_per_module: int = Field(8, ge=1, le=10_000, description="pilot problems per target module, the same "
                                      "problems in every form (counted once against budget.max_examples)")
     steps: int = Field(2, ge=1, le=10_000, description="optimizer steps per trained form, from the student's "

@@ -390,11 +390,11 @@ def test_checked_division_tries_quotients_near_the_answer_and_compares_each_prod
 
 
 def test_the_stopped_table_ends_on_the_line_asked_for_and_repeats_it():
-    from ioa.domains.arithmetic import division_stopped_table_lines
+    from ioa.domains.arithmetic import division_table_lines
 
-    assert division_stopped_table_lines(12, 4) == ["Go up the 4 times table.", "4 ÷ 4 = 1.", "8 ÷ 4 = 2.",
-                                                   "12 ÷ 4 = 3.", "So 12 ÷ 4 = 3."]
-    assert division_stopped_table_lines(5, 5) == ["Go up the 5 times table.", "5 ÷ 5 = 1.", "So 5 ÷ 5 = 1."]
+    assert division_table_lines(12, 4, stop_at_n=True) == ["Go up the 4 times table.", "4 ÷ 4 = 1.", "8 ÷ 4 = 2.",
+                                                           "12 ÷ 4 = 3.", "So 12 ÷ 4 = 3."]
+    assert division_table_lines(5, 5, stop_at_n=True) == ["Go up the 5 times table.", "5 ÷ 5 = 1.", "So 5 ÷ 5 = 1."]
     for p in [*problems("division_facts"), *(DOMAIN.generate("division_facts", 1.0, s) for s in range(20))]:
         lines = DOMAIN.stopped_table_lines(p)
         n, b, q = int(p.meta["a"]), int(p.meta["b"]), int(p.answer)

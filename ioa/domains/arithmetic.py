@@ -392,26 +392,21 @@ def division_by_checking_lines(n: int, b: int, first: int) -> list[str]:
     return lines + [f"Try {q}: {b} × {q} = {n}.", f"So {n} ÷ {b} = {q}."]
 
 
-def division_table_lines(n: int, b: int) -> list[str]:
+def division_table_lines(n: int, b: int, stop_at_n: bool = False) -> list[str]:
     """n ÷ b by writing b's times table as divisions (`6 ÷ 6 = 1.`, `12 ÷ 6 = 2.`, ...) through 10 (or
     the quotient, when larger), then the line for n again. Each table line is the last dividend plus b
     and the last quotient plus one, a step a student who knows the multiplication facts can take; the
     table does not stop at n, so no line asks the student to compare numbers (a default run's student
     trained on `division_by_checking_lines` wrote the comparison word without comparing), and the answer
-    line repeats a line of the table word for word, the lookup a transformer does best."""
-    q = n // b
-    return ([f"Go up the {b} times table."] + [f"{b * k} ÷ {b} = {k}." for k in range(1, max(10, q) + 1)]
-            + [f"So {n} ÷ {b} = {q}."])
+    line repeats a line of the table word for word, the lookup a transformer does best.
 
-
-def division_stopped_table_lines(n: int, b: int) -> list[str]:
-    """n ÷ b by b's times table written as divisions up to the line whose dividend is n, then that line
-    again. The whole table (`division_table_lines`) makes the answer line a lookup among ten lines, and a
-    trained student that lost its place picked a neighbour (`So 6 ÷ 3 = 7.` under a correct table); here the
-    answer line repeats the line just above it, and the only new decision, where to stop, is whether a
-    dividend equals the one asked about: a copy, not a comparison. About half the tokens of the whole table."""
+    `stop_at_n` (the Adapter's `table_stop`): the table ends on the line whose dividend is n, so the answer line
+    repeats the line just above it and the only decision, where to stop, is whether a dividend equals n (a copy,
+    not a comparison); about half the tokens. A student trained on the whole table that lost its place picked a
+    neighbour (`So 6 ÷ 3 = 7.` under a correct table)."""
     q = n // b
-    return ([f"Go up the {b} times table."] + [f"{b * k} ÷ {b} = {k}." for k in range(1, q + 1)]
+    last = q if stop_at_n else max(10, q)
+    return ([f"Go up the {b} times table."] + [f"{b * k} ÷ {b} = {k}." for k in range(1, last + 1)]
             + [f"So {n} ÷ {b} = {q}."])
 
 
@@ -701,11 +696,11 @@ class ArithmeticDomain:
         return division_table_lines(int(problem.meta["a"]), int(problem.meta["b"]))
 
     def stopped_table_lines(self, problem: Problem) -> list[str] | None:
-        """Division facts by the divisor's times table up to the dividend (`division_stopped_table_lines`);
+        """Division facts by the divisor's times table up to the dividend (`division_table_lines`, stop_at_n);
         None for the other modules."""
         if problem.module != "division_facts":
             return None
-        return division_stopped_table_lines(int(problem.meta["a"]), int(problem.meta["b"]))
+        return division_table_lines(int(problem.meta["a"]), int(problem.meta["b"]), stop_at_n=True)
 
     def long_division_lines(self, problem: Problem) -> list[str] | None:
         """Division with remainder one quotient digit at a time (`long_division_lines`); None for the other
