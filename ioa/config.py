@@ -99,7 +99,7 @@ class OrganizerConfig(Section):
 
 
 ADAPTER_FORMS = ("configured", "raw", "goal", "anchor", "structured", "explicit", "atomic", "peeled", "expand",
-                 "checked", "table", "table-stop", "long")
+                 "checked", "table", "table-stop", "long", "carry")
 
 
 class CalibrationConfig(Section):
@@ -114,7 +114,8 @@ class CalibrationConfig(Section):
         description="candidate forms, the first the default a module keeps on a tie: configured (the adapter as "
         "configured), raw (the teacher's lines), goal (+ goal line), anchor (+ anchor line), structured (the "
         "paper's layout), explicit (explicit digits), atomic (atomic steps), peeled (peel_columns), expand "
-        "(expand_steps), checked (checked_steps), table (table_steps), table-stop (table_stop), long (long_division); "
+        "(expand_steps), checked (checked_steps), table (table_steps), table-stop (table_stop), long (long_division), "
+        "carry (carry_steps); "
         "a form that writes every pilot example as an earlier form does is not trained")
     examples_per_module: int = Field(8, ge=1, le=10_000, description="pilot problems per target module, the same "
                                      "problems in every form (counted once against budget.max_examples)")
@@ -156,6 +157,12 @@ class AdapterConfig(Section):
         "column by column ('So far: 21.'), where the domain has one; the LLM Adapter does not do it. After a round on "
         "the teacher's lines most wrong column-addition answers took a digit from the wrong place or assembled the "
         "written digits wrongly")
+    carry_steps: bool = Field(
+        False, description="in whichever form the column procedures are trained (the teacher's lines, explicit "
+        "digits, peeled columns), a column sum that adds a carry as a third term is written as two addition facts, "
+        "the carry first ('Tens: 5 + 1 = 6, 6 + 9 = 15.' for '5 + 9 + 1 = 15'), where the domain has such a "
+        "rewrite; the LLM Adapter does not do it. In the explicit-digits form at the default budget most wrong "
+        "column additions left dropped a term of the three-term sum ('5 + 1 + 1 = 6')")
     peel_columns: bool = Field(
         False, description="train the column procedures (arithmetic: multi-digit addition and subtraction) on the "
         "domain's form that follows each column line with the numbers left without the digits used so far ('Left: "

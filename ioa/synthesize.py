@@ -23,6 +23,7 @@ from ioa.domains.base import (
     Domain,
     WorksSteps,
     WritesAtomicSteps,
+    WritesCarrySteps,
     WritesCheckedSteps,
     WritesExplicitDigits,
     WritesLongDivision,
@@ -151,13 +152,17 @@ DOMAIN_FORMS = (
 def solving_text(domain: Domain, problem: Problem, text: str, adapter: AdapterConfig) -> str:
     """The solving lines the Adapter rewrites: the domain's own form of the problem for the first switch of
     DOMAIN_FORMS that is on and has one (atomic steps, stopped table, table steps, long division, checked steps,
-    explicit digits, peeled columns), else the teacher's own. The teacher's answer was checked already; these
-    lines come from the problem itself and end on the same answer."""
+    explicit digits, peeled columns), else the teacher's own; with `carry_steps`, those lines with each carried
+    three-term sum taken as two sums. The teacher's answer was checked already; these lines come from the problem
+    itself and end on the same answer."""
     for switch, capability, form in DOMAIN_FORMS:
         if getattr(adapter, switch) and isinstance(domain, capability):
             lines = getattr(domain, form)(problem)
             if lines:
-                return "\n".join(lines)
+                text = "\n".join(lines)
+                break
+    if adapter.carry_steps and isinstance(domain, WritesCarrySteps):
+        text = "\n".join(domain.carry_step_lines(text.splitlines()))
     return text
 
 

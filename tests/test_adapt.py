@@ -1,6 +1,10 @@
 """The Adapter's transforms, one by one, and composed."""
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from ioa.adapt import adapt_solution, analogy, decompose, load_ramp, simplify, template
 from ioa.config import AdapterConfig
 from ioa.domains import load_domain
@@ -225,6 +229,23 @@ def test_explicit_digits_train_the_column_modules_on_the_domains_explicit_lines_
         assert lines[1:-1] == (explicit or problem.solution.splitlines())  # the facts keep the teacher's lines
         assert ("So far:" in e.completion) == (e.module != "addition_facts") and "So far" not in e.raw
     assert raw_solutions(RunConfig(adapter={"explicit_digits": True})).adapter.explicit_digits is False
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_carry_steps_rewrite_the_carried_sums_of_the_form_the_column_modules_are_trained_in(explicit):
+    from ioa.config import RunConfig
+    from ioa.methods.base import raw_solutions
+
+    cfg = AdapterConfig(explicit_digits=explicit, carry_steps=True)
+    plain = {e.id: e for e in column_and_fact_examples(cfg.model_copy(update={"carry_steps": False}))}
+    for e in column_and_fact_examples(cfg):
+        problem = DOMAIN.generate(e.module, e.difficulty, int(e.problem_id.split("-")[1]))
+        form = (DOMAIN.explicit_lines(problem) if explicit else None) or problem.solution.splitlines()
+        assert e.completion.splitlines()[:-1] == DOMAIN.carry_step_lines(form)
+        assert e.raw == plain[e.id].raw and ("So far:" in e.completion) == (explicit and e.module != "addition_facts")
+        if re.search(r"\d \+ \d \+ 1 =", plain[e.id].completion):
+            assert e.completion != plain[e.id].completion and ", " in e.completion
+    assert raw_solutions(RunConfig(adapter={"carry_steps": True})).adapter.carry_steps is False
 
 
 def test_peel_columns_train_the_column_modules_on_the_domains_peeled_lines_only():

@@ -354,6 +354,42 @@ def test_the_explicit_form_keeps_zeros_inside_the_running_result():
         "Tens: 8 + 3 + 1 = 12. Write 12. So far: 121.", "So 84 + 37 = 121."]
 
 
+def test_carry_first_writes_a_carried_three_term_sum_as_two_facts_and_leaves_other_lines():
+    from ioa.domains.arithmetic import carry_first
+
+    assert carry_first("Tens: 5 + 9 + 1 = 15. Write 5 and carry 1.") == \
+        "Tens: 5 + 1 = 6, 6 + 9 = 15. Write 5 and carry 1."
+    assert carry_first("Ten thousands: 0 + 9 + 1 = 10. Write 10. So far: 10432.") == \
+        "Ten thousands: 0 + 1 = 1, 1 + 9 = 10. Write 10. So far: 10432."
+    for kept in ("Ones: 4 + 7 = 11. Write 1 and carry 1.", "Tens: 5 + 9 + 1 = 14. Write 4.",  # a wrong sum stays
+                 "Hundreds: bring down 3.", "1 + 13 = 14.", "Tens: 5 - 1 = 4 after lending, 4 - 2 = 2."):
+        assert carry_first(kept) == kept
+
+
+@pytest.mark.parametrize("form", ["teacher", "explicit", "peeled"])
+def test_carry_steps_take_every_carried_column_as_two_true_facts_in_each_column_form(form):
+    from ioa.domains.base import WritesCarrySteps
+
+    assert isinstance(DOMAIN, WritesCarrySteps)
+    carried = 0
+    for p in problems("multi_digit_addition"):
+        lines = {"teacher": p.solution.splitlines(), "explicit": DOMAIN.explicit_lines(p),
+                 "peeled": DOMAIN.peeled_lines(p)}[form]
+        stepped = DOMAIN.carry_step_lines(lines)
+        assert len(stepped) == len(lines)
+        for before, after in zip(lines, stepped):
+            assert not re.search(r"\d \+ \d \+ 1 =", after), after
+            if after != before:
+                carried += 1
+                a, one, first, again, b, total = map(int, re.findall(r"\d+", after.split(". ")[0]))
+                assert (one, first, again, first + b, total) == (1, a + 1, a + 1, total, total), after
+                assert after.split(". ", 1)[1] == before.split(". ", 1)[1]  # what is written and after: the same
+        assert DOMAIN.check(p, "\n".join(stepped) + "\nAnswer: " + p.answer)
+    assert carried > 0
+    subtraction = DOMAIN.generate("multi_digit_subtraction", 0.5, 3).solution.splitlines()
+    assert DOMAIN.carry_step_lines(subtraction) == subtraction
+
+
 def test_atomic_division_walks_up_the_divisors_times_table_to_the_dividend():
     from ioa.domains.arithmetic import division_by_table_lines
 

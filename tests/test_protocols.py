@@ -27,6 +27,7 @@ from ioa.domains.base import (
     GeneratesMany,
     WorksSteps,
     WritesAtomicSteps,
+    WritesCarrySteps,
     WritesExplicitDigits,
     WritesPeeledColumns,
 )
@@ -49,7 +50,7 @@ from ioa.teachers.procedural import ProceduralTeacher
 
 TEACHER_CAPABILITIES = (MakesProblemsInBatches, AdaptsSolutions, WritesTasks, Metered)
 DOMAIN_CAPABILITIES = (GeneratesMany, ChecksMany, WorksSteps, WritesAtomicSteps, WritesExplicitDigits,
-                       WritesPeeledColumns)
+                       WritesPeeledColumns, WritesCarrySteps)
 GENERATOR_CAPABILITIES = (ReportsSource, ReportsPrecision, ReportsGeneration)
 BACKEND_CAPABILITIES = (CountsTokens, Closes)
 
@@ -139,7 +140,7 @@ def test_whether_a_metered_teacher_writes_tasks_is_asked_of_the_teacher_it_wraps
 def test_domains_meet_the_domain_protocol_and_only_their_capabilities():
     domain, _ = llm_domain()
     check(ARITHMETIC, (Domain,), DOMAIN_CAPABILITIES, (WorksSteps, WritesAtomicSteps, WritesExplicitDigits,
-                                                                  WritesPeeledColumns))
+                                                                  WritesPeeledColumns, WritesCarrySteps))
     check(domain, (Domain,), DOMAIN_CAPABILITIES, (GeneratesMany, ChecksMany))
     check(BuiltinDomainView(ARITHMETIC), (Domain,), DOMAIN_CAPABILITIES, (GeneratesMany, ChecksMany))
 

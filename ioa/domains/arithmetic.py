@@ -154,6 +154,24 @@ def column_sub_lines(a: int, b: int) -> list[str]:
     return [line for line, _ in column_sub_columns(a, b)] + [f"So {a} - {b} = {a - b}."]
 
 
+CARRIED_SUM = re.compile(r"^(?P<head>[A-Z][a-z]+(?: [a-z]+)?: )(?P<a>\d) \+ (?P<b>\d) \+ 1 = (?P<total>\d+)"
+                         r"(?P<rest>\..*)$")
+
+
+def carry_first(line: str) -> str:
+    """A column line that adds a carry as a third term (`Tens: 5 + 9 + 1 = 15. Write 5 and carry 1.`) with the
+    carry added first and the other digit after (`Tens: 5 + 1 = 6, 6 + 9 = 15. Write 5 and carry 1.`): two
+    addition facts instead of a three-term sum. At the default budget most wrong column additions left in the
+    explicit-digits form dropped a term of the three (`5 + 1 + 1 = 6`). Other lines come back unchanged."""
+    m = CARRIED_SUM.match(line)
+    if m is None:
+        return line
+    a, b, total = int(m["a"]), int(m["b"]), int(m["total"])
+    if a + b + 1 != total:
+        return line
+    return f"{m['head']}{a} + 1 = {a + 1}, {a + 1} + {b} = {total}{m['rest']}"
+
+
 def place_listing(n: int) -> str:
     """'958: hundreds 9, tens 5, ones 8.': every digit once, under the name of its place."""
     named = [f"{PLACES[place]} {d}" for place, d in reversed(list(enumerate(digits(n))))]
@@ -727,6 +745,11 @@ class ArithmeticDomain:
         """The column procedures with every digit named by its place first and the result built column
         by column (`column_add_explicit_lines`); None for the other modules."""
         return column_form(problem, column_add_explicit_lines, column_sub_explicit_lines)
+
+    def carry_step_lines(self, lines: list[str]) -> list[str]:
+        """Each column sum with a carry as a third term taken carry first (`carry_first`), in any of the column
+        procedures' forms (the teacher's, explicit digits, peeled columns)."""
+        return [carry_first(line) for line in lines]
 
     def peeled_lines(self, problem: Problem) -> list[str] | None:
         """The column procedures with the numbers left after each column (`column_add_peeled_lines`);

@@ -81,6 +81,17 @@ class WritesExplicitDigits(Protocol):
 
 
 @runtime_checkable
+class WritesCarrySteps(Protocol):
+    """Optional domain capability: solving lines in which a sum of three terms with a carry is taken as two
+    sums of two, the carry first (the Adapter's `carry_steps` rewrites any of the domain's forms with it)."""
+
+    def carry_step_lines(self, lines: list[str]) -> list[str]:
+        """The same lines with each column sum that adds a carry as a third term written as two sums; the
+        other lines unchanged."""
+        ...
+
+
+@runtime_checkable
 class WritesPeeledColumns(Protocol):
     """Optional domain capability: a digit-by-digit solution in which each column line is followed by
     the numbers without the digits used so far, so every column takes last digits (the Adapter's
