@@ -330,6 +330,12 @@ class StudentConfig(Section):
         "and split into micro-batches of balanced cost (transformers' batch_rebalance sampler, seeded by the run's "
         "seed; micro-batch sizes vary around batch_size), so rows padded together have similar lengths: the same "
         "update (the step's loss is the sum over its completion tokens over their count), fewer padded positions")
+    fused_head_loss: bool = Field(
+        True, description="training on a CPU runs the LM head and its cross-entropy as one function that keeps the "
+        "bf16 logits and each row's log-sum-exp and forms the softmax in the backward, chunk by chunk "
+        "(head_chunk_rows rows at a time), instead of an fp32 copy, a log-softmax and its gradient per chunk with the "
+        "chunk's logits recomputed in the backward; the same loss and gradients up to the order of fp32 sums "
+        "(ioa/students/head_loss.py). Frozen heads only (LoRA); full fine-tuning keeps the plain path")
     cast_layer_inputs: bool = Field(
         True, description="bf16 training casts each norm's output to bf16 once for the linear layers that read it, "
         "and LoRA layers keep their input's dtype, instead of every layer and adapter casting the same tensor again "

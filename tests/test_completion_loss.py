@@ -63,12 +63,19 @@ def padded(inputs: dict[str, torch.Tensor], multiple: int) -> dict[str, torch.Te
     return {k: torch.nn.functional.pad(v, (0, extra), value=fill[k]) for k, v in inputs.items()}
 
 
-@pytest.mark.parametrize("num_items,multiple,chunk", [(None, 1, 0), (11, 1, 0), (None, 8, 0), (11, 8, 0),
-                                                     (None, 1, 5), (11, 8, 5)])
-def test_completion_loss_and_gradients_equal_the_models_own(num_items, multiple, chunk):
+@pytest.mark.parametrize("num_items,multiple,chunk,fused", [
+    (None, 1, 0, False), (11, 1, 0, False), (None, 8, 0, False), (11, 8, 0, False), (None, 1, 5, False),
+    (11, 8, 5, False), (None, 1, 0, True), (11, 1, 5, True), (11, 8, 5, True), (None, 8, 7, True)])
+def test_completion_loss_and_gradients_equal_the_models_own(num_items, multiple, chunk, fused, monkeypatch):
     """Also with the shapes padded (`student.shape_multiple`): the batch to a multiple of 8 positions and the
     head's 16 completion rows to 24: the padding changes no loss and no gradient; nor does running the head in
-    checkpointed chunks of 5 rows (`student.head_chunk_rows`), the last one short."""
+    checkpointed chunks of 5 rows (`student.head_chunk_rows`), the last one short; nor the head and loss as one
+    function that keeps the logits and forms the softmax in the backward (`student.fused_head_loss`)."""
+    from ioa.students import head_loss
+
+    calls = []
+    monkeypatch.setattr(head_loss.HeadCrossEntropy, "apply",
+                        lambda *a, _apply=head_loss.HeadCrossEntropy.apply: calls.append(1) or _apply(*a))
     model = lora_llama()
     inputs = batch()
     kwargs = {} if num_items is None else {"num_items_in_batch": torch.tensor(num_items)}
@@ -79,13 +86,45 @@ def test_completion_loss_and_gradients_equal_the_models_own(num_items, multiple,
     parts = decoder_and_head(model)
     assert parts is not None
     ours = completion_loss(*parts, padded(inputs, multiple), None if num_items is None else torch.tensor(num_items),
-                           row_multiple=multiple * 3, chunk_rows=chunk)
+                           row_multiple=multiple * 3, chunk_rows=chunk, fused_head=fused)
     ours.backward()
+    assert len(calls) == fused  # the fused function ran exactly when asked for
     got = grads(model)
     assert torch.allclose(ours, own, atol=1e-6, rtol=1e-5)
     assert got.keys() == expected.keys() and len(got) > 0
     for name in got:
         assert torch.allclose(got[name], expected[name], atol=1e-6, rtol=1e-4), name
+
+
+def test_the_fused_head_loss_in_bf16_gives_the_plain_paths_loss_and_gradients():
+    """Under bf16 autocast with the frozen weights cast (as a student trains on a CPU), the fused head and loss
+    against the plain path on the same bf16 logits: the same loss and gradients up to the order of fp32 sums."""
+    from ioa.students.cast_weights import frozen_weights_cast
+
+    model = lora_llama()
+    parts = decoder_and_head(model)
+    results = []
+    for fused in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16), frozen_weights_cast(model):
+            loss = completion_loss(*parts, batch(), chunk_rows=5, fused_head=fused)
+            loss.backward()
+        results.append((loss.detach(), grads(model)))
+    (plain, plain_grads), (fused, fused_grads) = results
+    assert torch.allclose(fused, plain, rtol=1e-5)
+    for name, g in plain_grads.items():
+        assert torch.allclose(fused_grads[name], g, rtol=2e-2, atol=1e-4 * g.abs().max()), name
+
+
+def test_the_fused_head_loss_applies_to_frozen_plain_heads_only():
+    from ioa.students.head_loss import fused_head_applies
+
+    head = decoder_and_head(lora_llama())[1]
+    assert fused_head_applies(head)
+    trained = decoder_and_head(tiny_llama())[1]  # full fine-tuning: the head (the tied embedding) takes a gradient
+    assert not fused_head_applies(trained)
+    hooked = decoder_and_head(lora_llama())[1]
+    hooked.register_forward_hook(lambda module, args, out: out * 2)
+    assert not fused_head_applies(hooked)
 
 
 def test_models_with_processed_logits_keep_their_own_loss():

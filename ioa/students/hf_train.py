@@ -161,7 +161,8 @@ def decoder_and_head(model):
     return (decoder, head) if decoder is not None and head is not None else None
 
 
-def completion_loss(decoder, head, inputs, num_items_in_batch=None, row_multiple: int = 1, chunk_rows: int = 0):
+def completion_loss(decoder, head, inputs, num_items_in_batch=None, row_multiple: int = 1, chunk_rows: int = 0,
+                    fused_head: bool = False):
     """The causal-LM cross-entropy with the LM head applied only where a label follows (the completion).
 
     The same loss as the model's own (labels shifted by one, -100 ignored, summed over `num_items_in_batch`
@@ -170,16 +171,21 @@ def completion_loss(decoder, head, inputs, num_items_in_batch=None, row_multiple
     vocabulary, about a fifth of SmolLM2-135M's) and of the logits' memory. `row_multiple`: the head's rows
     padded with zero rows (ignored by the loss) to a multiple of it, so the head sees few distinct shapes.
     `chunk_rows` > 0: the head and the loss run on that many rows at a time (`head_cross_entropy`).
+    `fused_head`: the head and the loss as one function that keeps only the bf16 logits, where it applies
+    (ioa/students/head_loss.py).
     """
     rows, targets, where = completion_rows(decoder, inputs, row_multiple)
-    total = head_cross_entropy(head, rows, targets, chunk_rows)
+    total = head_cross_entropy(head, rows, targets, chunk_rows, fused_head)
     if num_items_in_batch is not None:
         return total / num_items_in_batch
     return total / where.sum().clamp(min=1)
 
 
-def head_cross_entropy(head, rows, targets, chunk_rows: int = 0):
+def head_cross_entropy(head, rows, targets, chunk_rows: int = 0, fused: bool = False):
     """The summed cross-entropy of `head(rows)` against `targets` (-100 ignored).
+
+    With `fused` and gradients on, for a frozen bias-free linear head, `head_loss.HeadCrossEntropy`: the head run
+    once, its bf16 logits kept, the softmax formed in the backward chunk by chunk (`chunk_rows` at a time).
 
     With `chunk_rows` > 0 and gradients on, the rows go through the head in chunks whose logits are
     recomputed in the backward instead of kept (activation checkpointing): a micro-batch of 4 completions
@@ -189,6 +195,11 @@ def head_cross_entropy(head, rows, targets, chunk_rows: int = 0):
     import torch
     import torch.nn.functional as F
     from torch.utils.checkpoint import checkpoint
+
+    from ioa.students.head_loss import fused_head_applies, head_cross_entropy_fused
+
+    if fused and torch.is_grad_enabled() and rows.shape[0] > 0 and fused_head_applies(head):
+        return head_cross_entropy_fused(head, rows, targets, chunk_rows)
 
     def summed(part, wanted):
         return F.cross_entropy(head(part).float(), wanted, reduction="sum", ignore_index=-100)
@@ -288,6 +299,7 @@ class PlainLossSFTTrainer(SeededSFTTrainer):
     """
 
     head_chunk_rows = 0  # run_sft sets it from student.head_chunk_rows
+    fused_head_loss = False  # and this from student.fused_head_loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs["use_cache"] = False
@@ -300,7 +312,8 @@ class PlainLossSFTTrainer(SeededSFTTrainer):
             return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
         items = num_items_in_batch if self.model_accepts_loss_kwargs else None
         with self.accelerator.autocast():  # accelerate puts autocast on the model's forward, which this skips
-            loss = completion_loss(*parts, inputs, items, self.args.pad_to_multiple_of or 1, self.head_chunk_rows)
+            loss = completion_loss(*parts, inputs, items, self.args.pad_to_multiple_of or 1, self.head_chunk_rows,
+                                   self.fused_head_loss)
         if self.args.average_tokens_across_devices and items is not None:
             loss = loss * self.accelerator.num_processes
         return loss
@@ -487,6 +500,7 @@ def run_sft(
                     **({"optimizers": optimizers} if optimizers is not None else {}),
                 )
             trainer.head_chunk_rows = cfg.head_chunk_rows
+            trainer.fused_head_loss = cfg.fused_head_loss
             if not progress:  # with tqdm off, transformers prints every step's raw log dict instead
                 from transformers.trainer_callback import PrinterCallback
 
