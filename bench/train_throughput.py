@@ -26,12 +26,14 @@ head with the frozen weights cast to bf16 once per round (`student.cast_frozen_w
 padded to `student.shape_multiple` (the path until 2026-12-06), that with the bf16 base, chunked head and lean
 attention at 2 x 4 and at 4 x 2 micro-batches, that with each norm's output cast once for the layers that read it
 (`student.cast_layer_inputs`), that with the fused LoRA forward (`student.fused_lora`), and today's path (that, with
-each step's rows regrouped by length, `student.regroup_steps`, and shapes padded to 16), the same examples and
-steps (the regrouping sampler draws its own order from the seed); the lean kernel's mask in bf16 is in every lean
-variant; reported as loss-bearing
-(completion) tokens/s and all tokens/s, and the ratios to the full-logits path.
+each step's rows regrouped by length, `student.regroup_steps`, and shapes padded to 16, the path until 2026-12-06
+evening), and today's (that, with the LM head and its loss as one function, `student.fused_head_loss`), the same
+examples and steps (the regrouping sampler draws its own order from the seed); the lean kernel's mask in bf16 is
+in every lean variant; reported as loss-bearing (completion) tokens/s and all tokens/s, and the ratios to the
+full-logits path.
 
-Run: .venv/bin/python bench/train_throughput.py [--steps 6] [--mix-steps 8]; the last line printed is JSON.
+Run: .venv/bin/python bench/train_throughput.py [--steps 6] [--mix-steps 8] [--only today,regrouped_4x2]; the last
+line printed is JSON.
 """
 from __future__ import annotations
 
@@ -171,6 +173,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6, help="measured steps, after one warm-up step")
     parser.add_argument("--mix-steps", type=int, default=8, help="steps of (d), the default run's data mix")
+    parser.add_argument("--only", default="", help="comma-separated variants of (d) to run besides the full-logits "
+                        "path's two passes (default: all)")
     args = parser.parse_args()
     steps = args.steps + 1
 
@@ -208,11 +212,15 @@ def main() -> None:
     # sdpa attention, 2 x 4 micro-batches of random rows, PEFT's own LoRA forward and input casts), the completion
     # head alone, with the frozen weights cast once, with bf16 shapes padded to 32, with the bf16 base, chunked head
     # and lean attention at 2 x 4 and at 4 x 2, with the layer inputs cast once at the norms, with the fused LoRA
-    # forward, and today's (that, with each step's rows regrouped by length and shapes padded to 16).
+    # forward, that with each step's rows regrouped by length and shapes padded to 16, and today's (that, with the
+    # head and its loss fused).
     old = {"cast_frozen_weights": False, "shape_multiple": 1, "train_attention": "sdpa", "bf16_base_weights": False,
-           "batch_size": 2, "grad_accum": 4, "cast_layer_inputs": False, "fused_lora": False, "regroup_steps": False}
+           "batch_size": 2, "grad_accum": 4, "cast_layer_inputs": False, "fused_lora": False, "regroup_steps": False,
+           "fused_head_loss": False}
     lean = {"cast_frozen_weights": True, "shape_multiple": 32, "train_attention": "auto", "bf16_base_weights": True}
     wide = {**lean, "batch_size": 4, "grad_accum": 2}
+    regrouped = {**wide, "cast_layer_inputs": True, "fused_lora": True, "regroup_steps": True,
+                 "shape_multiple": StudentConfig().shape_multiple}
     variants = (("full_logits", False, {}),
                 ("completion_head", True, {}),
                 ("completion_head_cast_once", True, {"cast_frozen_weights": True}),
@@ -221,9 +229,15 @@ def main() -> None:
                 ("lean_4x2", True, wide),
                 ("layer_inputs_cast_4x2", True, {**wide, "cast_layer_inputs": True}),
                 ("fused_lora_4x2", True, {**wide, "cast_layer_inputs": True, "fused_lora": True}),
-                ("today", True, {**wide, "cast_layer_inputs": True, "fused_lora": True, "regroup_steps": True,
-                                 "shape_multiple": StudentConfig().shape_multiple}),
+                ("regrouped_4x2", True, regrouped),
+                ("today", True, {**regrouped, "fused_head_loss": True}),
                 ("full_logits_again", False, {}))
+    if args.only:
+        wanted = {"full_logits", "full_logits_again", *args.only.split(",")}
+        unknown = wanted - {name for name, _, _ in variants}
+        if unknown:
+            parser.error(f"--only: unknown variants {sorted(unknown)}; known: {[name for name, _, _ in variants]}")
+        variants = tuple(v for v in variants if v[0] in wanted)
     for name, completion_head, changes in variants:
         variant_cfg = mix_cfg.model_copy(update={**old, **changes})
         reset_high_water()
