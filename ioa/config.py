@@ -545,6 +545,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                       "replay_fraction": 0.1, "share_shortfall": True},
         "student": {"max_steps_per_stage": 160, "epochs": 10.0, "max_new_tokens": 192},
         "budget": {"max_steps": 152},
+        # The column procedures in the explicit-digits form with each carried sum taken as two facts, carry first:
+        # on seeds 0-4, paired with vanilla on the same code, bench/results/2026-12-06-explicit-carry-5seeds.md.
+        # The default preset only: at the compare preset's 20 steps the explicit digits lost (-17.0 against vanilla).
+        "adapter": {"explicit_digits": True, "carry_steps": True},
     },
     # The equal-budget comparison of methods (bench/compare_methods.py): two facts the student knows and
     # a chain it does not (column addition under multi-digit multiplication, which also needs the

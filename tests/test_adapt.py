@@ -248,6 +248,17 @@ def test_carry_steps_rewrite_the_carried_sums_of_the_form_the_column_modules_are
     assert raw_solutions(RunConfig(adapter={"carry_steps": True})).adapter.carry_steps is False
 
 
+def test_the_default_preset_trains_the_column_procedures_in_explicit_digits_with_carry_steps():
+    from ioa.config import load_config
+
+    adapter = load_config(preset="default").adapter
+    examples = column_and_fact_examples(adapter)
+    columns = [e for e in examples if e.module == "multi_digit_addition"]
+    assert columns and all("So far:" in e.completion for e in columns)
+    assert not any(re.search(r"\d \+ \d \+ 1 =", e.completion) for e in examples)
+    assert not load_config(preset="compare").adapter.explicit_digits  # 20 steps: measured to lose there
+
+
 def test_peel_columns_train_the_column_modules_on_the_domains_peeled_lines_only():
     from ioa.config import RunConfig
     from ioa.methods.base import raw_solutions
