@@ -546,8 +546,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "student": {"max_steps_per_stage": 160, "epochs": 10.0, "max_new_tokens": 192},
         "budget": {"max_steps": 152},
         # The column procedures in the explicit-digits form with each carried sum taken as two facts, carry first:
-        # on seeds 0-4, paired with vanilla on the same code, bench/results/2026-12-06-explicit-carry-5seeds.md.
-        # The default preset only: at the compare preset's 20 steps the explicit digits lost (-17.0 against vanilla).
+        # on seeds 0-4, paired with vanilla on the same code, deficient +12.5 [+5.1, +20.2] (column addition 70 ->
+        # 91 against vanilla, 76 with the teacher's column lines), known +0.7;
+        # bench/results/2026-12-06-explicit-carry-5seeds.md. The default preset only: at the compare preset's 20 steps
+        # the explicit digits lost (-17.0 against vanilla).
         "adapter": {"explicit_digits": True, "carry_steps": True},
     },
     # The equal-budget comparison of methods (bench/compare_methods.py): two facts the student knows and
