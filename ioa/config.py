@@ -331,8 +331,8 @@ class StudentConfig(Section):
         "seed; micro-batch sizes vary around batch_size), so rows padded together have similar lengths: the same "
         "update (the step's loss is the sum over its completion tokens over their count), fewer padded positions")
     fused_head_loss: bool = Field(
-        True, description="training on a CPU runs the LM head and its cross-entropy as one function that keeps the "
-        "bf16 logits and each row's log-sum-exp and forms the softmax in the backward, chunk by chunk "
+        True, description="training on a CPU runs the LM head and its cross-entropy as one function that keeps only "
+        "the bf16 logits and forms the softmax from them in the backward, chunk by chunk "
         "(head_chunk_rows rows at a time), instead of an fp32 copy, a log-softmax and its gradient per chunk with the "
         "chunk's logits recomputed in the backward; the same loss and gradients up to the order of fp32 sums "
         "(ioa/students/head_loss.py). Frozen heads only (LoRA); full fine-tuning keeps the plain path")

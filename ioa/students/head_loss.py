@@ -1,4 +1,4 @@
-"""The LM head and its cross-entropy in one autograd function that keeps the logits in bf16 and takes no copy of them.
+"""The LM head and its cross-entropy in one autograd function that runs the head once and keeps only its bf16 logits.
 
 `F.cross_entropy(head(rows).float(), targets)` under autocast makes the bf16 logits, an fp32 copy, the fp32
 log-softmax (all three as wide as the 49,152-word vocabulary), and in the backward a zero-filled gradient, the
