@@ -154,8 +154,9 @@ def column_sub_lines(a: int, b: int) -> list[str]:
     return [line for line, _ in column_sub_columns(a, b)] + [f"So {a} - {b} = {a - b}."]
 
 
-CARRIED_SUM = re.compile(r"^(?P<head>[A-Z][a-z]+(?: [a-z]+)?: )(?P<a>\d) \+ (?P<b>\d) \+ 1 = (?P<total>\d+)"
-                         r"(?P<rest>\..*)$")
+# A column line (its head a place name, as column_add_columns writes it) that adds a carry as a third term.
+CARRIED_SUM = re.compile(r"^(?P<head>(?:" + "|".join(p.capitalize() for p in PLACES) + r"): )"
+                         r"(?P<a>\d) \+ (?P<b>\d) \+ 1 = (?P<total>\d+)(?P<rest>\..*)$")
 
 
 def carry_first(line: str) -> str:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ioa.students.lean_attention import matmul_dtype
+
 __all__ = ["HeadCrossEntropy", "fused_head_applies", "head_cross_entropy_fused"]
 
 IGNORE = -100
@@ -28,14 +30,6 @@ def fused_head_applies(head: nn.Module) -> bool:
     """Whether `head` is a plain frozen linear head that `HeadCrossEntropy` computes exactly."""
     return (type(head) is nn.Linear and head.bias is None and not head.weight.requires_grad
             and not head._forward_hooks and not head._forward_pre_hooks)
-
-
-def compute_dtype(rows: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
-    """The dtype the head's matmul runs in: autocast's where it is on, else the inputs' promoted dtype."""
-    kind = rows.device.type
-    if torch.is_autocast_enabled(kind):
-        return torch.get_autocast_dtype(kind)
-    return torch.promote_types(rows.dtype, weight.dtype)
 
 
 class HeadCrossEntropy(torch.autograd.Function):
@@ -84,4 +78,4 @@ def head_cross_entropy_fused(head: nn.Linear, rows: torch.Tensor, targets: torch
                              chunk_rows: int = 128) -> torch.Tensor:
     """The summed cross-entropy of `head(rows)` against `targets` (-100 ignored) by `HeadCrossEntropy`."""
     chunk = chunk_rows if chunk_rows > 0 else max(1, rows.shape[0])
-    return HeadCrossEntropy.apply(rows, head.weight, targets, chunk, compute_dtype(rows, head.weight))
+    return HeadCrossEntropy.apply(rows, head.weight, targets, chunk, matmul_dtype(rows))

@@ -41,7 +41,7 @@ class SoftmaxTo(torch.autograd.Function):
 def matmul_dtype(query: torch.Tensor) -> torch.dtype:
     """The dtype the probabilities meet the values' matmul in: autocast's where it is on (under autocast the
     rotary embedding leaves the query in fp32, so its dtype would keep the probabilities fp32 and autocast
-    would make the bf16 copy on its own), else the query's."""
+    would make the bf16 copy on its own), else the query's. ioa.students.head_loss runs the LM head in it too."""
     kind = query.device.type
     if torch.is_autocast_enabled(kind):
         return torch.get_autocast_dtype(kind)
