@@ -25,12 +25,14 @@ full-logits head it replaced (pinned here by switching `decoder_and_head` off, s
 head with the frozen weights cast to bf16 once per round (`student.cast_frozen_weights`), that with bf16 shapes
 padded to `student.shape_multiple` (the path until 2026-12-06), that with the bf16 base, chunked head and lean
 attention at 2 x 4 and at 4 x 2 micro-batches, that with each norm's output cast once for the layers that read it
-(`student.cast_layer_inputs`), that with the fused LoRA forward (`student.fused_lora`), and today's path (that, with
-each step's rows regrouped by length, `student.regroup_steps`, and shapes padded to 16, the path until 2026-12-06
-evening), and today's (that, with the LM head and its loss as one function, `student.fused_head_loss`), the same
-examples and steps (the regrouping sampler draws its own order from the seed); the lean kernel's mask in bf16 is
-in every lean variant; reported as loss-bearing (completion) tokens/s and all tokens/s, and the ratios to the
-full-logits path.
+(`student.cast_layer_inputs`), that with the fused LoRA forward (`student.fused_lora`), that with each step's rows
+regrouped by length (`student.regroup_steps`) and shapes padded to 16 (`regrouped_4x2`, the path until 2026-12-06
+evening), that with the LM head and its loss as one function (`fused_head`, `student.fused_head_loss`), and today's
+(that with each decoder layer compiled, `student.compile_layers`, on in the default preset since 2026-12-06 night;
+its compile falls in the first step, which the steady tokens/s leave out and `round_s`, the round's wall time,
+keeps), the same examples and steps (the regrouping sampler draws its own order from the seed); the lean
+kernel's mask in bf16 is in every lean variant; reported as loss-bearing (completion) tokens/s and all tokens/s,
+and the ratios to the full-logits path.
 
 Run: .venv/bin/python bench/train_throughput.py [--steps 6] [--mix-steps 8] [--only today,regrouped_4x2]; the last
 line printed is JSON.
@@ -155,14 +157,16 @@ def train_mix(student: HFStudent, examples: list[Example], steps: int, completio
     if not completion_head:
         hf_train.decoder_and_head = lambda model: None
     try:
+        start = time.perf_counter()
         with tempfile.TemporaryDirectory() as out:
             metrics = student.train(examples, Path(out), max_steps=steps)
+        round_s = time.perf_counter() - start
     finally:
         hf_train.decoder_and_head = original
     steady = metrics["steady_tokens_per_s"]  # tokens the model saw (padding excluded) per second
     return {"s_per_step": round(metrics["s_per_step"], 3), "tokens_per_s": round(steady, 1),
             "loss_tokens_per_s": round(steady * share, 1), "final_loss": round(metrics["final_loss"], 4),
-            "loss_token_share": round(share, 3)}
+            "loss_token_share": round(share, 3), "round_s": round(round_s, 1)}
 
 
 def count_matmul_params(model) -> int:
@@ -212,11 +216,11 @@ def main() -> None:
     # sdpa attention, 2 x 4 micro-batches of random rows, PEFT's own LoRA forward and input casts), the completion
     # head alone, with the frozen weights cast once, with bf16 shapes padded to 32, with the bf16 base, chunked head
     # and lean attention at 2 x 4 and at 4 x 2, with the layer inputs cast once at the norms, with the fused LoRA
-    # forward, that with each step's rows regrouped by length and shapes padded to 16, and today's (that, with the
-    # head and its loss fused).
+    # forward, that with each step's rows regrouped by length and shapes padded to 16, that with the head and its
+    # loss fused, and today's (that, with the decoder layers compiled).
     old = {"cast_frozen_weights": False, "shape_multiple": 1, "train_attention": "sdpa", "bf16_base_weights": False,
            "batch_size": 2, "grad_accum": 4, "cast_layer_inputs": False, "fused_lora": False, "regroup_steps": False,
-           "fused_head_loss": False}
+           "fused_head_loss": False, "compile_layers": False}
     lean = {"cast_frozen_weights": True, "shape_multiple": 32, "train_attention": "auto", "bf16_base_weights": True}
     wide = {**lean, "batch_size": 4, "grad_accum": 2}
     regrouped = {**wide, "cast_layer_inputs": True, "fused_lora": True, "regroup_steps": True,
@@ -230,7 +234,8 @@ def main() -> None:
                 ("layer_inputs_cast_4x2", True, {**wide, "cast_layer_inputs": True}),
                 ("fused_lora_4x2", True, {**wide, "cast_layer_inputs": True, "fused_lora": True}),
                 ("regrouped_4x2", True, regrouped),
-                ("today", True, {**regrouped, "fused_head_loss": True}),
+                ("fused_head", True, {**regrouped, "fused_head_loss": True}),
+                ("today", True, {**regrouped, "fused_head_loss": True, "compile_layers": True}),
                 ("full_logits_again", False, {}))
     if args.only:
         wanted = {"full_logits", "full_logits_again", *args.only.split(",")}

@@ -342,6 +342,13 @@ class StudentConfig(Section):
         "(six copies for q, k, v and their adapters; o_proj's and down_proj's bf16 input cast up to fp32 by PEFT "
         "and down again by autocast): the same matmul inputs, the gradients of a norm's readers summed in bf16 "
         "(ioa/students/cast_weights.layer_inputs_cast)")
+    compile_layers: bool = Field(
+        False, description="training rounds run each decoder layer compiled by torch.compile (inductor, dynamic "
+        "shapes, one graph shared by the layers; undone for generation): RMSNorm, SiLU, the rotary embedding and the "
+        "residual sums fused into a few loops per layer. Costs a compile on the first step of a process (about a "
+        "minute on two busy CPU threads; inductor's disk cache makes later processes' shorter). On a CPU it needs a "
+        "C++ compiler and trains uncompiled without one (ioa/students/compiled_layers.py). On in the default preset, "
+        "where it was measured")
     fused_lora: bool = Field(
         True, description="training runs each LoRA layer as addmm(base(x), lora_A(x) * scaling, B^T): the scaling on "
         "the rank-r product and the sum inside the matmul, instead of PEFT's scaling and sum over the layer's whole "
@@ -543,7 +550,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         # column procedures (bench/results/2026-12-06-division-table-shared-budget.md)
         "synthesis": {"examples_per_module": 64, "remedial_examples_per_module": 24, "max_remedial_rounds": 1,
                       "replay_fraction": 0.1, "share_shortfall": True},
-        "student": {"max_steps_per_stage": 160, "epochs": 10.0, "max_new_tokens": 192},
+        # compile_layers: 1.13x the loss-bearing tokens/s of the same path eager, the same loss curve
+        # (bench/results/2026-12-06-compiled-layers.md)
+        "student": {"max_steps_per_stage": 160, "epochs": 10.0, "max_new_tokens": 192, "compile_layers": True},
         "budget": {"max_steps": 152},
         # The column procedures in the explicit-digits form with each carried sum taken as two facts, carry first:
         # on seeds 0-4, paired with vanilla on the same code, deficient +12.5 [+5.1, +20.2] (column addition 70 ->

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ioa.config import ConfigError, RunConfig, config_to_yaml, load_config, parse_override
+from ioa.config import ConfigError, RunConfig, StudentConfig, config_to_yaml, load_config, parse_override
 
 
 def test_defaults_are_the_papers():
@@ -72,3 +72,12 @@ def test_every_run_shares_one_user_cache_wherever_its_directory_is(tmp_path, mon
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert RunDir(tmp_path / "r").cache == tmp_path / "home" / ".cache" / "ioa"
+
+
+def test_only_the_default_preset_compiles_the_decoder_layers():
+    """Measured there (bench/results/2026-12-06-compiled-layers.md); the smoke and compare presets and a bare
+    StudentConfig keep the eager layers (a compile per process, minutes of CI for short runs)."""
+    assert load_config(preset="default").student.compile_layers
+    assert not load_config(preset="smoke").student.compile_layers
+    assert not load_config(preset="compare").student.compile_layers
+    assert not StudentConfig().compile_layers

@@ -414,3 +414,30 @@ def test_a_method_changes_the_students_recipe_not_what_it_loaded(cache_dir):
     with pytest.raises(ValueError, match="student.max_seq_len"):
         own.use_training_settings(own.cfg.model_copy(update={"max_seq_len": 64}))
     assert own.cfg.max_seq_len == StudentConfig().max_seq_len
+
+
+def test_compiled_layers_train_the_same_losses_and_generation_runs_them_eagerly(cache_dir, tmp_path):
+    """`student.compile_layers`: two fp32 steps with the decoder layers compiled give the eager layers' losses and
+    adapter within float rounding; after the round the layers are eager again and greedy decoding gives the eager
+    student's completions."""
+    from ioa.students.compiled_layers import cpp_compiler, decoder_layers
+
+    if cpp_compiler() is None:
+        pytest.skip("torch.compile needs a C++ compiler on a CPU")
+    fp32 = CFG.model_copy(update={"precision": "fp32", "max_new_tokens": 16})
+    prompts = [f"What is {a} + {b}? End with a line 'Answer: <number>'." for a, b in [(2, 3), (17, 25)]]
+    states, outputs, losses = [], [], []
+    for compile_layers in (False, True):
+        student = HFStudent(fp32.model_copy(update={"compile_layers": compile_layers}), cache_dir, progress=False,
+                            seed=3)
+        metrics = student.train(make_examples(8), tmp_path / f"compiled-{compile_layers}", max_steps=2)
+        assert metrics["compiled_layers"] == (30 if compile_layers else 0)  # SmolLM2-135M's 30 decoder layers
+        assert all(layer._compiled_call_impl is None for layer in decoder_layers(student.model))
+        states.append(student.trainable_state())
+        outputs.append(student.generate(prompts))
+        losses.append(metrics["train_loss"])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+    assert outputs[0] == outputs[1]
+    assert states[0].keys() == states[1].keys()
+    differing = sum(int((~torch.isclose(states[0][k], states[1][k], atol=1e-6, rtol=1e-4)).sum()) for k in states[0])
+    assert differing <= sum(v.numel() for v in states[0].values()) * 1e-3

@@ -35,6 +35,7 @@ from ioa.students.cast_weights import (
     layer_inputs_cast,
     merged_lora_copies,
 )
+from ioa.students.compiled_layers import compiled_layers
 from ioa.students.decode import greedy_continuous
 from ioa.students.fused_lora import fused_lora_layers
 from ioa.students.hf_convert import StudentLoadError, load_pretrained
@@ -459,11 +460,13 @@ class HFStudent:
             start, horizon = lr_window if lr_window is not None else (0, steps)
             optimizers = (optimizer, run_decay(optimizer, start, horizon))
         with (self.frozen_cast(), self.layer_inputs_cast(), fused_lora_layers(self.model, self.cfg.fused_lora),
-              training_attention(self.model, self.cfg.train_attention, self.device.type)):
+              training_attention(self.model, self.cfg.train_attention, self.device.type),
+              compiled_layers(self.model, self.cfg.compile_layers, self.device.type) as n_compiled):
             metrics = run_sft(
                 self.model, self.tokenizer, examples, self.cfg, Path(out_dir),
                 steps=steps, progress=self.progress, seed=self.seed, optimizers=optimizers, **self._train_kwargs(),
             )
+        metrics["compiled_layers"] = n_compiled
         if optimizers is not None and self.cfg.carry_optimizer:
             self.optimizer_state = optimizers[0].state_dict()
         self.model.eval()
