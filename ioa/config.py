@@ -550,7 +550,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # column procedures (bench/results/2026-12-06-division-table-shared-budget.md)
         "synthesis": {"examples_per_module": 64, "remedial_examples_per_module": 24, "max_remedial_rounds": 1,
                       "replay_fraction": 0.1, "share_shortfall": True},
-        # compile_layers: 1.13x the loss-bearing tokens/s of the same path eager, the same loss curve
+        # compile_layers: 1.13-1.31x the loss-bearing tokens/s of the same path eager, the same loss curve
         # (bench/results/2026-12-06-compiled-layers.md)
         "student": {"max_steps_per_stage": 160, "epochs": 10.0, "max_new_tokens": 192, "compile_layers": True},
         "budget": {"max_steps": 152},
