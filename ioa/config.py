@@ -346,8 +346,9 @@ class StudentConfig(Section):
         False, description="training rounds run each decoder layer compiled by torch.compile (inductor, dynamic "
         "shapes, one graph shared by the layers; undone for generation): RMSNorm, SiLU, the rotary embedding and the "
         "residual sums fused into a few loops per layer. Costs a compile on the first step of a process (about a "
-        "minute on two busy CPU threads; inductor's disk cache makes later processes' shorter). On a CPU it needs a "
-        "C++ compiler and trains uncompiled without one (ioa/students/compiled_layers.py). On in the default preset, "
+        "minute on two CPU threads with inductor's disk cache empty, ~15 s with it warm). On a CPU it needs a C++ "
+        "compiler and trains uncompiled without one; a compile that fails falls back to the eager layers "
+        "(ioa/students/compiled_layers.py). On in the default preset, "
         "where it was measured")
     fused_lora: bool = Field(
         True, description="training runs each LoRA layer as addmm(base(x), lora_A(x) * scaling, B^T): the scaling on "

@@ -45,6 +45,26 @@ def test_compiled_layers_give_the_eager_loss_and_gradients_at_two_lengths_and_ar
     assert torch.equal(again, eager[0][0])
 
 
+def test_a_compile_that_fails_falls_back_to_the_eager_layers(monkeypatch):
+    """Inductor raising (as a broken toolchain would): the round runs the eager layers, the same loss, instead of
+    raising."""
+    import torch._inductor.compile_fx as inductor_entry
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the C++ compiler failed")
+
+    monkeypatch.setattr(inductor_entry, "compile_fx", broken)
+    torch._dynamo.reset()  # graphs compiled by earlier tests would be reused without compiling
+    model = lora_llama()
+    inputs = padded(batch(), 8)
+    eager, _ = loss_and_grads(model, inputs)
+    with compiled.compiled_layers(model) as count:
+        assert count == 2
+        fallback, _ = loss_and_grads(model, inputs)
+    assert torch.equal(fallback, eager)
+    torch._dynamo.reset()
+
+
 def test_no_cpp_compiler_trains_uncompiled_and_says_so(monkeypatch, caplog):
     model = lora_llama()
     monkeypatch.setattr(compiled, "cpp_compiler", lambda: None)

@@ -10,7 +10,9 @@ round or run loads it instead of building it again.
 
 The compile is undone when the round ends (`_compiled_call_impl`, the attribute `Module.compile` sets, cleared):
 generation runs the layers as they were, with their KV caches, instead of tracing new graphs for them. On a CPU
-inductor needs a C++ compiler; without one the round trains uncompiled and says so.
+inductor needs a C++ compiler; without one the round trains uncompiled and says so. A compile that fails all the
+same (a broken toolchain, an op inductor cannot lower) falls back to the eager layers with torch's warning
+(dynamo's `suppress_errors`, for the round only) instead of ending the run.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import shutil
 from contextlib import contextmanager
 from typing import Iterator
 
+import torch
 from torch import nn
 
 __all__ = ["compiled_layers", "cpp_compiler", "decoder_layers"]
@@ -58,7 +61,8 @@ def compiled_layers(model: nn.Module, enabled: bool = True, device_type: str = "
     for layer in layers:
         layer.compile(dynamic=True)
     try:
-        yield len(layers)
+        with torch._dynamo.config.patch(suppress_errors=True):
+            yield len(layers)
     finally:
         for layer in layers:
             layer._compiled_call_impl = None  # what nn.Module.compile set; there is no public way to undo it
