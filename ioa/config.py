@@ -348,8 +348,7 @@ class StudentConfig(Section):
         "residual sums fused into a few loops per layer. Costs a compile on the first step of a process (about a "
         "minute on two CPU threads with inductor's disk cache empty, ~15 s with it warm). On a CPU it needs a C++ "
         "compiler and trains uncompiled without one; a compile that fails falls back to the eager layers "
-        "(ioa/students/compiled_layers.py). On in the default preset, "
-        "where it was measured")
+        "(ioa/students/compiled_layers.py). On in the default preset, where it was measured")
     fused_lora: bool = Field(
         True, description="training runs each LoRA layer as addmm(base(x), lora_A(x) * scaling, B^T): the scaling on "
         "the rank-r product and the sum inside the matmul, instead of PEFT's scaling and sum over the layer's whole "

@@ -68,6 +68,13 @@ def same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def nearly_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    """The same adapters within float rounding. AdamW's first step moves each weight by lr * g / |g|: where a
+    gradient is ~0, rounding may flip its sign, so up to 0.1% of the weights may differ by 2 * lr; the rest agree."""
+    differing = sum(int((~torch.isclose(a[k], b[k], atol=1e-6, rtol=1e-4)).sum()) for k in a)
+    return a.keys() == b.keys() and differing <= sum(v.numel() for v in a.values()) * 1e-3
+
+
 def test_load_converts_gguf_once_and_caches(student, cache_dir):
     folder = cache_dir / "models" / "smollm2-135m"
     assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
@@ -335,12 +342,7 @@ def test_regrouped_steps_train_the_same_update(cache_dir, tmp_path):
         states.append(student.trainable_state())
         losses.append(metrics["train_loss"][0])
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
-    assert states[0].keys() == states[1].keys()
-    # AdamW's first step moves each weight by lr * g / |g|: where a gradient is ~0, float rounding may flip its sign,
-    # so a few weights differ by 2 * lr; the rest must agree
-    differing = sum(int((~torch.isclose(states[0][k], states[1][k], atol=1e-6, rtol=1e-4)).sum()) for k in states[0])
-    total = sum(v.numel() for v in states[0].values())
-    assert differing <= total * 1e-3, (differing, total)
+    assert nearly_same_state(states[0], states[1])
 
 
 def test_the_regrouping_sampler_follows_the_runs_seed(student, tmp_path):
@@ -438,6 +440,4 @@ def test_compiled_layers_train_the_same_losses_and_generation_runs_them_eagerly(
         losses.append(metrics["train_loss"])
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)
     assert outputs[0] == outputs[1]
-    assert states[0].keys() == states[1].keys()
-    differing = sum(int((~torch.isclose(states[0][k], states[1][k], atol=1e-6, rtol=1e-4)).sum()) for k in states[0])
-    assert differing <= sum(v.numel() for v in states[0].values()) * 1e-3
+    assert nearly_same_state(states[0], states[1])
