@@ -231,7 +231,7 @@ def adapt_solution(
 
 RAW = {"decompose": False, "template": False, "simplify": False, "analogies": False, "expand_steps": False,
        "atomic_steps": False, "explicit_digits": False, "peel_columns": False, "carry_steps": False,
-       "checked_steps": False, "table_steps": False, "table_stop": False, "long_division": False}
+       "borrow_steps": False, "checked_steps": False, "table_steps": False, "table_stop": False, "long_division": False}
 # Each candidate form of the calibration pilot (ioa.calibrate), keyed by the names config.ADAPTER_FORMS
 # validates (a test holds the two lists equal; config cannot import this module).
 FORM_CHANGES: dict[str, dict[str, object]] = {
@@ -249,6 +249,7 @@ FORM_CHANGES: dict[str, dict[str, object]] = {
     "table-stop": {"table_stop": True},
     "long": {"long_division": True},
     "carry": {"carry_steps": True},
+    "borrow": {"borrow_steps": True},
 }
 
 

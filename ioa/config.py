@@ -99,7 +99,7 @@ class OrganizerConfig(Section):
 
 
 ADAPTER_FORMS = ("configured", "raw", "goal", "anchor", "structured", "explicit", "atomic", "peeled", "expand",
-                 "checked", "table", "table-stop", "long", "carry")
+                 "checked", "table", "table-stop", "long", "carry", "borrow")
 
 
 class CalibrationConfig(Section):
@@ -115,7 +115,7 @@ class CalibrationConfig(Section):
         "configured), raw (the teacher's lines), goal (+ goal line), anchor (+ anchor line), structured (the "
         "paper's layout), explicit (explicit digits), atomic (atomic steps), peeled (peel_columns), expand "
         "(expand_steps), checked (checked_steps), table (table_steps), table-stop (table_stop), long (long_division), "
-        "carry (carry_steps); "
+        "carry (carry_steps), borrow (borrow_steps); "
         "a form that writes every pilot example as an earlier form does is not trained")
     examples_per_module: int = Field(8, ge=1, le=10_000, description="pilot problems per target module, the same "
                                      "problems in every form (counted once against budget.max_examples)")
@@ -163,6 +163,12 @@ class AdapterConfig(Section):
         "the carry first ('Tens: 5 + 1 = 6, 6 + 9 = 15.' for '5 + 9 + 1 = 15'), where the domain has such a "
         "rewrite; the LLM Adapter does not do it. In the explicit-digits form at the default budget most wrong "
         "column additions left dropped a term of the three-term sum ('5 + 1 + 1 = 6')")
+    borrow_steps: bool = Field(
+        False, description="in whichever form the column procedures are trained, a borrowed column difference with "
+        "a teen minuend is taken through ten ('so borrow: 10 - 8 = 2, 2 + 7 = 9.' for '17 - 8 = 9'), a complement "
+        "of ten and an addition fact under ten, where the domain has such a rewrite; the LLM Adapter does not do it. "
+        "In the explicit-digits form with carry steps at the default budget most wrong column subtractions had "
+        "every digit right and the teen fact one off ('17 - 8 = 8'), a fact the probes' band never asks")
     peel_columns: bool = Field(
         False, description="train the column procedures (arithmetic: multi-digit addition and subtraction) on the "
         "domain's form that follows each column line with the numbers left without the digits used so far ('Left: "

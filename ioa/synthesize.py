@@ -23,6 +23,7 @@ from ioa.domains.base import (
     Domain,
     WorksSteps,
     WritesAtomicSteps,
+    WritesBorrowSteps,
     WritesCarrySteps,
     WritesCheckedSteps,
     WritesExplicitDigits,
@@ -153,8 +154,8 @@ def solving_text(domain: Domain, problem: Problem, text: str, adapter: AdapterCo
     """The solving lines the Adapter rewrites: the domain's own form of the problem for the first switch of
     DOMAIN_FORMS that is on and has one (atomic steps, stopped table, table steps, long division, checked steps,
     explicit digits, peeled columns), else the teacher's own; with `carry_steps`, those lines with each carried
-    three-term sum taken as two sums. The teacher's answer was checked already; these lines come from the problem
-    itself and end on the same answer."""
+    three-term sum taken as two sums; with `borrow_steps`, each borrowed teen difference taken through ten. The
+    teacher's answer was checked already; these lines come from the problem itself and end on the same answer."""
     for switch, capability, form in DOMAIN_FORMS:
         if getattr(adapter, switch) and isinstance(domain, capability):
             lines = getattr(domain, form)(problem)
@@ -163,6 +164,8 @@ def solving_text(domain: Domain, problem: Problem, text: str, adapter: AdapterCo
                 break
     if adapter.carry_steps and isinstance(domain, WritesCarrySteps):
         text = "\n".join(domain.carry_step_lines(text.splitlines()))
+    if adapter.borrow_steps and isinstance(domain, WritesBorrowSteps):
+        text = "\n".join(domain.borrow_step_lines(text.splitlines()))
     return text
 
 

@@ -248,6 +248,28 @@ def test_carry_steps_rewrite_the_carried_sums_of_the_form_the_column_modules_are
     assert raw_solutions(RunConfig(adapter={"carry_steps": True})).adapter.carry_steps is False
 
 
+@pytest.mark.parametrize("explicit", [False, True])
+def test_borrow_steps_rewrite_the_borrowed_differences_of_the_form_the_column_modules_are_trained_in(explicit):
+    from ioa.config import RunConfig
+    from ioa.methods.base import raw_solutions
+
+    cfg = AdapterConfig(explicit_digits=explicit, carry_steps=True, borrow_steps=True)
+    plain = {e.id: e for e in column_and_fact_examples(cfg.model_copy(update={"borrow_steps": False}))}
+    rewritten = 0
+    for e in column_and_fact_examples(cfg):
+        problem = DOMAIN.generate(e.module, e.difficulty, int(e.problem_id.split("-")[1]))
+        form = (DOMAIN.explicit_lines(problem) if explicit else None) or problem.solution.splitlines()
+        assert e.completion.splitlines()[:-1] == DOMAIN.borrow_step_lines(DOMAIN.carry_step_lines(form))
+        assert e.raw == plain[e.id].raw
+        if re.search(r"borrow: 1[1-8] - ", plain[e.id].completion):
+            rewritten += 1
+            assert e.module == "multi_digit_subtraction" and "borrow: 10 - " in e.completion
+        else:
+            assert e.completion == plain[e.id].completion
+    assert rewritten > 0
+    assert raw_solutions(RunConfig(adapter={"borrow_steps": True})).adapter.borrow_steps is False
+
+
 def test_the_default_preset_trains_the_column_procedures_in_explicit_digits_with_carry_steps():
     from ioa.config import load_config
 

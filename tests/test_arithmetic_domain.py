@@ -391,6 +391,45 @@ def test_carry_steps_take_every_carried_column_as_two_true_facts_in_each_column_
     assert DOMAIN.carry_step_lines(subtraction) == subtraction
 
 
+def test_borrow_through_ten_writes_a_teen_difference_as_a_complement_and_a_fact_and_leaves_other_lines():
+    from ioa.domains.arithmetic import borrow_through_ten
+
+    assert borrow_through_ten("Ones: 7 is less than 8, so borrow: 17 - 8 = 9. So far: 9.") == \
+        "Ones: 7 is less than 8, so borrow: 10 - 8 = 2, 2 + 7 = 9. So far: 9."
+    assert borrow_through_ten("Tens: 3 - 1 = 2 after lending, 2 is less than 7, so borrow: 12 - 7 = 5.") == \
+        "Tens: 3 - 1 = 2 after lending, 2 is less than 7, so borrow: 10 - 7 = 3, 3 + 2 = 5."
+    for kept in ("Ones: 0 is less than 3, so borrow: 10 - 3 = 7. So far: 7.",  # already ten minus a digit
+                 "Tens: 0 - 1 = -1 after lending, -1 is less than 6, so borrow: 9 - 6 = 3.",  # minuend 9
+                 "Ones: 7 is less than 8, so borrow: 17 - 8 = 8.",  # a wrong difference stays
+                 "Ones: 8 - 7 = 1.", "Tens: 5 + 9 + 1 = 15. Write 5 and carry 1.", "17 - 8 = 9."):
+        assert borrow_through_ten(kept) == kept
+
+
+@pytest.mark.parametrize("form", ["teacher", "explicit", "peeled"])
+def test_borrow_steps_take_every_teen_borrow_as_two_true_facts_in_each_column_form(form):
+    from ioa.domains.base import WritesBorrowSteps
+
+    assert isinstance(DOMAIN, WritesBorrowSteps)
+    borrowed = 0
+    for p in problems("multi_digit_subtraction"):
+        lines = {"teacher": p.solution.splitlines(), "explicit": DOMAIN.explicit_lines(p),
+                 "peeled": DOMAIN.peeled_lines(p)}[form]
+        stepped = DOMAIN.borrow_step_lines(lines)
+        assert len(stepped) == len(lines)
+        for before, after in zip(lines, stepped):
+            assert not re.search(r"borrow: 1[1-8] - ", after), after
+            if after != before:
+                borrowed += 1
+                ten, y, complement, again, have, diff = map(int, re.findall(r"\d+", after.split("borrow: ")[1])[:6])
+                assert (ten, complement, again, complement + have) == (10, 10 - y, 10 - y, diff), after
+                assert before.split("borrow: ")[0] == after.split("borrow: ")[0]  # the column's head: the same
+                assert before.split(f" = {diff}", 1)[1] == after.rsplit(f" = {diff}", 1)[1]  # and what follows
+        assert DOMAIN.check(p, "\n".join(stepped) + "\nAnswer: " + p.answer)
+    assert borrowed > 0
+    addition = DOMAIN.generate("multi_digit_addition", 0.5, 3).solution.splitlines()
+    assert DOMAIN.borrow_step_lines(addition) == addition
+
+
 def test_atomic_division_walks_up_the_divisors_times_table_to_the_dividend():
     from ioa.domains.arithmetic import division_by_table_lines
 

@@ -173,6 +173,26 @@ def carry_first(line: str) -> str:
     return f"{m['head']}{a} + 1 = {a + 1}, {a + 1} + {b} = {total}{m['rest']}"
 
 
+# A column line (column_sub_columns) that borrows into a digit of 1-8: `... so borrow: 17 - 8 = 9.`
+BORROWED_DIFFERENCE = re.compile(r"^(?P<lead>.*so borrow: )1(?P<have>[1-8]) - (?P<y>\d) = (?P<diff>\d)(?P<rest>\..*)$")
+
+
+def borrow_through_ten(line: str) -> str:
+    """A column line whose borrowed difference has a teen minuend (`Ones: 7 is less than 8, so borrow: 17 - 8 =
+    9.`) with the difference taken through ten (`... so borrow: 10 - 8 = 2, 2 + 7 = 9.`): a complement of ten and
+    an addition fact under ten, in place of a teen subtraction fact the probes' band never asks (its facts stop at
+    about 9 - 4). At the default budget most wrong column subtractions left in the explicit-digits form had every
+    digit right and the teen fact one off (`17 - 8 = 8`, `16 - 8 = 9`, `11 - 3 = 7`). A borrow into 0 or -1 (its
+    minuend 10 or 9) and every other line come back unchanged."""
+    m = BORROWED_DIFFERENCE.match(line)
+    if m is None:
+        return line
+    have, y, diff = int(m["have"]), int(m["y"]), int(m["diff"])
+    if 10 + have - y != diff:
+        return line
+    return f"{m['lead']}10 - {y} = {10 - y}, {10 - y} + {have} = {diff}{m['rest']}"
+
+
 def place_listing(n: int) -> str:
     """'958: hundreds 9, tens 5, ones 8.': every digit once, under the name of its place."""
     named = [f"{PLACES[place]} {d}" for place, d in reversed(list(enumerate(digits(n))))]
@@ -751,6 +771,11 @@ class ArithmeticDomain:
         """Each column sum with a carry as a third term taken carry first (`carry_first`), in any of the column
         procedures' forms (the teacher's, explicit digits, peeled columns)."""
         return [carry_first(line) for line in lines]
+
+    def borrow_step_lines(self, lines: list[str]) -> list[str]:
+        """Each borrowed column difference with a teen minuend taken through ten (`borrow_through_ten`), in any of
+        the column procedures' forms (the teacher's, explicit digits, peeled columns)."""
+        return [borrow_through_ten(line) for line in lines]
 
     def peeled_lines(self, problem: Problem) -> list[str] | None:
         """The column procedures with the numbers left after each column (`column_add_peeled_lines`);

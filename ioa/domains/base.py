@@ -92,6 +92,18 @@ class WritesCarrySteps(Protocol):
 
 
 @runtime_checkable
+class WritesBorrowSteps(Protocol):
+    """Optional domain capability: solving lines in which a borrowed difference with a teen minuend is taken
+    through ten, a complement of ten and an addition fact (the Adapter's `borrow_steps` rewrites any of the
+    domain's forms with it)."""
+
+    def borrow_step_lines(self, lines: list[str]) -> list[str]:
+        """The same lines with each borrowed column difference (`17 - 8 = 9`) written through ten
+        (`10 - 8 = 2, 2 + 7 = 9`); the other lines unchanged."""
+        ...
+
+
+@runtime_checkable
 class WritesPeeledColumns(Protocol):
     """Optional domain capability: a digit-by-digit solution in which each column line is followed by
     the numbers without the digits used so far, so every column takes last digits (the Adapter's
