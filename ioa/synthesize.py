@@ -21,6 +21,7 @@ from ioa.config import AdapterConfig
 from ioa.domains.base import (
     ChecksMany,
     Domain,
+    PosesSteps,
     WorksSteps,
     WritesAtomicSteps,
     WritesBorrowSteps,
@@ -126,12 +127,17 @@ def worked_steps(domain: Domain, problem: Problem, expand: frozenset[str],
                  adapter: AdapterConfig) -> dict[str, list[str]]:
     """The domain's worked lines for each of the problem's steps whose module is in `expand` (the
     modules the student has not mastered), keyed by step question: what `adapter.expand_steps` writes
-    out. Empty when the transform is off or the domain has no worked steps."""
+    out. Where the domain poses the step as a problem of its module (`PosesSteps`), the lines are in the form
+    the Adapter trains that module in (explicit digits, carry and borrow steps), so a composite repeats its
+    prerequisite's own lines. Empty when the transform is off or the domain has no worked steps."""
     if not (adapter.expand_steps and expand and isinstance(domain, WorksSteps)):
         return {}
     worked = {}
     for step in problem.steps:
         lines = domain.worked_step(step) if step.module in expand else None
+        posed = domain.step_problem(step) if lines and isinstance(domain, PosesSteps) else None
+        if posed is not None:  # the form the step's own module is trained in, as in its own examples
+            lines = solving_text(domain, posed, posed.solution, adapter).splitlines()
         if lines:
             worked[step.question] = lines
     return worked

@@ -158,6 +158,32 @@ def test_expand_steps_writes_an_unmastered_step_out_in_its_own_module_form():
     assert checked == 30
 
 
+def test_an_expanded_step_is_written_in_the_form_its_own_module_is_trained_in():
+    """With explicit digits, carry and borrow steps on, an expanded column step repeats the lines the column
+    module's own examples are trained on, not the teacher's column lines."""
+    from ioa.domains.arithmetic import (
+        borrow_through_ten,
+        carry_first,
+        column_add_explicit_lines,
+        column_sub_explicit_lines,
+    )
+    from ioa.synthesize import worked_steps
+
+    cfg = AdapterConfig(expand_steps=True, explicit_digits=True, carry_steps=True, borrow_steps=True)
+    both = frozenset({"multi_digit_addition", "multi_digit_subtraction"})
+    for seed in range(20):
+        p = DOMAIN.generate("order_of_operations", 0.3, seed)
+        worked = worked_steps(DOMAIN, p, both, cfg)
+        add, sub = (next(s for s in p.steps if s.module == m) for m in sorted(both))
+        (a, b), (c, e) = ([int(x) for x in re.findall(r"\d+", s.question)] for s in (add, sub))
+        assert worked[add.question] == [carry_first(line) for line in column_add_explicit_lines(a, b)]
+        assert worked[sub.question] == [borrow_through_ten(line) for line in column_sub_explicit_lines(c, e)]
+        text = adapt_solution(p, p.solution, "raw", MODULES["order_of_operations"], cfg, None, worked)
+        assert DOMAIN.check(p, text) and f"So {a} + {b} = {a + b}." in text and "So far: " in text
+    plain = worked_steps(DOMAIN, DOMAIN.generate("order_of_operations", 0.3, 0), both, EXPAND)
+    assert all("So far" not in line for lines in plain.values() for line in lines)  # the teacher's column lines
+
+
 def test_expand_steps_leaves_lines_that_do_not_state_the_step():
     from ioa.adapt import expand_steps
 

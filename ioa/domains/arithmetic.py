@@ -715,6 +715,18 @@ class ArithmeticDomain:
             return [f"Count by {a}s, {b} times: {counts}.", f"So {a} × {b} = {a * b}."]
         return None
 
+    def step_problem(self, step: Step) -> Problem | None:
+        """A two-number step ("What is 1300 + 455?") as a problem of its module with the worked lines as its
+        solution and the numbers where the column forms read them; None where `worked_step` has no lines."""
+        lines = self.worked_step(step)
+        found = STEP_QUESTION.fullmatch(step.question.strip())
+        if not lines or not found:
+            return None
+        a, op, b = found["a"], found["op"], found["b"]
+        return Problem(id=f"step-{step.module}-{a}{op}{b}", module=step.module, difficulty=0.0,
+                       question=step.question, answer=step.answer, solution="\n".join(lines),
+                       meta={"a": int(a), "b": int(b)})
+
     def atomic_lines(self, problem: Problem) -> list[str] | None:
         """The problem's solving lines with no line beyond a lower module's one step: multi-digit
         multiplication by place value (the generator's lines put a many-digit product such as

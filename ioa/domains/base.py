@@ -69,6 +69,18 @@ class WorksSteps(Protocol):
 
 
 @runtime_checkable
+class PosesSteps(Protocol):
+    """Optional domain capability: one step of a composite problem posed as a problem of its own module, so the
+    Adapter's `expand_steps` writes the step in the form that module is trained in (explicit digits, carry and
+    borrow steps), not only in the teacher's lines for it."""
+
+    def step_problem(self, step: Step) -> Problem | None:
+        """The step as a problem of `step.module` (its question, answer, worked lines and whatever the domain's
+        forms read); None when the domain cannot pose it."""
+        ...
+
+
+@runtime_checkable
 class WritesExplicitDigits(Protocol):
     """Optional domain capability: a problem's solution with every digit a line uses named by its place
     before use and a running result, where its module works digit by digit (the Adapter's
