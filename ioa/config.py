@@ -168,7 +168,10 @@ class AdapterConfig(Section):
         "a teen minuend is taken through ten ('so borrow: 10 - 8 = 2, 2 + 7 = 9.' for '17 - 8 = 9'), a complement "
         "of ten and an addition fact under ten, where the domain has such a rewrite; the LLM Adapter does not do it. "
         "In the explicit-digits form with carry steps at the default budget most wrong column subtractions had "
-        "every digit right and the teen fact one off ('17 - 8 = 8'), a fact the probes' band never asks")
+        "every digit right and the teen fact one off ('17 - 8 = 8'), a fact the probes' band never asks. Off: on the "
+        "default preset (seeds 0-4, paired with the same runs without it) column subtraction rose 85 -> 93% (4 seeds "
+        "of 5) but the deficient modules fell -2.2 [-8.9, +3.9] and the known -1.7, within noise (division facts 87 "
+        "-> 75, column addition 91 -> 85); bench/results/2026-12-06-borrow-steps.md")
     peel_columns: bool = Field(
         False, description="train the column procedures (arithmetic: multi-digit addition and subtraction) on the "
         "domain's form that follows each column line with the numbers left without the digits used so far ('Left: "
