@@ -367,25 +367,32 @@ def test_carry_first_writes_a_carried_three_term_sum_as_two_facts_and_leaves_oth
         assert carry_first(kept) == kept
 
 
+def rewritten_column_lines(module_id: str, form: str, rewrite):
+    """(line before, line after) for every solving line of the test grid's problems of a column module in one of
+    its forms (the teacher's, explicit digits, peeled columns) with a line rewrite applied (the Adapter's carry or
+    borrow steps); each problem's rewritten lines keep their count and still end on its checked answer."""
+    for p in problems(module_id):
+        lines = {"teacher": p.solution.splitlines(), "explicit": DOMAIN.explicit_lines(p),
+                 "peeled": DOMAIN.peeled_lines(p)}[form]
+        stepped = rewrite(lines)
+        assert len(stepped) == len(lines)
+        assert DOMAIN.check(p, "\n".join(stepped) + "\nAnswer: " + p.answer)
+        yield from zip(lines, stepped)
+
+
 @pytest.mark.parametrize("form", ["teacher", "explicit", "peeled"])
 def test_carry_steps_take_every_carried_column_as_two_true_facts_in_each_column_form(form):
     from ioa.domains.base import WritesCarrySteps
 
     assert isinstance(DOMAIN, WritesCarrySteps)
     carried = 0
-    for p in problems("multi_digit_addition"):
-        lines = {"teacher": p.solution.splitlines(), "explicit": DOMAIN.explicit_lines(p),
-                 "peeled": DOMAIN.peeled_lines(p)}[form]
-        stepped = DOMAIN.carry_step_lines(lines)
-        assert len(stepped) == len(lines)
-        for before, after in zip(lines, stepped):
-            assert not re.search(r"\d \+ \d \+ 1 =", after), after
-            if after != before:
-                carried += 1
-                a, one, first, again, b, total = map(int, re.findall(r"\d+", after.split(". ")[0]))
-                assert (one, first, again, first + b, total) == (1, a + 1, a + 1, total, total), after
-                assert after.split(". ", 1)[1] == before.split(". ", 1)[1]  # what is written and after: the same
-        assert DOMAIN.check(p, "\n".join(stepped) + "\nAnswer: " + p.answer)
+    for before, after in rewritten_column_lines("multi_digit_addition", form, DOMAIN.carry_step_lines):
+        assert not re.search(r"\d \+ \d \+ 1 =", after), after
+        if after != before:
+            carried += 1
+            a, one, first, again, b, total = map(int, re.findall(r"\d+", after.split(". ")[0]))
+            assert (one, first, again, first + b, total) == (1, a + 1, a + 1, total, total), after
+            assert after.split(". ", 1)[1] == before.split(". ", 1)[1]  # what is written and after: the same
     assert carried > 0
     subtraction = DOMAIN.generate("multi_digit_subtraction", 0.5, 3).solution.splitlines()
     assert DOMAIN.carry_step_lines(subtraction) == subtraction
@@ -411,20 +418,14 @@ def test_borrow_steps_take_every_teen_borrow_as_two_true_facts_in_each_column_fo
 
     assert isinstance(DOMAIN, WritesBorrowSteps)
     borrowed = 0
-    for p in problems("multi_digit_subtraction"):
-        lines = {"teacher": p.solution.splitlines(), "explicit": DOMAIN.explicit_lines(p),
-                 "peeled": DOMAIN.peeled_lines(p)}[form]
-        stepped = DOMAIN.borrow_step_lines(lines)
-        assert len(stepped) == len(lines)
-        for before, after in zip(lines, stepped):
-            assert not re.search(r"borrow: 1[1-8] - ", after), after
-            if after != before:
-                borrowed += 1
-                ten, y, complement, again, have, diff = map(int, re.findall(r"\d+", after.split("borrow: ")[1])[:6])
-                assert (ten, complement, again, complement + have) == (10, 10 - y, 10 - y, diff), after
-                assert before.split("borrow: ")[0] == after.split("borrow: ")[0]  # the column's head: the same
-                assert before.split(f" = {diff}", 1)[1] == after.rsplit(f" = {diff}", 1)[1]  # and what follows
-        assert DOMAIN.check(p, "\n".join(stepped) + "\nAnswer: " + p.answer)
+    for before, after in rewritten_column_lines("multi_digit_subtraction", form, DOMAIN.borrow_step_lines):
+        assert not re.search(r"borrow: 1[1-8] - ", after), after
+        if after != before:
+            borrowed += 1
+            ten, y, complement, again, have, diff = map(int, re.findall(r"\d+", after.split("borrow: ")[1])[:6])
+            assert (ten, complement, again, complement + have) == (10, 10 - y, 10 - y, diff), after
+            assert before.split("borrow: ")[0] == after.split("borrow: ")[0]  # the column's head: the same
+            assert before.split(f" = {diff}", 1)[1] == after.rsplit(f" = {diff}", 1)[1]  # and what follows
     assert borrowed > 0
     addition = DOMAIN.generate("multi_digit_addition", 0.5, 3).solution.splitlines()
     assert DOMAIN.borrow_step_lines(addition) == addition
