@@ -134,10 +134,11 @@ def worked_steps(domain: Domain, problem: Problem, expand: frozenset[str],
         return {}
     worked = {}
     for step in problem.steps:
-        lines = domain.worked_step(step) if step.module in expand else None
-        posed = domain.step_problem(step) if lines and isinstance(domain, PosesSteps) else None
-        if posed is not None:  # the form the step's own module is trained in, as in its own examples
-            lines = solving_text(domain, posed, posed.solution, adapter).splitlines()
+        if step.module not in expand:
+            continue
+        posed = domain.step_problem(step) if isinstance(domain, PosesSteps) else None
+        # posed: the form the step's own module is trained in, as in its own examples (its solution is worked_step's)
+        lines = solving_text(domain, posed, posed.solution, adapter).splitlines() if posed else domain.worked_step(step)
         if lines:
             worked[step.question] = lines
     return worked
